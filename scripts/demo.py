@@ -1,0 +1,18 @@
+"""`make demo`: the embedded default end to end, then one table of test accuracy per model.
+
+Extra flags apply to every stage, e.g. `python scripts/demo.py --max_steps 20` for a smoke run.
+"""
+
+import sys
+
+from tunekit.cli import setup_logging
+from tunekit.demo import format_table, run_demo
+from tunekit.errors import TunekitError
+
+if __name__ == "__main__":
+    setup_logging()
+    try:
+        rows = run_demo(sys.argv[1:])
+    except TunekitError as error:
+        sys.exit(f"error: {error}")
+    print("\n" + format_table(rows))

@@ -1,0 +1,15 @@
+"""Masked-LM pretraining. `accelerate launch scripts/pretrain.py [RECIPE] [--field value ...]`.
+
+With no recipe it runs the embedded default, recipes/tiny/pretrain.yaml. `--help` lists every field.
+"""
+
+import sys
+from pathlib import Path
+
+from tunekit.cli import run_script
+from tunekit.tasks import run_pretraining
+
+DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "pretrain.yaml"
+
+if __name__ == "__main__":
+    sys.exit(run_script(run_pretraining, default_recipe=str(DEFAULT_RECIPE)))

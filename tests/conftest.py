@@ -1,0 +1,102 @@
+"""Shared fixtures: tiny data written to real files, and tiny recipes, so tests exercise the
+same paths as users (file loading, tokenizer training, the loop) in seconds on a CPU."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_MODEL = [
+    "--model_type",
+    "modernbert",
+    "--vocab_size",
+    "300",
+    "--hidden_size",
+    "32",
+    "--num_hidden_layers",
+    "1",
+    "--num_attention_heads",
+    "2",
+    "--intermediate_size",
+    "64",
+    "--max_position_embeddings",
+    "64",
+    "--dropout",
+    "0.0",
+]
+QUIET = ["--disable_tqdm", "true", "--report_to", "none"]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="session")
+def corpus_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small slice of the synthetic corpus as jsonl files: unlabeled, train, validation, test."""
+    from tunekit.synthetic import build_synthetic_corpus
+
+    corpus = build_synthetic_corpus(seed=0, num_unlabeled=400, num_train=64, num_validation=32, num_test=32)
+    root = tmp_path_factory.mktemp("corpus")
+    files = {}
+    for split, dataset in corpus.items():
+        files[split] = write_jsonl(root / f"{split}.jsonl", [dict(row) for row in dataset])
+    return files
+
+
+@pytest.fixture
+def pretrain_argv(corpus_files: dict[str, Path], tmp_path: Path) -> list[str]:
+    return [
+        "--train_file",
+        str(corpus_files["unlabeled"]),
+        "--train_split",
+        "train",
+        *TINY_MODEL,
+        *QUIET,
+        "--max_seq_length",
+        "32",
+        "--per_device_train_batch_size",
+        "8",
+        "--learning_rate",
+        "1e-3",
+        "--output_dir",
+        str(tmp_path / "pretrain"),
+        "--logging_steps",
+        "1",
+        "--seed",
+        "1",
+    ]
+
+
+@pytest.fixture
+def finetune_argv(corpus_files: dict[str, Path], tmp_path: Path) -> list[str]:
+    return [
+        "--train_file",
+        str(corpus_files["train"]),
+        "--validation_file",
+        str(corpus_files["validation"]),
+        "--test_file",
+        str(corpus_files["test"]),
+        *TINY_MODEL,
+        *QUIET,
+        "--max_seq_length",
+        "48",
+        "--per_device_train_batch_size",
+        "8",
+        "--learning_rate",
+        "1e-3",
+        "--logging_steps",
+        "1",
+        "--output_dir",
+        str(tmp_path / "finetune"),
+        "--seed",
+        "1",
+    ]

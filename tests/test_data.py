@@ -1,0 +1,177 @@
+import gzip
+import json
+
+import numpy as np
+import pytest
+from datasets import Dataset
+
+from tunekit.config import DataArguments
+from tunekit.data import load_raw, prepare_splits, stratified_subset
+from tunekit.errors import TunekitError
+from tunekit.tokenization import (
+    BLOCK_ID,
+    load_tokenizer,
+    mlm_collator,
+    tokenize_and_pack,
+    tokenize_for_classification,
+    train_wordpiece,
+)
+
+ROWS = [{"text": f"review number {i} was {'great' if i % 2 else 'awful'}", "label": i % 2} for i in range(40)]
+
+
+def write_source(tmp_path, kind: str):
+    if kind == "csv":
+        path = tmp_path / "data.csv"
+        path.write_text("text,label\n" + "".join(f"{r['text']},{r['label']}\n" for r in ROWS))
+    elif kind == "jsonl.gz":
+        path = tmp_path / "data.jsonl.gz"
+        with gzip.open(path, "wt") as handle:
+            handle.writelines(json.dumps(r) + "\n" for r in ROWS)
+    elif kind == "json":
+        path = tmp_path / "data.json"
+        path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    elif kind == "parquet":
+        path = tmp_path / "data.parquet"
+        Dataset.from_list(ROWS).to_parquet(str(path))
+    else:
+        path = tmp_path / "data.txt"
+        path.write_text("".join(r["text"] + "\n" for r in ROWS))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["csv", "json", "jsonl.gz", "parquet"])
+def test_labeled_file_sources(tmp_path, kind):
+    args = DataArguments(train_file=[str(write_source(tmp_path, kind))], validation_split_percentage=25)
+    splits = prepare_splits(load_raw(args), args, seed=0, labeled=True)
+    assert len(splits.train) == 30 and len(splits.validation) == 10
+    assert sorted(set(splits.validation["label"])) == [0, 1]
+    assert splits.train.features["label"].num_classes == 2
+
+
+def test_text_file_source_for_pretraining(tmp_path):
+    args = DataArguments(train_file=[str(write_source(tmp_path, "txt"))])
+    splits = prepare_splits(load_raw(args), args, seed=0, labeled=False)
+    assert len(splits.train) + len(splits.validation) == 40
+    assert splits.train.column_names == ["text"]
+
+
+def test_synthetic_source_has_all_splits():
+    args = DataArguments(dataset_name="synthetic")
+    raw = load_raw(args)
+    assert {"unlabeled", "train", "validation", "test"} <= set(raw)
+    pretrain = prepare_splits(raw, DataArguments(dataset_name="synthetic", train_split="unlabeled"), 0, False)
+    assert pretrain.test is None and len(pretrain.train) == len(raw["unlabeled"])
+
+
+def test_hub_name_offline_is_a_clear_error():
+    with pytest.raises(TunekitError, match="dataset_name 'no-such/dataset' could not be loaded"):
+        load_raw(DataArguments(dataset_name="no-such/dataset"))
+
+
+def test_bad_columns_and_splits_are_named(tmp_path):
+    path = str(write_source(tmp_path, "csv"))
+    args = DataArguments(train_file=[path], text_column="body")
+    with pytest.raises(TunekitError, match="text_column 'body'"):
+        prepare_splits(load_raw(args), args, 0, True)
+    args = DataArguments(train_file=[path], train_split="train+unsupervised")
+    with pytest.raises(TunekitError, match="train_split: no split.*unsupervised"):
+        prepare_splits(load_raw(args), args, 0, True)
+
+
+def test_validation_carve_is_deterministic_and_seeded(tmp_path):
+    args = DataArguments(train_file=[str(write_source(tmp_path, "csv"))])
+    raw = load_raw(args)
+    first, again = (prepare_splits(raw, args, seed=3, labeled=True) for _ in range(2))
+    other = prepare_splits(raw, args, seed=4, labeled=True)
+    assert first.validation["text"] == again.validation["text"]
+    assert first.validation["text"] != other.validation["text"]
+    assert not set(first.validation["text"]) & set(first.train["text"])
+
+
+def test_stratified_budget_keeps_class_shares_and_nests():
+    labels = [0] * 900 + [1] * 100
+    dataset = Dataset.from_dict({"text": [str(i) for i in range(1000)], "label": labels})
+    small, large = stratified_subset(dataset, 50, "label", 0), stratified_subset(dataset, 200, "label", 0)
+    assert len(small) == 50 and np.bincount(small["label"]).tolist() == [45, 5]
+    assert np.bincount(large["label"]).tolist() == [180, 20]
+    assert set(small["text"]) <= set(large["text"])  # learning curves compare like with like
+    assert stratified_subset(dataset, 50, "label", 0)["text"] == small["text"]
+    assert stratified_subset(dataset, 50, "label", 1)["text"] != small["text"]
+    assert len(stratified_subset(dataset, 5000, "label", 0)) == 1000
+    with pytest.raises(TunekitError, match="max_train_samples=1"):
+        stratified_subset(dataset, 1, "label", 0)
+
+
+def test_label_budget_applies_to_train_only(tmp_path):
+    args = DataArguments(train_file=[str(write_source(tmp_path, "csv"))], max_train_samples=6)
+    splits = prepare_splits(load_raw(args), args, 0, True)
+    assert len(splits.train) == 6 and sorted(splits.train["label"]) == [0, 0, 0, 1, 1, 1]
+    assert len(splits.validation) == 4
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    texts = [r["text"] for r in ROWS] * 5
+    return train_wordpiece(texts, vocab_size=200, model_max_length=64)
+
+
+def test_tokenizer_training_is_reproducible():
+    texts = [r["text"] for r in ROWS] * 3 + ["glorvenak tesmirak pludak kravolen"] * 2
+    vocabularies = [train_wordpiece(texts, vocab_size=60, model_max_length=32).get_vocab() for _ in range(3)]
+    assert vocabularies[0] == vocabularies[1] == vocabularies[2]
+
+
+def test_tokenizer_training_and_reload(tokenizer, tmp_path):
+    encoded = tokenizer("review number 3 was great")
+    assert (
+        encoded["input_ids"][0] == tokenizer.cls_token_id
+        and encoded["input_ids"][-1] == tokenizer.sep_token_id
+    )
+    assert tokenizer.pad_token_id == 0 and tokenizer.mask_token == "[MASK]"
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = load_tokenizer(str(tmp_path))
+    assert reloaded("review number 3 was great")["input_ids"] == encoded["input_ids"]
+    assert reloaded.mask_token_id == tokenizer.mask_token_id
+    with pytest.raises(TunekitError, match="tokenizer_name_or_path"):
+        load_tokenizer(str(tmp_path / "missing"))
+
+
+def test_packing_makes_full_cls_sep_blocks(tokenizer):
+    dataset = Dataset.from_list(ROWS)
+    blocks = tokenize_and_pack(dataset, tokenizer, "text", block_size=16)
+    stream = sum(
+        (
+            tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.sep_token_id]
+            for t in dataset["text"]
+        ),
+        [],
+    )
+    assert len(blocks) == len(stream) // 14
+    assert all(
+        len(ids) == 16 and ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+        for ids in blocks["input_ids"]
+    )
+    assert blocks["input_ids"][0][1:15] == stream[:14]  # packing keeps the text in order
+    assert blocks[BLOCK_ID] == list(range(len(blocks)))
+    with pytest.raises(TunekitError, match="shorter than one block"):
+        tokenize_and_pack(dataset.select(range(1)), tokenizer, "text", block_size=64)
+
+
+def test_mlm_masks_depend_only_on_seed_epoch_and_block(tokenizer):
+    blocks = tokenize_and_pack(Dataset.from_list(ROWS * 3), tokenizer, "text", block_size=16)
+    rows = [dict(blocks[i]) for i in range(6)]
+    collator = mlm_collator(tokenizer, 0.3, seed=5)
+    whole = collator([dict(r) for r in rows])
+    halves = [collator([dict(r) for r in rows[:3]]), collator([dict(r) for r in rows[3:]])]
+    assert whole["labels"].tolist() == halves[0]["labels"].tolist() + halves[1]["labels"].tolist()
+    assert (whole["labels"] != -100).any()
+    collator.set_epoch(1)
+    assert collator([dict(r) for r in rows])["labels"].tolist() != whole["labels"].tolist()
+
+
+def test_classification_features_truncate_and_keep_labels(tokenizer):
+    dataset = Dataset.from_list(ROWS)
+    features = tokenize_for_classification(dataset, tokenizer, "text", "label", max_length=5)
+    assert max(len(ids) for ids in features["input_ids"]) == 5
+    assert features["labels"] == dataset["label"]

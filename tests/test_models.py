@@ -1,0 +1,117 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+import tunekit  # noqa: F401  (registers the LSTM with the Auto classes)
+from tunekit.config import ModelArguments
+from tunekit.errors import TunekitError
+from tunekit.lstm import LSTMForSequenceClassification
+from tunekit.models import build_classifier, build_masked_lm
+from tunekit.tokenization import train_wordpiece
+
+TEXTS = ["a truly gravolen film", "the plot was not tesmirak", "i watched it with my sister"] * 20
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_wordpiece(TEXTS, vocab_size=120, model_max_length=64)
+
+
+def tiny(model_type: str, **overrides) -> ModelArguments:
+    values = dict(
+        model_type=model_type,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        dropout=0.0,
+    )
+    return ModelArguments(**{**values, **overrides})
+
+
+def batch(tokenizer):
+    return tokenizer(TEXTS[:3], padding=True, return_tensors="pt")
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "last"])
+def test_lstm_round_trips_through_auto_classes(tokenizer, tmp_path, pooling):
+    model = build_classifier(tiny("lstm", classifier_pooling=pooling), tokenizer, ["negative", "positive"])
+    assert isinstance(model, LSTMForSequenceClassification)
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    inputs = batch(tokenizer)
+    assert type(reloaded) is LSTMForSequenceClassification
+    assert reloaded.config.id2label == {0: "negative", 1: "positive"}
+    torch.testing.assert_close(model.eval()(**inputs).logits, reloaded(**inputs).logits)
+
+
+def test_lstm_ignores_padding(tokenizer):
+    model = build_classifier(tiny("lstm"), tokenizer, ["neg", "pos"]).eval()
+    alone = tokenizer(TEXTS[:1], return_tensors="pt")
+    padded = tokenizer(TEXTS[:1], padding="max_length", max_length=20, return_tensors="pt")
+    torch.testing.assert_close(model(**alone).logits, model(**padded).logits)
+
+
+@pytest.mark.parametrize("fp32_recurrence", [True, False])
+def test_lstm_recurrence_precision_under_bf16_autocast(tokenizer, fp32_recurrence):
+    model = build_classifier(tiny("lstm", lstm_fp32_recurrence=fp32_recurrence), tokenizer, ["n", "p"])
+    seen = []
+    model.lstm.encoder.register_forward_hook(lambda module, args, output: seen.append(output[0].data.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(**batch(tokenizer))
+    assert seen == [torch.float32 if fp32_recurrence else torch.bfloat16]
+
+
+def test_transformer_from_config_and_from_pretrained(tokenizer, tmp_path):
+    mlm = build_masked_lm(tiny("modernbert"), tokenizer)
+    assert mlm.config.vocab_size == len(tokenizer) and mlm.config.pad_token_id == tokenizer.pad_token_id
+    mlm.save_pretrained(tmp_path)
+    classifier = build_classifier(
+        tiny("modernbert", model_name_or_path=str(tmp_path), classifier_pooling="mean"),
+        tokenizer,
+        ["neg", "pos"],
+    )
+    torch.testing.assert_close(
+        classifier.model.embeddings.tok_embeddings.weight, mlm.model.embeddings.tok_embeddings.weight
+    )
+    assert classifier.config.classifier_pooling == "mean" and classifier.config.num_labels == 2
+    with pytest.raises(TunekitError, match="holds a modernbert model but model_type is lstm"):
+        build_classifier(tiny("lstm", model_name_or_path=str(tmp_path)), tokenizer, ["neg", "pos"])
+    with pytest.raises(TunekitError, match="model_name_or_path: cannot load"):
+        build_classifier(tiny("modernbert", model_name_or_path=str(tmp_path / "nope")), tokenizer, ["a", "b"])
+    with pytest.raises(TunekitError, match="cannot be pretrained with masked LM"):
+        build_masked_lm(tiny("lstm"), tokenizer)
+
+
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+def test_other_stock_architectures_build(tokenizer, model_type):
+    model = build_classifier(tiny(model_type), tokenizer, ["neg", "pos"])
+    assert model(**batch(tokenizer)).logits.shape == (3, 2)
+
+
+def test_saved_classifier_works_in_pipeline_without_tunekit(tokenizer, tmp_path):
+    model = build_classifier(
+        tiny("modernbert", classifier_pooling="mean"), tokenizer, ["negative", "positive"]
+    )
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    code = (
+        "import sys\nfrom transformers import pipeline\n"
+        f"clf = pipeline('text-classification', model={str(tmp_path)!r}, device='cpu')\n"
+        "out = clf(['a truly gravolen film', 'the plot was not tesmirak'])\n"
+        "assert all(o['label'] in ('negative', 'positive') for o in out), out\n"
+        "assert 'tunekit' not in sys.modules\nprint('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")

@@ -1,0 +1,158 @@
+"""The LSTM baseline as a transformers model: its own config, `save_pretrained`, Auto classes.
+
+Registered with `AutoConfig` and `AutoModelForSequenceClassification` when `tunekit` is
+imported, so `AutoModelForSequenceClassification.from_pretrained(dir)` rebuilds it.
+"""
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+
+class LSTMConfig(PretrainedConfig):
+    model_type = "tunekit-lstm"
+
+    def __init__(
+        self,
+        vocab_size: int = 4096,
+        hidden_size: int = 128,
+        num_hidden_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.1,
+        classifier_pooling: str = "mean",
+        fp32_recurrence: bool = True,
+        pad_token_id: int = 0,
+        **kwargs,
+    ) -> None:
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.bidirectional = bidirectional
+        self.dropout = dropout
+        self.classifier_pooling = classifier_pooling
+        self.fp32_recurrence = fp32_recurrence
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+
+
+class LSTMPreTrainedModel(PreTrainedModel):
+    config_class = LSTMConfig
+    base_model_prefix = "lstm"
+    main_input_name = "input_ids"
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.1)
+            if module.padding_idx is not None:
+                module.weight.data[module.padding_idx].zero_()
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LSTM):
+            for name, param in module.named_parameters():
+                if "bias" in name:
+                    # Forget-gate bias of 1 lets gradients through early in training (Jozefowicz et al.).
+                    nn.init.zeros_(param)
+                    hidden = param.shape[0] // 4
+                    param.data[hidden : 2 * hidden] = 1.0
+                else:
+                    nn.init.orthogonal_(param)
+
+
+class LSTMModel(LSTMPreTrainedModel):
+    """Embedding -> stacked (bi)LSTM; returns one state per token."""
+
+    def __init__(self, config: LSTMConfig) -> None:
+        super().__init__(config)
+        self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.dropout = nn.Dropout(config.dropout)
+        self.encoder = nn.LSTM(
+            config.hidden_size,
+            config.hidden_size,
+            num_layers=config.num_hidden_layers,
+            batch_first=True,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout if config.num_hidden_layers > 1 else 0.0,
+        )
+        self.post_init()
+
+    def _recurrence_dtype(self, device_type: str) -> torch.dtype:
+        """fp32 unless asked otherwise: the talk's point is that sigmoid/tanh gates compound
+        rounding error step after step, so the recurrence keeps fp32 under bf16/fp16 autocast
+        while embeddings and the classifier may run in 16 bit. `fp32_recurrence=False` runs it in
+        the autocast dtype, to measure what that costs."""
+        if self.config.fp32_recurrence or not torch.is_autocast_enabled(device_type):
+            return torch.float32
+        return torch.get_autocast_dtype(device_type)
+
+    @property
+    def output_size(self) -> int:
+        return self.config.hidden_size * (2 if self.config.bidirectional else 1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()
+        embedded = self.dropout(self.embeddings(input_ids))
+        # Packing makes the backward direction start at each sequence's real last token, not at padding.
+        packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        dtype = self._recurrence_dtype(input_ids.device.type)
+        # Autocast has no consistent rule for LSTMs (CUDA runs cuDNN's in 16 bit, CPU keeps fp32),
+        # so the precision is chosen here explicitly and autocast is switched off around it.
+        with torch.autocast(device_type=input_ids.device.type, enabled=False):
+            packed = packed._replace(data=packed.data.to(dtype))
+            if dtype == torch.float32:
+                output, _ = self.encoder(packed)
+            else:
+                weights = {name: param.to(dtype) for name, param in self.encoder.named_parameters()}
+                output, _ = torch.func.functional_call(self.encoder, weights, (packed,))
+        states, _ = nn.utils.rnn.pad_packed_sequence(
+            output, batch_first=True, total_length=input_ids.shape[1]
+        )
+        return self.dropout(states)
+
+
+class LSTMForSequenceClassification(LSTMPreTrainedModel):
+    def __init__(self, config: LSTMConfig) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.lstm = LSTMModel(config)
+        self.classifier = nn.Linear(self.lstm.output_size, config.num_labels)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.lstm.embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.lstm.embeddings = value
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        states = self.lstm(input_ids, attention_mask)
+        logits = self.classifier(self._pool(states, attention_mask).to(self.classifier.weight.dtype))
+        loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def _pool(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        pooling = self.config.classifier_pooling
+        if pooling == "mean":
+            return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        if pooling == "max":
+            return states.masked_fill(mask == 0, torch.finfo(states.dtype).min).max(dim=1).values
+        if pooling == "last":
+            # Forward direction's last real token, backward direction's first token.
+            last = attention_mask.sum(1).clamp(min=1) - 1
+            forward = states[torch.arange(states.shape[0]), last, : self.config.hidden_size]
+            if not self.config.bidirectional:
+                return forward
+            return torch.cat([forward, states[:, 0, self.config.hidden_size :]], dim=-1)
+        raise ValueError(f"classifier_pooling must be mean, max or last, got {pooling!r}")

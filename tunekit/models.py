@@ -1,0 +1,146 @@
+"""Build models from a recipe: stock transformers architectures, or tunekit's LSTM.
+
+Transformers are built with `AutoConfig.for_model` + `from_config`, never custom classes, so
+every saved model loads with plain `AutoModel*.from_pretrained` and `pipeline()`.
+"""
+
+from typing import Any
+
+from transformers import (
+    AutoConfig,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from tunekit.config import ModelArguments
+from tunekit.errors import TunekitError
+from tunekit.lstm import LSTMConfig, LSTMForSequenceClassification
+
+# Each architecture names its dropout knobs differently; one recipe field drives them all.
+_DROPOUT_FIELDS = {
+    "modernbert": ("embedding_dropout", "mlp_dropout", "attention_dropout", "classifier_dropout"),
+    "bert": ("hidden_dropout_prob", "attention_probs_dropout_prob"),
+    "roberta": ("hidden_dropout_prob", "attention_probs_dropout_prob"),
+    "distilbert": ("dropout", "attention_dropout", "seq_classif_dropout"),
+}
+_SIZE_FIELDS = {
+    "distilbert": {
+        "hidden_size": "dim",
+        "num_hidden_layers": "n_layers",
+        "num_attention_heads": "n_heads",
+        "intermediate_size": "hidden_dim",
+    }
+}
+
+
+def _token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+    ids = {
+        "pad_token_id": tokenizer.pad_token_id,
+        "cls_token_id": tokenizer.cls_token_id,
+        "sep_token_id": tokenizer.sep_token_id,
+        "mask_token_id": tokenizer.mask_token_id,
+    }
+    # Encoders without separate BOS/EOS reuse CLS/SEP, as ModernBERT's own config does.
+    ids["bos_token_id"], ids["eos_token_id"] = ids["cls_token_id"], ids["sep_token_id"]
+    return {key: value for key, value in ids.items() if value is not None}
+
+
+def _overrides(model_args: ModelArguments) -> dict[str, Any]:
+    """Config fields a recipe may change even when starting from a pretrained model."""
+    values: dict[str, Any] = dict.fromkeys(_DROPOUT_FIELDS.get(model_args.model_type, ()), model_args.dropout)
+    if model_args.classifier_pooling is not None and model_args.model_type == "modernbert":
+        values["classifier_pooling"] = model_args.classifier_pooling
+    return values
+
+
+def transformer_config(
+    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, **extra: Any
+) -> PretrainedConfig:
+    sizes = {
+        name: getattr(model_args, name)
+        for name in (
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+        )
+    }
+    renames = _SIZE_FIELDS.get(model_args.model_type, {})
+    sizes = {renames.get(name, name): value for name, value in sizes.items()}
+    return AutoConfig.for_model(
+        model_args.model_type,
+        vocab_size=len(tokenizer),
+        **sizes,
+        **_token_ids(tokenizer),
+        **_overrides(model_args),
+        **extra,
+    )
+
+
+def lstm_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, **extra: Any) -> LSTMConfig:
+    return LSTMConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=model_args.hidden_size,
+        num_hidden_layers=model_args.num_hidden_layers,
+        bidirectional=model_args.bidirectional,
+        dropout=model_args.dropout,
+        classifier_pooling=model_args.classifier_pooling or "mean",
+        fp32_recurrence=model_args.lstm_fp32_recurrence,
+        pad_token_id=tokenizer.pad_token_id,
+        **extra,
+    )
+
+
+def _from_pretrained(auto_class: Any, model_args: ModelArguments, **kwargs: Any) -> PreTrainedModel:
+    source = model_args.model_name_or_path
+    try:
+        saved_type = AutoConfig.from_pretrained(source).model_type
+        expected = LSTMConfig.model_type if model_args.is_lstm else model_args.model_type
+        if saved_type != expected:
+            raise TunekitError(
+                f"model_name_or_path {source!r} holds a {saved_type} model but model_type is "
+                f"{model_args.model_type}"
+            )
+        return auto_class.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as error:
+        raise TunekitError(
+            f"model_name_or_path: cannot load {source!r} ({str(error).splitlines()[0]})"
+        ) from None
+
+
+def build_masked_lm(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    if model_args.is_lstm:
+        raise TunekitError(
+            "model_type lstm cannot be pretrained with masked LM; use a transformer model_type"
+        )
+    if model_args.model_name_or_path:
+        return _from_pretrained(AutoModelForMaskedLM, model_args, **_overrides(model_args))
+    return AutoModelForMaskedLM.from_config(transformer_config(model_args, tokenizer))
+
+
+def build_classifier(
+    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, label_names: list[str]
+) -> PreTrainedModel:
+    """A sequence classifier: from a pretrained dir (new head) or randomly initialised from config."""
+    labels = {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {name: i for i, name in enumerate(label_names)},
+    }
+    if model_args.is_lstm:
+        if model_args.model_name_or_path:
+            return _from_pretrained(AutoModelForSequenceClassification, model_args, **labels)
+        return LSTMForSequenceClassification(lstm_config(model_args, tokenizer, **labels))
+    if model_args.model_name_or_path:
+        return _from_pretrained(
+            AutoModelForSequenceClassification, model_args, **labels, **_overrides(model_args)
+        )
+    return AutoModelForSequenceClassification.from_config(transformer_config(model_args, tokenizer, **labels))
+
+
+def count_parameters(model: PreTrainedModel) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,216 @@
+"""What the scripts run: MLM pretraining and sequence-classification fine-tuning.
+
+Each function goes recipe -> data -> tokenizer -> model -> the one loop -> a self-describing
+output directory: the model and tokenizer (`from_pretrained` loads them), `recipe.yaml`,
+`metrics.jsonl` and `results.json`.
+"""
+
+import json
+import logging
+import platform
+import shutil
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from datasets import Dataset
+from torch.utils.data import DataLoader
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
+from tunekit.data import load_raw, prepare_splits
+from tunekit.errors import TunekitError
+from tunekit.metrics import classification_metrics
+from tunekit.models import build_classifier, build_masked_lm, count_parameters
+from tunekit.tokenization import (
+    load_tokenizer,
+    mlm_collator,
+    tokenize_and_pack,
+    tokenize_for_classification,
+    train_wordpiece,
+)
+from tunekit.train import LoopResult, evaluate_model, make_accelerator, train_loop
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_output_dir(args: TrainArguments, accelerator: Accelerator) -> Path:
+    """Refuse to mix a new run into old outputs unless asked to resume or overwrite."""
+    output_dir = Path(args.output_dir)
+    if accelerator.is_main_process and output_dir.is_dir() and any(output_dir.iterdir()):
+        if args.overwrite_output_dir and not args.resume_from_checkpoint:
+            shutil.rmtree(output_dir)
+        elif not args.resume_from_checkpoint:
+            raise TunekitError(
+                f"output_dir {output_dir} is not empty; pass --overwrite_output_dir true to replace it "
+                "or --resume_from_checkpoint latest to continue it"
+            )
+    accelerator.wait_for_everyone()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return output_dir
+
+
+def get_tokenizer(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    texts: Dataset,
+    output_dir: Path,
+    accelerator: Accelerator,
+) -> PreTrainedTokenizerBase:
+    """Load the named tokenizer, or the init model's, or train one (main process; others load it)."""
+    source = model_args.tokenizer_name_or_path or model_args.model_name_or_path
+    if source:
+        field = "tokenizer_name_or_path" if model_args.tokenizer_name_or_path else "model_name_or_path"
+        return load_tokenizer(source, field)
+    if accelerator.is_main_process:
+        tokenizer = train_wordpiece(
+            texts[data_args.text_column], model_args.vocab_size, model_args.max_position_embeddings
+        )
+        tokenizer.save_pretrained(output_dir)
+    accelerator.wait_for_everyone()
+    return tokenizer if accelerator.is_main_process else load_tokenizer(str(output_dir))
+
+
+def _check_lengths(model_args: ModelArguments, data_args: DataArguments, config: Any) -> None:
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is not None and data_args.max_seq_length > limit:
+        raise TunekitError(
+            f"max_seq_length={data_args.max_seq_length} exceeds the model's max_position_embeddings={limit}"
+        )
+
+
+def _finish(
+    accelerator: Accelerator,
+    loop: LoopResult,
+    tokenizer: PreTrainedTokenizerBase,
+    started: float,
+    configs: tuple,
+    output_dir: Path,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    model = accelerator.unwrap_model(loop.model)
+    results = {
+        **extra,
+        **loop.final_metrics,
+        "global_step": loop.progress.global_step,
+        "epochs": loop.progress.epoch,
+        "tokens_seen": loop.progress.tokens_seen,
+        "train_runtime": round(loop.progress.train_runtime, 2),
+        "wall_time": round(time.perf_counter() - started, 2),
+        "num_parameters": count_parameters(model),
+        "mixed_precision": accelerator.mixed_precision,
+        "num_processes": accelerator.num_processes,
+        "device": str(accelerator.device),
+        "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
+    }
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        model.save_pretrained(output_dir, save_function=accelerator.save)
+        tokenizer.save_pretrained(output_dir)
+        save_recipe(output_dir / "recipe.yaml", *configs)
+        (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    # Last: besides closing trackers, this tears down the process group.
+    accelerator.end_training()
+    return results
+
+
+def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
+    """Masked-LM pretraining on packed blocks of the training text."""
+    started = time.perf_counter()
+    accelerator = make_accelerator(train_args)
+    output_dir = prepare_output_dir(train_args, accelerator)
+    set_seed(train_args.seed)
+    with accelerator.main_process_first():
+        splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=False)
+        tokenizer = get_tokenizer(model_args, data_args, splits.train, output_dir, accelerator)
+        model = build_masked_lm(model_args, tokenizer)
+        _check_lengths(model_args, data_args, model.config)
+        pack = partial(
+            tokenize_and_pack,
+            tokenizer=tokenizer,
+            text_column=data_args.text_column,
+            block_size=data_args.max_seq_length,
+            num_proc=data_args.preprocessing_num_workers,
+            load_from_cache=not data_args.overwrite_cache,
+        )
+        train_blocks, eval_blocks = pack(splits.train), pack(splits.validation)
+    # Separate collators: the training one re-masks every epoch, validation keeps fixed masks so
+    # its loss is comparable from one evaluation to the next.
+    train_loader = DataLoader(
+        train_blocks,
+        batch_size=train_args.per_device_train_batch_size,
+        shuffle=True,
+        collate_fn=mlm_collator(tokenizer, data_args.mlm_probability, train_args.seed),
+    )
+    eval_loader = DataLoader(
+        eval_blocks,
+        batch_size=train_args.per_device_eval_batch_size,
+        collate_fn=mlm_collator(tokenizer, data_args.mlm_probability, train_args.seed),
+    )
+    loop = train_loop(model, train_loader, eval_loader, train_args, accelerator)
+    extra = {
+        "task": "masked-lm",
+        "model_type": model_args.model_type,
+        "train_blocks": len(train_blocks),
+        "block_size": data_args.max_seq_length,
+    }
+    return _finish(
+        accelerator, loop, tokenizer, started, (model_args, data_args, train_args), output_dir, extra
+    )
+
+
+def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
+    """Sequence classification: a transformer from a pretrained dir or from scratch, or the LSTM."""
+    started = time.perf_counter()
+    accelerator = make_accelerator(train_args)
+    output_dir = prepare_output_dir(train_args, accelerator)
+    set_seed(train_args.seed)
+    with accelerator.main_process_first():
+        splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=True)
+        label_names = splits.train.features[data_args.label_column].names
+        tokenizer = get_tokenizer(model_args, data_args, splits.train, output_dir, accelerator)
+        model = build_classifier(model_args, tokenizer, label_names)
+        _check_lengths(model_args, data_args, model.config)
+        encode = partial(
+            tokenize_for_classification,
+            tokenizer=tokenizer,
+            text_column=data_args.text_column,
+            label_column=data_args.label_column,
+            max_length=data_args.max_seq_length,
+            num_proc=data_args.preprocessing_num_workers,
+            load_from_cache=not data_args.overwrite_cache,
+        )
+        train_set, eval_set = encode(splits.train), encode(splits.validation)
+        test_set = encode(splits.test) if splits.test is not None else None
+    collator = DataCollatorWithPadding(tokenizer)
+    batch = train_args.per_device_eval_batch_size
+    train_loader = DataLoader(
+        train_set, batch_size=train_args.per_device_train_batch_size, shuffle=True, collate_fn=collator
+    )
+    metric_fn = partial(classification_metrics, num_labels=len(label_names))
+    loop = train_loop(
+        model,
+        train_loader,
+        DataLoader(eval_set, batch_size=batch, collate_fn=collator),
+        train_args,
+        accelerator,
+        metric_fn,
+    )
+    extra: dict[str, Any] = {
+        "task": "sequence-classification",
+        "model_type": model_args.model_type,
+        "init": model_args.model_name_or_path or "scratch",
+        "train_examples": len(train_set),
+        "labels": label_names,
+    }
+    if test_set is not None:
+        test_loader = accelerator.prepare(DataLoader(test_set, batch_size=batch, collate_fn=collator))
+        # The test split is touched once, after training and model selection on validation.
+        extra |= evaluate_model(loop.model, test_loader, accelerator, metric_fn, prefix="test")
+    return _finish(
+        accelerator, loop, tokenizer, started, (model_args, data_args, train_args), output_dir, extra
+    )

@@ -1,0 +1,196 @@
+"""Tokenizers and model-ready features: train a WordPiece, pack blocks for MLM, pad per batch.
+
+Tokenizers are trained with `tokenizers` and wrapped as `PreTrainedTokenizerFast`, so the saved
+directory loads with plain `AutoTokenizer.from_pretrained` next to the model.
+"""
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
+
+import torch
+from datasets import Dataset
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (
+    AutoTokenizer,
+    DataCollatorForLanguageModeling,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+from tunekit.errors import TunekitError
+
+SPECIAL_TOKENS = {
+    "pad_token": "[PAD]",
+    "unk_token": "[UNK]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
+BLOCK_ID = "block_id"
+
+
+def train_wordpiece(texts: Sequence[str], vocab_size: int, model_max_length: int) -> PreTrainedTokenizerFast:
+    """A BERT-style uncased WordPiece trained on `texts` ([PAD] is id 0, like BERT's); deterministic."""
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    specials = list(SPECIAL_TOKENS.values())
+    # The trainer creates "##x" pieces lazily in hash-map order, so their ids, and through merge
+    # tie-breaking the whole vocabulary, change from run to run (huggingface/tokenizers#1794).
+    # Declaring every "##x" up front gives them fixed ids and makes training reproducible.
+    alphabet = sorted(
+        {char for text in texts for char in normalizer.normalize_str(text) if not char.isspace()}
+    )
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=specials + [f"##{c}" for c in alphabet]
+    )
+    scratch = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
+    scratch.normalizer, scratch.pre_tokenizer = normalizer, pre_tokenizers.BertPreTokenizer()
+    scratch.train_from_iterator(_batched(texts), trainer=trainer)
+
+    # Rebuild from the learned vocabulary so the "##x" pieces are ordinary tokens, not specials.
+    tokenizer = Tokenizer(models.WordPiece(scratch.get_vocab(), unk_token=SPECIAL_TOKENS["unk_token"]))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = normalizer, pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    cls_id, sep_id = (tokenizer.token_to_id(SPECIAL_TOKENS[k]) for k in ("cls_token", "sep_token"))
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, model_max_length=model_max_length, **SPECIAL_TOKENS
+    )
+
+
+def _batched(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def load_tokenizer(name_or_path: str, field_name: str = "tokenizer_name_or_path") -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError) as error:
+        raise TunekitError(f"{field_name}: cannot load a tokenizer from {name_or_path!r} ({error})") from None
+
+
+def tokenize_and_pack(
+    dataset: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    text_column: str,
+    block_size: int,
+    num_proc: int | None = None,
+    load_from_cache: bool = True,
+) -> Dataset:
+    """Concatenate documents ([SEP]-separated) and cut them into [CLS] … [SEP] blocks of `block_size`.
+
+    Packing wastes no compute on padding; the tail shorter than a block is dropped. Each block gets
+    a `block_id` so MLM masking can be a pure function of which blocks are in a batch.
+    """
+    if block_size < 8:
+        raise TunekitError(f"max_seq_length must be at least 8 for pretraining, got {block_size}")
+    body = block_size - 2
+
+    # Documents longer than the model are expected here (packing cuts them); silence the
+    # tokenizer's one-time "sequence longer than maximum" warning, which would suggest otherwise.
+    tokenizer.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] = True
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        ids = tokenizer(batch[text_column], add_special_tokens=False)["input_ids"]
+        return {"ids": [doc + [tokenizer.sep_token_id] for doc in ids]}
+
+    def pack(batch: dict[str, list]) -> dict[str, list]:
+        stream = list(chain.from_iterable(batch["ids"]))
+        usable = len(stream) // body * body
+        blocks = [
+            [tokenizer.cls_token_id, *stream[i : i + body], tokenizer.sep_token_id]
+            for i in range(0, usable, body)
+        ]
+        return {"input_ids": blocks}
+
+    tokenized = dataset.map(
+        tokenize,
+        batched=True,
+        remove_columns=dataset.column_names,
+        num_proc=num_proc,
+        load_from_cache_file=load_from_cache,
+        desc="tokenizing",
+    )
+    packed = tokenized.map(
+        pack,
+        batched=True,
+        batch_size=1000,
+        remove_columns=["ids"],
+        num_proc=num_proc,
+        load_from_cache_file=load_from_cache,
+        desc=f"packing into {block_size}-token blocks",
+    )
+    if len(packed) == 0:
+        raise TunekitError(
+            f"the training text is shorter than one block of max_seq_length={block_size} tokens"
+        )
+    return packed.add_column(BLOCK_ID, list(range(len(packed))))
+
+
+def tokenize_for_classification(
+    dataset: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    text_column: str,
+    label_column: str,
+    max_length: int,
+    num_proc: int | None = None,
+    load_from_cache: bool = True,
+) -> Dataset:
+    """Truncated token ids and `labels`; padding waits for the batch (see DataCollatorWithPadding)."""
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        encoded = tokenizer(batch[text_column], truncation=True, max_length=max_length)
+        return {"input_ids": encoded["input_ids"], "labels": batch[label_column]}
+
+    return dataset.map(
+        tokenize,
+        batched=True,
+        remove_columns=dataset.column_names,
+        num_proc=num_proc,
+        load_from_cache_file=load_from_cache,
+        desc="tokenizing",
+    )
+
+
+class BlockSeededMLMCollator(DataCollatorForLanguageModeling):
+    """transformers' MLM collator whose mask for a block depends only on (seed, epoch, block id).
+
+    The stock collator draws from one global RNG, so masks change with batch size, process
+    count, and accelerate's one-batch-ahead prefetch after a resume. Seeding each block on its
+    own makes a run with gradient accumulation, on several processes, or resumed from a
+    checkpoint see exactly the masks of a plain uninterrupted run, while every epoch still
+    gets fresh masks (RoBERTa's dynamic masking). The loop calls `set_epoch`.
+    """
+
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def torch_call(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        rows = []
+        for example in examples:
+            key = repr((self.seed, self.epoch, example.pop(BLOCK_ID))).encode()
+            seed = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") & (2**63 - 1)
+            self.generator, self._generator_pid = torch.Generator().manual_seed(seed), os.getpid()
+            rows.append(super().torch_call([example]))
+        # Packed blocks all have the same length, so rows stack without padding.
+        return {key: torch.cat([row[key] for row in rows]) for key in rows[0]}
+
+
+def mlm_collator(
+    tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int
+) -> BlockSeededMLMCollator:
+    return BlockSeededMLMCollator(tokenizer=tokenizer, mlm_probability=mlm_probability, seed=seed)
