@@ -101,3 +101,26 @@ def test_accelerate_configs_name_their_command():
     assert {p.stem for p in configs} >= {"cpu", "single_gpu", "multi_gpu", "fsdp"}
     for config in configs:
         assert "accelerate launch --config_file recipes/accelerate/" in config.read_text()
+
+
+@pytest.mark.parametrize(
+    "recipe", sorted((REPO / "recipes").rglob("study.yaml")), ids=lambda p: p.parent.name
+)
+def test_study_recipes_parse_and_name_their_stage_recipes(recipe):
+    from tunekit.study import StudyArguments
+
+    (study,) = parse_recipe([str(recipe)], (StudyArguments,))
+    assert f"scripts/study.py {recipe.relative_to(REPO)}" in recipe.read_text()
+    for name in (
+        "transformer_pretrain_recipe",
+        "lstm_pretrain_recipe",
+        "transformer_finetune_recipe",
+        "transformer_scratch_recipe",
+        "lstm_finetune_recipe",
+    ):
+        assert (REPO / getattr(study, name)).is_file(), name
+
+
+def test_yaml_null_clears_an_optional_text_field(tmp_path):
+    _, data, _ = parse_recipe([write(tmp_path, "validation_split: null\nmax_train_samples: null\n")])
+    assert data.validation_split is None and data.max_train_samples is None

@@ -175,3 +175,38 @@ def test_classification_features_truncate_and_keep_labels(tokenizer):
     features = tokenize_for_classification(dataset, tokenizer, "text", "label", max_length=5)
     assert max(len(ids) for ids in features["input_ids"]) == 5
     assert features["labels"] == dataset["label"]
+
+
+def test_test_texts_are_dropped_from_pretraining_text(tmp_path):
+    test_rows = ROWS[:5]
+    unlabeled = [{"text": r["text"]} for r in ROWS[3:]] + [{"text": ROWS[0]["text"]}]  # 3 copies of test rows
+    (tmp_path / "unlabeled.jsonl").write_text("".join(json.dumps(r) + "\n" for r in unlabeled))
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test_rows))
+    args = DataArguments(
+        train_file=[str(tmp_path / "unlabeled.jsonl")], test_file=str(tmp_path / "test.jsonl")
+    )
+    splits = prepare_splits(load_raw(args), args, seed=0, labeled=False)
+    assert splits.dropped_test_copies == 3
+    kept = set(splits.train["text"]) | set(splits.validation["text"])
+    assert not kept & {r["text"] for r in test_rows} and len(kept) == len(ROWS) - 5
+    keep_all = DataArguments(train_file=args.train_file, test_file=args.test_file, exclude_test_texts=False)
+    assert prepare_splits(load_raw(keep_all), keep_all, 0, False).dropped_test_copies == 0
+
+
+def test_label_names_name_integer_labels(tmp_path):
+    args = DataArguments(
+        train_file=[str(write_source(tmp_path, "json"))], label_names=["negative", "positive"]
+    )
+    splits = prepare_splits(load_raw(args), args, 0, True)
+    assert splits.train.features["label"].names == ["negative", "positive"]
+    assert splits.validation.features["label"].names == ["negative", "positive"]
+    bad = DataArguments(train_file=args.train_file, label_names=["only"])
+    with pytest.raises(TunekitError, match="label_names gives 1 classes"):
+        prepare_splits(load_raw(bad), bad, 0, True)
+
+
+def test_unreadable_file_is_named(tmp_path):
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"text": "ok", "label": 1}\n{not json\n')
+    with pytest.raises(TunekitError, match="train_file: cannot read .*broken.jsonl"):
+        load_raw(DataArguments(train_file=[str(path)]))

@@ -9,7 +9,7 @@ import tunekit  # noqa: F401  (registers the LSTM with the Auto classes)
 from tunekit.config import ModelArguments
 from tunekit.errors import TunekitError
 from tunekit.lstm import LSTMForSequenceClassification
-from tunekit.models import build_classifier, build_masked_lm
+from tunekit.models import build_classifier, build_pretraining_model
 from tunekit.tokenization import train_wordpiece
 
 TEXTS = ["a truly gravolen film", "the plot was not tesmirak", "i watched it with my sister"] * 20
@@ -67,7 +67,7 @@ def test_lstm_recurrence_precision_under_bf16_autocast(tokenizer, fp32_recurrenc
 
 
 def test_transformer_from_config_and_from_pretrained(tokenizer, tmp_path):
-    mlm = build_masked_lm(tiny("modernbert"), tokenizer)
+    mlm = build_pretraining_model(tiny("modernbert"), tokenizer)
     assert mlm.config.vocab_size == len(tokenizer) and mlm.config.pad_token_id == tokenizer.pad_token_id
     mlm.save_pretrained(tmp_path)
     classifier = build_classifier(
@@ -83,8 +83,8 @@ def test_transformer_from_config_and_from_pretrained(tokenizer, tmp_path):
         build_classifier(tiny("lstm", model_name_or_path=str(tmp_path)), tokenizer, ["neg", "pos"])
     with pytest.raises(TunekitError, match="model_name_or_path: cannot load"):
         build_classifier(tiny("modernbert", model_name_or_path=str(tmp_path / "nope")), tokenizer, ["a", "b"])
-    with pytest.raises(TunekitError, match="cannot be pretrained with masked LM"):
-        build_masked_lm(tiny("lstm"), tokenizer)
+    lstm_lm = build_pretraining_model(tiny("lstm"), tokenizer)
+    assert type(lstm_lm).__name__ == "LSTMForLanguageModeling"
 
 
 @pytest.mark.parametrize("model_type", ["bert", "distilbert"])

@@ -5,7 +5,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tunekit.config import parse_recipe
+from tunekit.config import RECIPE_DATACLASSES, parse_recipe
 from tunekit.errors import TunekitError
 
 
@@ -28,7 +28,10 @@ def setup_logging() -> None:
 
 
 def run_script(
-    task: Callable[..., Any], argv: list[str] | None = None, default_recipe: str | None = None
+    task: Callable[..., Any],
+    argv: list[str] | None = None,
+    default_recipe: str | None = None,
+    dataclass_types: tuple[type, ...] = RECIPE_DATACLASSES,
 ) -> int:
     """`script.py [RECIPE] [--field value ...]`: run `task` on the parsed recipe.
 
@@ -39,7 +42,7 @@ def run_script(
     if default_recipe and (not argv or argv[0].startswith("-")) and not {"-h", "--help"} & set(argv):
         argv.insert(0, default_recipe)
     try:
-        task(*parse_recipe(argv))
+        task(*parse_recipe(argv, dataclass_types))
     except TunekitError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,252 +1,36 @@
-"""Recipes: YAML files parsed into typed dataclasses, with command-line overrides.
+"""Recipes: YAML files parsed into the typed dataclasses of `tunekit.arguments`, with CLI overrides.
 
 Only this module knows YAML and the command line; everything below it takes the dataclasses.
-Field names follow the transformers examples wherever one exists, so a user of `run_mlm.py`
-or `Trainer` finds `per_device_train_batch_size`, `learning_rate`, `output_dir` where they expect.
 """
 
 import dataclasses
 import difflib
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from transformers import HfArgumentParser
 
+from tunekit.arguments import (
+    MODEL_TYPES,
+    TRANSFORMER_TYPES,
+    DataArguments,
+    ModelArguments,
+    TrainArguments,
+)
 from tunekit.errors import TunekitError
 
-TRANSFORMER_TYPES = ("modernbert", "bert", "roberta", "distilbert")
-MODEL_TYPES = (*TRANSFORMER_TYPES, "lstm")
-
-
-def _help(text: str, **metadata: Any) -> dict[str, Any]:
-    return {"help": text, **metadata}
-
-
-@dataclass
-class ModelArguments:
-    model_type: str = field(
-        default="modernbert",
-        metadata=_help("Architecture built from config.", choices=MODEL_TYPES),
-    )
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata=_help("Initialise from this saved model dir or Hub name; unset = random init from config."),
-    )
-    tokenizer_name_or_path: str | None = field(
-        default=None,
-        metadata=_help("Load this tokenizer (dir or Hub name); unset = train one on the training text."),
-    )
-    vocab_size: int = field(default=4096, metadata=_help("Vocabulary size when training a tokenizer."))
-    hidden_size: int = field(default=128, metadata=_help("Hidden width (LSTM: embedding and state size)."))
-    num_hidden_layers: int = field(default=2, metadata=_help("Transformer or LSTM layers."))
-    num_attention_heads: int = field(default=4, metadata=_help("Attention heads (transformers only)."))
-    intermediate_size: int = field(default=256, metadata=_help("Feed-forward width (transformers only)."))
-    max_position_embeddings: int = field(default=512, metadata=_help("Longest sequence the model accepts."))
-    dropout: float = field(default=0.1, metadata=_help("Dropout on hidden states (all model types)."))
-    classifier_pooling: str | None = field(
-        default=None,
-        metadata=_help(
-            "How a classifier pools tokens: modernbert mean|cls, LSTM mean|max|last; "
-            "unset = the architecture's default.",
-            choices=("mean", "cls", "max", "last"),
-        ),
-    )
-    bidirectional: bool = field(default=True, metadata=_help("LSTM: run a bidirectional LSTM."))
-    lstm_fp32_recurrence: bool = field(
-        default=True,
-        metadata=_help("LSTM: keep the recurrence in fp32 under bf16/fp16 mixed precision."),
-    )
-
-    def __post_init__(self) -> None:
-        # `--model_name_or_path ""` on the command line means "none", e.g. to train from scratch.
-        for name in ("model_name_or_path", "tokenizer_name_or_path"):
-            if getattr(self, name) in ("", "none", "None"):
-                setattr(self, name, None)
-        _positive(
-            self,
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "max_position_embeddings",
-        )
-        if not 0.0 <= self.dropout < 1.0:
-            raise TunekitError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.model_type in TRANSFORMER_TYPES and self.hidden_size % self.num_attention_heads:
-            raise TunekitError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
-                f"({self.num_attention_heads})"
-            )
-        allowed = {"lstm": ("mean", "max", "last"), "modernbert": ("mean", "cls")}.get(
-            self.model_type, ("cls",)
-        )
-        if self.classifier_pooling is not None and self.classifier_pooling not in allowed:
-            raise TunekitError(
-                f"classifier_pooling={self.classifier_pooling!r} is not available for model_type "
-                f"{self.model_type} (choose from {', '.join(allowed)})"
-            )
-
-    @property
-    def is_lstm(self) -> bool:
-        return self.model_type == "lstm"
-
-
-@dataclass
-class DataArguments:
-    dataset_name: str | None = field(
-        default=None,
-        metadata=_help(
-            "Hub dataset name, or 'synthetic' for the built-in corpus. Unset = synthetic "
-            "unless data files are given."
-        ),
-    )
-    dataset_config_name: str | None = field(default=None, metadata=_help("Hub dataset config name."))
-    train_file: list[str] | None = field(
-        default=None, metadata=_help("Local training file(s): csv, json/jsonl, parquet or txt, gzip allowed.")
-    )
-    validation_file: str | None = field(default=None, metadata=_help("Local validation file."))
-    test_file: str | None = field(default=None, metadata=_help("Local test file."))
-    train_split: str = field(
-        default="train",
-        metadata=_help("Split(s) to train on; '+' joins splits, e.g. 'train+unsupervised' for pretraining."),
-    )
-    validation_split: str | None = field(
-        default="validation", metadata=_help("Validation split name; carved from train when missing.")
-    )
-    test_split: str | None = field(default="test", metadata=_help("Test split name (classification)."))
-    text_column: str = field(default="text", metadata=_help("Column holding the text."))
-    label_column: str = field(default="label", metadata=_help("Column holding the class label."))
-    validation_split_percentage: float = field(
-        default=10.0, metadata=_help("Percent of train carved (seeded) as validation when there is none.")
-    )
-    max_train_samples: int | None = field(
-        default=None, metadata=_help("Label budget: a class-stratified, seeded subset of the training set.")
-    )
-    max_eval_samples: int | None = field(default=None, metadata=_help("Cap on validation/test examples."))
-    max_seq_length: int = field(
-        default=128, metadata=_help("Pretraining block length / fine-tuning truncation length, in tokens.")
-    )
-    mlm_probability: float = field(default=0.15, metadata=_help("Share of tokens masked for MLM."))
-    synthetic_seed: int = field(default=0, metadata=_help("Seed of the built-in synthetic corpus."))
-    preprocessing_num_workers: int | None = field(default=None, metadata=_help("Processes for datasets.map."))
-    overwrite_cache: bool = field(default=False, metadata=_help("Recompute cached tokenized datasets."))
-
-    def __post_init__(self) -> None:
-        _positive(self, "max_seq_length")
-        if self.max_train_samples is not None and self.max_train_samples <= 0:
-            raise TunekitError(f"max_train_samples must be positive, got {self.max_train_samples}")
-        if not 0.0 < self.validation_split_percentage < 100.0:
-            raise TunekitError(
-                f"validation_split_percentage must be in (0, 100), got {self.validation_split_percentage}"
-            )
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise TunekitError(f"mlm_probability must be in (0, 1), got {self.mlm_probability}")
-        for name in ("validation_file", "test_file"):
-            path = getattr(self, name)
-            if path is not None and not Path(path).exists():
-                raise TunekitError(f"{name}: no such file {path}")
-        for path in self.train_file or []:
-            if not Path(path).exists():
-                raise TunekitError(f"train_file: no such file {path}")
-
-    @property
-    def uses_synthetic(self) -> bool:
-        return self.dataset_name == "synthetic" or (self.dataset_name is None and not self.train_file)
-
-
-@dataclass
-class TrainArguments:
-    output_dir: str = field(
-        default="outputs/run", metadata=_help("Where the model, metrics and checkpoints go.")
-    )
-    overwrite_output_dir: bool = field(
-        default=False, metadata=_help("Allow writing into a non-empty output_dir (otherwise refused).")
-    )
-    seed: int = field(default=42, metadata=_help("Seed for init, shuffling, masking and dropout."))
-    per_device_train_batch_size: int = field(default=32, metadata=_help("Batch per process per micro-step."))
-    per_device_eval_batch_size: int = field(default=64, metadata=_help("Evaluation batch per process."))
-    gradient_accumulation_steps: int = field(default=1, metadata=_help("Micro-batches per optimizer step."))
-    learning_rate: float = field(default=5e-4, metadata=_help("Peak AdamW learning rate."))
-    weight_decay: float = field(
-        default=0.01, metadata=_help("AdamW weight decay (never on biases and norms).")
-    )
-    adam_beta1: float = field(default=0.9, metadata=_help("AdamW beta1."))
-    adam_beta2: float = field(default=0.98, metadata=_help("AdamW beta2."))
-    adam_epsilon: float = field(default=1e-8, metadata=_help("AdamW epsilon."))
-    num_train_epochs: float = field(default=3.0, metadata=_help("Epochs, when max_steps is not set."))
-    max_steps: int = field(
-        default=-1, metadata=_help("Optimizer steps; overrides num_train_epochs when > 0.")
-    )
-    lr_scheduler_type: str = field(
-        default="linear",
-        metadata=_help("Decay after warmup.", choices=("linear", "cosine", "constant_with_warmup")),
-    )
-    warmup_ratio: float = field(default=0.06, metadata=_help("Share of optimizer steps spent warming up."))
-    max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm; 0 disables."))
-    mixed_precision: str | None = field(
-        default=None,
-        metadata=_help(
-            "no, fp16 or bf16; unset = whatever `accelerate launch` was given.",
-            choices=("no", "fp16", "bf16"),
-        ),
-    )
-    use_cpu: bool = field(
-        default=False, metadata=_help("Run on CPU even when a GPU is present (gloo for DDP).")
-    )
-    eval_steps: int = field(
-        default=0, metadata=_help("Evaluate every N optimizer steps; 0 = only at the end.")
-    )
-    logging_steps: int = field(default=10, metadata=_help("Log training loss every N optimizer steps."))
-    save_steps: int = field(default=0, metadata=_help("Checkpoint every N optimizer steps; 0 = never."))
-    save_total_limit: int = field(default=2, metadata=_help("Checkpoints kept; older ones are deleted."))
-    resume_from_checkpoint: str | None = field(
-        default=None, metadata=_help("'latest' or a checkpoint dir: continue at the exact next batch.")
-    )
-    load_best_model_at_end: bool = field(
-        default=False, metadata=_help("Keep the weights that scored best on validation (needs eval_steps).")
-    )
-    metric_for_best_model: str = field(
-        default="loss", metadata=_help("Validation metric for model selection: loss, accuracy, f1, ...")
-    )
-    report_to: str = field(
-        default="tensorboard",
-        metadata=_help(
-            "Tracker for accelerate: tensorboard (used when installed) or none.",
-            choices=("tensorboard", "none"),
-        ),
-    )
-    disable_tqdm: bool = field(default=False, metadata=_help("Hide progress bars."))
-
-    def __post_init__(self) -> None:
-        _positive(
-            self,
-            "per_device_train_batch_size",
-            "per_device_eval_batch_size",
-            "gradient_accumulation_steps",
-            "logging_steps",
-            "save_total_limit",
-        )
-        if self.learning_rate <= 0:
-            raise TunekitError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.max_steps <= 0 and self.num_train_epochs <= 0:
-            raise TunekitError("set max_steps > 0 or num_train_epochs > 0")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise TunekitError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        for name in ("eval_steps", "save_steps", "weight_decay", "max_grad_norm"):
-            if getattr(self, name) < 0:
-                raise TunekitError(f"{name} must be >= 0, got {getattr(self, name)}")
-
-
-def _positive(obj: object, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if value <= 0:
-            raise TunekitError(f"{name} must be positive, got {value}")
-
+__all__ = [
+    "MODEL_TYPES",
+    "TRANSFORMER_TYPES",
+    "DataArguments",
+    "ModelArguments",
+    "TrainArguments",
+    "parse_recipe",
+    "recipe_dict",
+    "save_recipe",
+]
 
 RECIPE_DATACLASSES = (ModelArguments, DataArguments, TrainArguments)
 
@@ -258,18 +42,22 @@ class _RecipeParser(HfArgumentParser):
         raise TunekitError(message)
 
 
-def _yaml_to_argv(values: dict[str, Any]) -> list[str]:
+def _yaml_to_argv(values: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
     # Feeding the YAML through argparse gives recipe values and CLI overrides one type check,
     # and lets the CLI win simply by coming later.
     argv: list[str] = []
     for key, value in values.items():
         if value is None:
+            # `key: null` keeps a None default; elsewhere it becomes the word "none", which the
+            # optional text fields (e.g. validation_split) read as None.
+            if defaults.get(key) is not None:
+                argv.extend([f"--{key}", "none"])
             continue
-        argv.append(f"--{key}")
         if isinstance(value, list):
-            argv.extend(str(item) for item in value)
+            argv.extend([f"--{key}", *(str(item) for item in value)])
         else:
-            argv.append(str(value).lower() if isinstance(value, bool) else str(value))
+            # `--key=value` keeps a value that starts with "-" (e.g. stage_overrides) a value.
+            argv.append(f"--{key}={str(value).lower() if isinstance(value, bool) else value}")
     return argv
 
 
@@ -305,7 +93,8 @@ def parse_recipe(
     recipe_argv: list[str] = []
     if argv and not argv[0].startswith("-"):
         recipe_path = argv.pop(0)
-        recipe_argv = _yaml_to_argv(load_recipe_file(recipe_path, known))
+        defaults = {f.name: f.default for cls in dataclass_types for f in dataclasses.fields(cls)}
+        recipe_argv = _yaml_to_argv(load_recipe_file(recipe_path, known), defaults)
         try:
             parser.parse_known_args(recipe_argv)
         except TunekitError as error:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset
+from datasets.exceptions import DatasetGenerationError
 
 from tunekit.config import DataArguments
 from tunekit.errors import TunekitError
@@ -28,6 +29,16 @@ class Splits:
     train: Dataset
     validation: Dataset
     test: Dataset | None = None
+    dropped_test_copies: int = 0  # pretraining texts removed because the test split holds them
+
+
+def drop_texts(dataset: Dataset, texts: Dataset, column: str) -> tuple[Dataset, int]:
+    """Remove rows whose text occurs verbatim in `texts` (e.g. test reviews inside unlabeled text)."""
+    forbidden = set(texts[column])
+    kept = dataset.filter(
+        lambda batch: [t not in forbidden for t in batch[column]], batched=True, desc="dropping test texts"
+    )
+    return kept, len(dataset) - len(kept)
 
 
 def builder_for(path: str) -> str:
@@ -40,18 +51,29 @@ def builder_for(path: str) -> str:
     return builder
 
 
+def _load_files(paths: str | list[str], split: str) -> Dataset:
+    paths = [paths] if isinstance(paths, str) else paths
+    builders = {builder_for(path) for path in paths}
+    if len(builders) > 1:
+        raise TunekitError(f"{split}_file: mixes file types {sorted(builders)}")
+    try:
+        return load_dataset(builders.pop(), data_files={split: paths}, split=split)
+    except DatasetGenerationError as error:
+        cause = error.__cause__ or error
+        raise TunekitError(f"{split}_file: cannot read {', '.join(paths)} ({type(cause).__name__})") from None
+
+
 def load_raw(data_args: DataArguments) -> DatasetDict:
     """All splits of the configured source, before any carving or sub-sampling."""
     if data_args.train_file:
-        data_files: dict[str, list[str] | str] = {"train": list(data_args.train_file)}
-        if data_args.validation_file:
-            data_files["validation"] = data_args.validation_file
-        if data_args.test_file:
-            data_files["test"] = data_args.test_file
-        builders = {builder_for(p) for files in data_files.values() for p in np.atleast_1d(files)}
-        if len(builders) > 1:
-            raise TunekitError(f"train_file/validation_file/test_file mix file types: {sorted(builders)}")
-        return load_dataset(builders.pop(), data_files=data_files)
+        files = {
+            "train": list(data_args.train_file),
+            "validation": data_args.validation_file,
+            "test": data_args.test_file,
+        }
+        # One load per split: unlabeled pretraining text and a labeled test file have different
+        # columns, which a single multi-split load would reject.
+        return DatasetDict({split: _load_files(paths, split) for split, paths in files.items() if paths})
     if data_args.uses_synthetic:
         return _synthetic(data_args.synthetic_seed)
     try:
@@ -81,12 +103,20 @@ def select_splits(raw: DatasetDict, expression: str, field_name: str) -> Dataset
     return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
-def ensure_class_labels(dataset: Dataset, label_column: str) -> Dataset:
+def ensure_class_labels(dataset: Dataset, label_column: str, names: list[str] | None = None) -> Dataset:
     """Make the label column a ClassLabel so stratification and id2label work for any source."""
     if label_column not in dataset.column_names:
         raise TunekitError(f"label_column {label_column!r} not in columns {dataset.column_names}")
-    if isinstance(dataset.features[label_column], ClassLabel):
+    feature = dataset.features[label_column]
+    if isinstance(feature, ClassLabel):
         return dataset
+    if names is not None:
+        values = set(dataset.unique(label_column))
+        if not values <= set(range(len(names))):
+            raise TunekitError(
+                f"label_names gives {len(names)} classes but {label_column!r} holds {sorted(values)}"
+            )
+        return dataset.cast_column(label_column, ClassLabel(names=names))
     return dataset.class_encode_column(label_column)
 
 
@@ -128,6 +158,11 @@ def prepare_splits(raw: DatasetDict, data_args: DataArguments, seed: int, labele
     """Train/validation(/test) for one run: named splits, a carved validation, the label budget."""
     train = select_splits(raw, data_args.train_split, "train_split")
     label_column = data_args.label_column if labeled else None
+    dropped = 0
+    if not labeled and data_args.exclude_test_texts and data_args.test_split in raw:
+        # Pretraining on text that contains test examples would leak them into the encoder.
+        train, dropped = drop_texts(train, raw[data_args.test_split], data_args.text_column)
+        logger.info("dropped %d pretraining texts that also appear in the test split", dropped)
     for name, dataset in raw.items():
         if data_args.text_column not in dataset.column_names:
             raise TunekitError(
@@ -135,7 +170,7 @@ def prepare_splits(raw: DatasetDict, data_args: DataArguments, seed: int, labele
                 f"(columns {dataset.column_names})"
             )
     if label_column:
-        train = ensure_class_labels(train, label_column)
+        train = ensure_class_labels(train, label_column, data_args.label_names)
     if data_args.validation_split and data_args.validation_split in raw:
         validation = raw[data_args.validation_split]
     else:
@@ -157,7 +192,7 @@ def prepare_splits(raw: DatasetDict, data_args: DataArguments, seed: int, labele
         validation = validation.select(range(min(len(validation), data_args.max_eval_samples)))
         if test is not None:
             test = test.shuffle(seed=seed).select(range(min(len(test), data_args.max_eval_samples)))
-    return Splits(train=train, validation=validation, test=test)
+    return Splits(train=train, validation=validation, test=test, dropped_test_copies=dropped)
 
 
 def _align_labels(dataset: Dataset, label_column: str, names: list[str]) -> Dataset:

@@ -7,7 +7,7 @@ imported, so `AutoModelForSequenceClassification.from_pretrained(dir)` rebuilds 
 import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_outputs import MaskedLMOutput, SequenceClassifierOutput
 
 
 class LSTMConfig(PretrainedConfig):
@@ -156,3 +156,44 @@ class LSTMForSequenceClassification(LSTMPreTrainedModel):
                 return forward
             return torch.cat([forward, states[:, 0, self.config.hidden_size :]], dim=-1)
         raise ValueError(f"classifier_pooling must be mean, max or last, got {pooling!r}")
+
+
+class LSTMForLanguageModeling(LSTMPreTrainedModel):
+    """ULMFiT/ELMo-style LM pretraining for the LSTM baseline: the forward direction predicts the
+    next token, the backward direction the previous one. Fine-tuning loads its `lstm.*` weights
+    into LSTMForSequenceClassification, as a pretrained transformer's encoder is loaded.
+
+    `logits` are laid out to match `language_model_labels`: positions 0..T-1 for the forward
+    direction, then T..2T-1 for the backward one, so the training loop's token cross-entropy
+    needs no LSTM-specific code.
+    """
+
+    def __init__(self, config: LSTMConfig) -> None:
+        super().__init__(config)
+        self.lstm = LSTMModel(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.lstm.embeddings
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> MaskedLMOutput:
+        states = self.lstm(input_ids, attention_mask)
+        hidden = self.config.hidden_size
+        directions = [states[..., :hidden]]
+        if self.config.bidirectional:
+            directions.append(states[..., hidden:])
+        logits = self.decoder(torch.cat(directions, dim=1).to(self.decoder.weight.dtype))
+        return MaskedLMOutput(logits=logits)
+
+
+def language_model_labels(input_ids: torch.Tensor, bidirectional: bool, pad_token_id: int) -> torch.Tensor:
+    """Next-token targets (and previous-token targets when bidirectional), -100 where none exists."""
+    ignore = torch.full_like(input_ids[:, :1], -100)
+    labels = [torch.cat([input_ids[:, 1:], ignore], dim=1)]
+    if bidirectional:
+        labels.append(torch.cat([ignore, input_ids[:, :-1]], dim=1))
+    labels = torch.cat(labels, dim=1)
+    return labels.masked_fill(labels == pad_token_id, -100)

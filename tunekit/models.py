@@ -6,6 +6,7 @@ every saved model loads with plain `AutoModel*.from_pretrained` and `pipeline()`
 
 from typing import Any
 
+import torch
 from transformers import (
     AutoConfig,
     AutoModelForMaskedLM,
@@ -17,7 +18,7 @@ from transformers import (
 
 from tunekit.config import ModelArguments
 from tunekit.errors import TunekitError
-from tunekit.lstm import LSTMConfig, LSTMForSequenceClassification
+from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling, LSTMForSequenceClassification
 
 # Each architecture names its dropout knobs differently; one recipe field drives them all.
 _DROPOUT_FIELDS = {
@@ -50,9 +51,12 @@ def _token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
 
 def _overrides(model_args: ModelArguments) -> dict[str, Any]:
     """Config fields a recipe may change even when starting from a pretrained model."""
-    values: dict[str, Any] = dict.fromkeys(_DROPOUT_FIELDS.get(model_args.model_type, ()), model_args.dropout)
-    if model_args.classifier_pooling is not None and model_args.model_type == "modernbert":
+    dropout_fields = _DROPOUT_FIELDS.get(model_args.model_type, ("dropout",))
+    values: dict[str, Any] = dict.fromkeys(dropout_fields, model_args.dropout)
+    if model_args.classifier_pooling is not None and model_args.model_type in ("modernbert", "lstm"):
         values["classifier_pooling"] = model_args.classifier_pooling
+    if model_args.is_lstm:
+        values["fp32_recurrence"] = model_args.lstm_fp32_recurrence
     return values
 
 
@@ -112,11 +116,14 @@ def _from_pretrained(auto_class: Any, model_args: ModelArguments, **kwargs: Any)
         ) from None
 
 
-def build_masked_lm(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+def build_pretraining_model(
+    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase
+) -> PreTrainedModel:
+    """A masked LM for transformers; a (bi)directional language model for the LSTM (ULMFiT-style)."""
     if model_args.is_lstm:
-        raise TunekitError(
-            "model_type lstm cannot be pretrained with masked LM; use a transformer model_type"
-        )
+        if model_args.model_name_or_path:
+            return _from_pretrained(LSTMForLanguageModeling, model_args, **_overrides(model_args))
+        return LSTMForLanguageModeling(lstm_config(model_args, tokenizer))
     if model_args.model_name_or_path:
         return _from_pretrained(AutoModelForMaskedLM, model_args, **_overrides(model_args))
     return AutoModelForMaskedLM.from_config(transformer_config(model_args, tokenizer))
@@ -144,3 +151,19 @@ def build_classifier(
 
 def count_parameters(model: PreTrainedModel) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def estimate_train_flops(model: torch.nn.Module, tokens: int) -> float:
+    """About 6 FLOPs per token per weight used in a matrix product (2 forward, 4 backward).
+
+    Counts Linear and LSTM weights, so an embedding lookup is free but an output projection tied
+    to it is not; attention's sequence-length term is left out, which at these sizes and block
+    lengths undercounts a transformer by well under a third.
+    """
+    weights = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            weights += module.weight.numel()
+        elif isinstance(module, torch.nn.LSTM):
+            weights += sum(p.numel() for name, p in module.named_parameters() if name.startswith("weight"))
+    return 6.0 * weights * tokens

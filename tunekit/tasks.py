@@ -24,8 +24,9 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
 from tunekit.data import load_raw, prepare_splits
 from tunekit.errors import TunekitError
+from tunekit.lstm import language_model_labels
 from tunekit.metrics import classification_metrics
-from tunekit.models import build_classifier, build_masked_lm, count_parameters
+from tunekit.models import build_classifier, build_pretraining_model, count_parameters, estimate_train_flops
 from tunekit.tokenization import (
     load_tokenizer,
     mlm_collator,
@@ -88,11 +89,12 @@ def _finish(
     loop: LoopResult,
     tokenizer: PreTrainedTokenizerBase,
     started: float,
-    configs: tuple,
+    configs: tuple[ModelArguments, DataArguments, TrainArguments],
     output_dir: Path,
     extra: dict[str, Any],
 ) -> dict[str, Any]:
     model = accelerator.unwrap_model(loop.model)
+    train_args = configs[2]
     results = {
         **extra,
         **loop.final_metrics,
@@ -102,6 +104,7 @@ def _finish(
         "train_runtime": round(loop.progress.train_runtime, 2),
         "wall_time": round(time.perf_counter() - started, 2),
         "num_parameters": count_parameters(model),
+        "train_flops": estimate_train_flops(model, loop.progress.tokens_seen),
         "mixed_precision": accelerator.mixed_precision,
         "num_processes": accelerator.num_processes,
         "device": str(accelerator.device),
@@ -109,8 +112,9 @@ def _finish(
     }
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        model.save_pretrained(output_dir, save_function=accelerator.save)
-        tokenizer.save_pretrained(output_dir)
+        if train_args.save_model:
+            model.save_pretrained(output_dir, save_function=accelerator.save)
+            tokenizer.save_pretrained(output_dir)
         save_recipe(output_dir / "recipe.yaml", *configs)
         (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     # Last: besides closing trackers, this tears down the process group.
@@ -118,8 +122,29 @@ def _finish(
     return results
 
 
+class BlockLanguageModelCollator:
+    """Stacks packed blocks and adds next-token (and previous-token) targets for the LSTM LM."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, bidirectional: bool) -> None:
+        self.pad_token_id, self.bidirectional = tokenizer.pad_token_id, bidirectional
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        input_ids = torch.tensor([example["input_ids"] for example in examples])
+        labels = language_model_labels(input_ids, self.bidirectional, self.pad_token_id)
+        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
+
+
+def pretraining_collator(
+    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int
+) -> Any:
+    if model_args.is_lstm:
+        return BlockLanguageModelCollator(tokenizer, model_args.bidirectional)
+    return mlm_collator(tokenizer, mlm_probability, seed)
+
+
 def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
-    """Masked-LM pretraining on packed blocks of the training text."""
+    """Pretraining on packed blocks of the training text: masked LM for transformers, a
+    bidirectional language model for the LSTM."""
     started = time.perf_counter()
     accelerator = make_accelerator(train_args)
     output_dir = prepare_output_dir(train_args, accelerator)
@@ -127,7 +152,7 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     with accelerator.main_process_first():
         splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=False)
         tokenizer = get_tokenizer(model_args, data_args, splits.train, output_dir, accelerator)
-        model = build_masked_lm(model_args, tokenizer)
+        model = build_pretraining_model(model_args, tokenizer)
         _check_lengths(model_args, data_args, model.config)
         pack = partial(
             tokenize_and_pack,
@@ -138,22 +163,19 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
             load_from_cache=not data_args.overwrite_cache,
         )
         train_blocks, eval_blocks = pack(splits.train), pack(splits.validation)
+    collate = partial(pretraining_collator, model_args, tokenizer, data_args.mlm_probability, train_args.seed)
     # Separate collators: the training one re-masks every epoch, validation keeps fixed masks so
     # its loss is comparable from one evaluation to the next.
     train_loader = DataLoader(
-        train_blocks,
-        batch_size=train_args.per_device_train_batch_size,
-        shuffle=True,
-        collate_fn=mlm_collator(tokenizer, data_args.mlm_probability, train_args.seed),
+        train_blocks, batch_size=train_args.per_device_train_batch_size, shuffle=True, collate_fn=collate()
     )
     eval_loader = DataLoader(
-        eval_blocks,
-        batch_size=train_args.per_device_eval_batch_size,
-        collate_fn=mlm_collator(tokenizer, data_args.mlm_probability, train_args.seed),
+        eval_blocks, batch_size=train_args.per_device_eval_batch_size, collate_fn=collate()
     )
     loop = train_loop(model, train_loader, eval_loader, train_args, accelerator)
     extra = {
-        "task": "masked-lm",
+        "task": "language-model" if model_args.is_lstm else "masked-lm",
+        "pretraining_texts_dropped_as_test_copies": splits.dropped_test_copies,
         "model_type": model_args.model_type,
         "train_blocks": len(train_blocks),
         "block_size": data_args.max_seq_length,

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -45,6 +46,9 @@ class LoopResult:
 
 def make_accelerator(args: TrainArguments) -> Accelerator:
     tracker = args.report_to == "tensorboard" and importlib.util.find_spec("tensorboard") is not None
+    # Every run (a demo stage, a study cell) brings its own precision; accelerate keeps one global
+    # state per process, so it is reset here. The process group (PartialState) is kept.
+    AcceleratorState._reset_state()
     return Accelerator(
         cpu=args.use_cpu,
         mixed_precision=args.mixed_precision,

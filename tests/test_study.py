@@ -1,0 +1,114 @@
+"""The study runner on a shrunken grid: outputs, skipping finished cells, resuming a killed run."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tunekit.config import parse_recipe
+from tunekit.errors import TunekitError
+from tunekit.study import Study, StudyArguments
+
+TINY = {
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "dropout": 0.0,
+    "report_to": "none",
+    "disable_tqdm": True,
+}
+
+
+def write_recipe(path: Path, values: dict) -> str:
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
+
+
+@pytest.fixture
+def study_recipe(corpus_files, tmp_path) -> str:
+    labeled = {
+        "train_file": [str(corpus_files["train"])],
+        "validation_file": str(corpus_files["validation"]),
+        "test_file": str(corpus_files["test"]),
+        "max_seq_length": 48,
+        "max_steps": 4,
+        "per_device_train_batch_size": 4,
+        "learning_rate": 1e-3,
+        **TINY,
+    }
+    pretrain = {
+        "train_file": [str(corpus_files["unlabeled"])],
+        "test_file": str(corpus_files["test"]),
+        "train_split": "train",
+        "vocab_size": 300,
+        "max_seq_length": 32,
+        "max_steps": 4,
+        "per_device_train_batch_size": 4,
+        **TINY,
+    }
+    recipes = {
+        "transformer_pretrain_recipe": {**pretrain, "model_type": "modernbert"},
+        "lstm_pretrain_recipe": {**pretrain, "model_type": "lstm"},
+        "transformer_finetune_recipe": {**labeled, "model_type": "modernbert"},
+        "transformer_scratch_recipe": {**labeled, "model_type": "modernbert"},
+        "lstm_finetune_recipe": {**labeled, "model_type": "lstm"},
+    }
+    study = {name: write_recipe(tmp_path / f"{name}.yaml", values) for name, values in recipes.items()}
+    study |= {
+        "output_dir": str(tmp_path / "study"),
+        "arms": ["transformer_pretrained", "lstm_scratch"],
+        "budgets": ["8", "all"],
+        "seeds": [0],
+    }
+    return write_recipe(tmp_path / "study.yaml", study)
+
+
+def cells(study_dir: Path) -> list[tuple]:
+    lines = (study_dir / "results.jsonl").read_text().splitlines()
+    return [(row["arm"], row["budget"], row["seed"]) for row in map(json.loads, lines)]
+
+
+@pytest.mark.slow
+def test_study_writes_results_report_and_plot_then_skips_and_resumes(study_recipe, tmp_path):
+    (args,) = parse_recipe([study_recipe], (StudyArguments,))
+    Study(args).run()
+    root = tmp_path / "study"
+    assert set(cells(root)) == {
+        ("transformer_pretrained", 8, 0),
+        ("lstm_scratch", 8, 0),
+        ("transformer_pretrained", "all", 0),
+        ("lstm_scratch", "all", 0),
+    }
+    rows = [json.loads(line) for line in (root / "results.jsonl").read_text().splitlines()]
+    assert {row["train_examples"] for row in rows} == {8, 64}
+    assert all(0 <= row["test_accuracy"] <= 1 and row["train_flops"] > 0 for row in rows)
+    report = (root / "report.md").read_text()
+    assert "transformer_pretrained" in report and "lstm_scratch" in report
+    assert (root / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pretrain_results = json.loads((root / "pretrain" / "transformer" / "results.json").read_text())
+
+    # A second run finds every cell done and trains nothing.
+    stamps = {p: p.stat().st_mtime_ns for p in (root / "cells").rglob("results.json")}
+    Study(args).run()
+    assert len(cells(root)) == 4
+    assert stamps == {p: p.stat().st_mtime_ns for p in (root / "cells").rglob("results.json")}
+    assert json.loads((root / "pretrain" / "transformer" / "results.json").read_text()) == pretrain_results
+
+    # Killed before the last cell was recorded (and mid-way through writing its line): only it runs again.
+    finished = cells(root)
+    lines = (root / "results.jsonl").read_text().splitlines()
+    (root / "results.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
+    Study(args).run()
+    assert len(cells(root)) == 4 and set(cells(root)) == set(finished)
+    changed = [p for p, stamp in stamps.items() if p.stat().st_mtime_ns != stamp]
+    assert len(changed) == 1
+
+
+def test_study_arguments_are_validated():
+    with pytest.raises(TunekitError, match="arms: unknown"):
+        StudyArguments(arms=["gru_scratch"])
+    with pytest.raises(TunekitError, match="budgets: 'many'"):
+        StudyArguments(budgets=["many"])

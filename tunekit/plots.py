@@ -1,0 +1,64 @@
+"""The study's learning curve: test accuracy vs labelled examples, one line per arm, with 95% CIs."""
+
+from pathlib import Path
+
+import numpy as np
+
+from tunekit.errors import TunekitError
+from tunekit.report import _arm_key, _budget_key, _budget_label, summarize
+
+
+def _style(arm: str, index: int) -> dict:
+    """Blues for transformers, oranges for LSTMs; pretrained solid, scratch dashed; bf16 squares."""
+    shades = {"transformer": ("#08519c", "#4a98c9"), "lstm": ("#d94801", "#fd9a4b")}
+    bf16_shades = {"transformer": ("#08306b", "#2171b5"), "lstm": ("#7f2704", "#b35806")}
+    others = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+    bf16, scratch = arm.endswith("_bf16"), "_scratch" in arm
+    family = (bf16_shades if bf16 else shades).get(arm.split("_")[0])
+    color = family[scratch] if family else others[index % len(others)]
+    return {"color": color, "linestyle": "--" if scratch else "-", "marker": "s" if bf16 else "o"}
+
+
+def plot_learning_curve(
+    path: str | Path, rows: list[dict], title: str, *, chance: float | None = None
+) -> None:
+    """Test accuracy (%) vs labelled examples (log axis), one line per arm, 95% CI error bars.
+
+    `chance` (a fraction, e.g. 0.5 for balanced binary labels) draws a chance line.
+    """
+    # Figure without pyplot needs no GUI backend (headless); matplotlib is the optional `study` extra.
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
+
+    if not (summaries := summarize(rows)):
+        raise TunekitError(f"no results to plot in {path}")
+    numeric = [s.budget for s in summaries if isinstance(s.budget, int)]
+    # "all" sits at the train set size; without it, a bit right of the largest budget.
+    fallback = 2.5 * max(numeric, default=10)
+    arms = sorted({s.arm for s in summaries}, key=_arm_key)
+    figure = Figure(figsize=(8.5, 5), dpi=150)
+    ax = figure.add_subplot()
+    for i, arm in enumerate(arms):
+        cells = [s for s in summaries if s.arm == arm]
+        shift = 10 ** ((i - (len(arms) - 1) / 2) * 0.012)  # a small offset in log space keeps bars apart
+        x = [(s.train_examples or fallback) * shift for s in cells]
+        means, halves = zip(*(s.accuracy_ci for s in cells), strict=True)
+        label = arm.replace("lstm", "LSTM").replace("_", ", ")
+        style = {"capsize": 3, "linewidth": 1.6, "markersize": 5, **_style(arm, i)}
+        # n = 1 has no interval (nan): drawn without a bar rather than dropped
+        ax.errorbar(x, 100 * np.array(means), yerr=100 * np.nan_to_num(halves), label=label, **style)
+    if chance is not None:  # labelled on the line: a legend entry would sit above the arms
+        ax.axhline(100 * chance, color="0.5", linestyle=":", linewidth=1)
+        ax.text(0.99, 100 * chance, "chance", transform=ax.get_yaxis_transform(), ha="right", va="bottom")
+    ticks = {
+        s.budget: (s.train_examples or fallback, _budget_label(s.budget, s.train_examples, "\n"))
+        for s in summaries
+    }
+    ax.set_xscale("log")
+    ax.set_xticks(*zip(*(ticks[b] for b in sorted(ticks, key=_budget_key)), strict=True))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set(xlabel="labelled training examples", ylabel="test accuracy (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(title="mean ± 95% CI", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=150, bbox_inches="tight")

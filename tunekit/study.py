@@ -1,0 +1,258 @@
+"""The pretraining-advantage study: {transformer, LSTM} x {pretrained, scratch} x label budgets x seeds.
+
+One tokenizer is trained on the pretraining text and shared by every arm. Each arm's
+pretraining runs once and serves all its cells; each cell is one ordinary fine-tuning run, with
+model selection on validation and the test split touched once. A finished cell is one line of
+`results.jsonl`, so a killed study re-run skips what is done and continues.
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import platform
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import PartialState
+
+from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
+from tunekit.data import load_raw, prepare_splits
+from tunekit.errors import TunekitError
+from tunekit.plots import plot_learning_curve
+from tunekit.report import format_summary_table, load_results, summarize, write_report
+from tunekit.tasks import run_finetuning, run_pretraining
+from tunekit.tokenization import train_wordpiece
+
+logger = logging.getLogger(__name__)
+
+ARMS = ("transformer_pretrained", "transformer_scratch", "lstm_scratch", "lstm_pretrained")
+RunArgs = tuple[ModelArguments, DataArguments, TrainArguments]
+
+
+@dataclass
+class StudyArguments:
+    output_dir: str = field(
+        default="outputs/tiny/study", metadata={"help": "Where cells, report and plot go."}
+    )
+    arms: list[str] = field(default_factory=lambda: list(ARMS), metadata={"help": f"Arms to run: {ARMS}."})
+    budgets: list[str] = field(
+        default_factory=lambda: ["100", "1000", "all"],
+        metadata={"help": "Label budgets: numbers of labeled training examples, or 'all'."},
+    )
+    seeds: list[int] = field(
+        default_factory=lambda: [0, 1, 2], metadata={"help": "Fine-tuning seeds per cell."}
+    )
+    transformer_pretrain_recipe: str = field(
+        default="recipes/tiny/pretrain.yaml", metadata={"help": "MLM recipe."}
+    )
+    lstm_pretrain_recipe: str = field(
+        default="recipes/tiny/lstm_pretrain.yaml", metadata={"help": "LSTM LM recipe."}
+    )
+    transformer_finetune_recipe: str = field(
+        default="recipes/tiny/finetune_pretrained.yaml",
+        metadata={"help": "Fine-tuning recipe, pretrained arm."},
+    )
+    transformer_scratch_recipe: str = field(
+        default="recipes/tiny/finetune_scratch.yaml", metadata={"help": "Fine-tuning recipe, scratch arm."}
+    )
+    lstm_finetune_recipe: str = field(
+        default="recipes/tiny/lstm.yaml", metadata={"help": "LSTM fine-tuning."}
+    )
+    match_lstm_pretraining_tokens: bool = field(
+        default=True, metadata={"help": "Give the LSTM LM as many pretraining tokens as the transformer got."}
+    )
+    lstm_bf16_recurrence: bool = field(
+        default=False,
+        metadata={
+            "help": "Also run the LSTM arms under bf16 autocast with the recurrence in bf16 (*_bf16 arms)."
+        },
+    )
+    stage_overrides: str = field(
+        default="", metadata={"help": "Extra '--field value' flags for every stage, e.g. '--max_steps 5'."}
+    )
+
+    def __post_init__(self) -> None:
+        unknown = [arm for arm in self.arms if arm not in ARMS]
+        if unknown or not self.arms:
+            raise TunekitError(f"arms: unknown {unknown or 'empty list'}; choose from {', '.join(ARMS)}")
+        for budget in self.budgets:
+            if budget != "all" and not (budget.isdigit() and int(budget) > 0):
+                raise TunekitError(f"budgets: {budget!r} is neither a positive number nor 'all'")
+        if not self.seeds:
+            raise TunekitError("seeds: give at least one seed")
+
+
+def _stage(recipe: str, study: StudyArguments, **changes: Any) -> RunArgs:
+    """A stage recipe with the study's overrides, then per-run fields replaced (and re-validated)."""
+    model_args, data_args, train_args = parse_recipe([recipe, *shlex.split(study.stage_overrides)])
+    replaced = []
+    for config in (model_args, data_args, train_args):
+        names = {f.name for f in dataclasses.fields(config)}
+        replaced.append(dataclasses.replace(config, **{k: v for k, v in changes.items() if k in names}))
+    return tuple(replaced)  # type: ignore[return-value]
+
+
+class Study:
+    def __init__(self, args: StudyArguments, command: str = "python scripts/study.py") -> None:
+        self.args = args
+        self.command = command
+        self.root = Path(args.output_dir)
+        self.tokenizer_dir = self.root / "tokenizer"
+        self.results_path = self.root / "results.jsonl"
+
+    def arms(self) -> list[str]:
+        arms = list(self.args.arms)
+        if self.args.lstm_bf16_recurrence:
+            arms += [f"{arm}_bf16" for arm in self.args.arms if arm.startswith("lstm")]
+        return arms
+
+    def train_tokenizer(self) -> None:
+        """One WordPiece on the (test-deduplicated) pretraining text, shared by every arm."""
+        if (self.tokenizer_dir / "tokenizer.json").is_file():
+            return
+        model_args, data_args, train_args = _stage(self.args.transformer_pretrain_recipe, self.args)
+        splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=False)
+        tokenizer = train_wordpiece(
+            splits.train[data_args.text_column], model_args.vocab_size, model_args.max_position_embeddings
+        )
+        tokenizer.save_pretrained(self.tokenizer_dir)
+
+    def pretrain(self, architecture: str) -> dict:
+        """Run (or reuse, or resume) one arm's pretraining; its results.json marks it done."""
+        output_dir = self.root / "pretrain" / architecture
+        if (output_dir / "results.json").is_file():
+            return json.loads((output_dir / "results.json").read_text())
+        recipe = getattr(self.args, f"{architecture}_pretrain_recipe")
+        changes: dict[str, Any] = {
+            "output_dir": str(output_dir),
+            "tokenizer_name_or_path": str(self.tokenizer_dir),
+            "overwrite_output_dir": True,
+        }
+        if any(output_dir.glob("checkpoints/step_*/progress.json")):
+            changes["resume_from_checkpoint"] = "latest"
+        run_args = _stage(recipe, self.args, **changes)
+        if architecture == "lstm" and self.args.match_lstm_pretraining_tokens:
+            run_args = self._match_tokens(run_args)
+        return run_pretraining(*run_args)
+
+    def _match_tokens(self, run_args: RunArgs) -> RunArgs:
+        """Equal-compute fairness starts with equal text: as many tokens as the transformer saw."""
+        model_args, data_args, train_args = run_args
+        seen = json.loads((self.root / "pretrain" / "transformer" / "results.json").read_text())[
+            "tokens_seen"
+        ]
+        per_step = (
+            train_args.per_device_train_batch_size
+            * train_args.gradient_accumulation_steps
+            * data_args.max_seq_length
+            * PartialState().num_processes
+        )
+        return model_args, data_args, dataclasses.replace(train_args, max_steps=math.ceil(seen / per_step))
+
+    def cell(self, arm: str, budget: str, seed: int) -> dict:
+        base = arm.removesuffix("_bf16")
+        architecture, init = base.split("_")
+        recipe = {
+            ("transformer", "pretrained"): self.args.transformer_finetune_recipe,
+            ("transformer", "scratch"): self.args.transformer_scratch_recipe,
+        }.get((architecture, init), self.args.lstm_finetune_recipe)
+        output_dir = self.root / "cells" / arm / f"budget_{budget}" / f"seed_{seed}"
+        changes: dict[str, Any] = {
+            "output_dir": str(output_dir),
+            "overwrite_output_dir": True,
+            "save_model": False,
+            "seed": seed,
+            "max_train_samples": None if budget == "all" else int(budget),
+            "tokenizer_name_or_path": str(self.tokenizer_dir),
+            "model_name_or_path": str(self.root / "pretrain" / architecture)
+            if init == "pretrained"
+            else None,
+        }
+        if arm.endswith("_bf16"):
+            changes |= {"mixed_precision": "bf16", "lstm_fp32_recurrence": False}
+        results = run_finetuning(*_stage(recipe, self.args, **changes))
+        return {
+            "arm": arm,
+            "budget": budget if budget == "all" else int(budget),
+            "seed": seed,
+            "test_accuracy": results["test_accuracy"],
+            "test_f1": results["test_f1"],
+            "eval_accuracy": results.get("eval_accuracy"),
+            "steps": results["global_step"],
+            "wall_time": results["wall_time"],
+            "train_flops": results["train_flops"],
+            "num_parameters": results["num_parameters"],
+            "train_examples": results["train_examples"],
+            "mixed_precision": results["mixed_precision"],
+        }
+
+    def run(self) -> list[dict]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.train_tokenizer()
+        arms = self.arms()
+        pretraining = {}
+        for architecture in ("transformer", "lstm"):
+            if any(arm.startswith(f"{architecture}_pretrained") for arm in arms):
+                pretraining[architecture] = self.pretrain(architecture)
+        finished = load_results(self.results_path) if self.results_path.is_file() else []
+        # Rewrite without a line that a killed run left half-written, so appends stay valid JSONL.
+        self.results_path.write_text("".join(json.dumps(row) + "\n" for row in finished))
+        done = {(row["arm"], str(row["budget"]), row["seed"]) for row in finished}
+        for budget in self.args.budgets:
+            for seed in self.args.seeds:
+                for arm in arms:
+                    if (arm, budget, seed) in done:
+                        logger.info("skipping finished cell %s / %s / seed %d", arm, budget, seed)
+                        continue
+                    logger.info("== cell %s / budget %s / seed %d", arm, budget, seed)
+                    row = self.cell(arm, budget, seed)
+                    with self.results_path.open("a") as handle:
+                        handle.write(json.dumps(row) + "\n")
+        rows = load_results(self.results_path)
+        self.write_outputs(rows, pretraining)
+        return rows
+
+    def write_outputs(self, rows: list[dict], pretraining: dict[str, dict]) -> None:
+        per_arm = {arm: pretraining[arm.split("_")[0]] for arm in self.arms() if "pretrained" in arm}
+        dropped = pretraining.get("transformer", {}).get("pretraining_texts_dropped_as_test_copies")
+        notes = (
+            [f"{dropped} pretraining texts that also appear in the test split were dropped."]
+            if dropped is not None
+            else []
+        )
+        recipe_text = "\n".join(f"# {path}\n{Path(path).read_text()}" for path in self._recipes_used())
+        write_report(
+            self.root / "report.md",
+            rows,
+            pretraining=per_arm,
+            recipe_text=recipe_text,
+            commands=self.commands(),
+            machine=machine_description(),
+            notes=notes,
+        )
+        plot_learning_curve(
+            self.root / "learning_curve.png", rows, title="Test accuracy vs labels: pretrained vs scratch"
+        )
+        print(format_summary_table(summarize(rows)))
+
+    def _recipes_used(self) -> list[str]:
+        names = [
+            "transformer_pretrain_recipe",
+            "transformer_finetune_recipe",
+            "transformer_scratch_recipe",
+            "lstm_pretrain_recipe",
+            "lstm_finetune_recipe",
+        ]
+        return [getattr(self.args, name) for name in names]
+
+    def commands(self) -> list[str]:
+        return [self.command]
+
+
+def machine_description() -> str:
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    return f"{platform.node()} ({platform.machine()}, {torch.get_num_threads()} CPU threads, {device})"
