@@ -229,6 +229,9 @@ class TrainArguments:
             choices=("tensorboard", "none"),
         ),
     )
+    dataloader_num_workers: int = field(
+        default=0, metadata=_help("Worker processes per dataloader (collation off the training process).")
+    )
     save_model: bool = field(
         default=True, metadata=_help("Save the final model and tokenizer (a study's cells may skip it).")
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from accelerate import PartialState
 
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
@@ -74,6 +75,17 @@ class StudyArguments:
     stage_overrides: str = field(
         default="", metadata={"help": "Extra '--field value' flags for every stage, e.g. '--max_steps 5'."}
     )
+    pretrain_overrides: str = field(
+        default="",
+        metadata={"help": "Extra flags for the pretraining stages and the tokenizer (e.g. local files)."},
+    )
+    finetune_overrides: str = field(default="", metadata={"help": "Extra flags for every fine-tuning cell."})
+    min_finetune_steps: int = field(
+        default=0, metadata={"help": "Small budgets train at least this many optimizer steps (epochs grow)."}
+    )
+    report_only: bool = field(
+        default=False, metadata={"help": "Only rebuild report.md and the plot from results.jsonl."}
+    )
 
     def __post_init__(self) -> None:
         unknown = [arm for arm in self.arms if arm not in ARMS]
@@ -86,9 +98,10 @@ class StudyArguments:
             raise TunekitError("seeds: give at least one seed")
 
 
-def _stage(recipe: str, study: StudyArguments, **changes: Any) -> RunArgs:
+def _stage(recipe: str, study: StudyArguments, overrides: str, **changes: Any) -> RunArgs:
     """A stage recipe with the study's overrides, then per-run fields replaced (and re-validated)."""
-    model_args, data_args, train_args = parse_recipe([recipe, *shlex.split(study.stage_overrides)])
+    flags = [*shlex.split(study.stage_overrides), *shlex.split(overrides)]
+    model_args, data_args, train_args = parse_recipe([recipe, *flags])
     replaced = []
     for config in (model_args, data_args, train_args):
         names = {f.name for f in dataclasses.fields(config)}
@@ -114,7 +127,9 @@ class Study:
         """One WordPiece on the (test-deduplicated) pretraining text, shared by every arm."""
         if (self.tokenizer_dir / "tokenizer.json").is_file():
             return
-        model_args, data_args, train_args = _stage(self.args.transformer_pretrain_recipe, self.args)
+        model_args, data_args, train_args = _stage(
+            self.args.transformer_pretrain_recipe, self.args, self.args.pretrain_overrides
+        )
         splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=False)
         tokenizer = train_wordpiece(
             splits.train[data_args.text_column], model_args.vocab_size, model_args.max_position_embeddings
@@ -134,7 +149,7 @@ class Study:
         }
         if any(output_dir.glob("checkpoints/step_*/progress.json")):
             changes["resume_from_checkpoint"] = "latest"
-        run_args = _stage(recipe, self.args, **changes)
+        run_args = _stage(recipe, self.args, self.args.pretrain_overrides, **changes)
         if architecture == "lstm" and self.args.match_lstm_pretraining_tokens:
             run_args = self._match_tokens(run_args)
         return run_pretraining(*run_args)
@@ -174,7 +189,10 @@ class Study:
         }
         if arm.endswith("_bf16"):
             changes |= {"mixed_precision": "bf16", "lstm_fp32_recurrence": False}
-        results = run_finetuning(*_stage(recipe, self.args, **changes))
+        run_args = _stage(recipe, self.args, self.args.finetune_overrides, **changes)
+        if budget != "all" and self.args.min_finetune_steps:
+            run_args = self._at_least_min_steps(run_args, int(budget))
+        results = run_finetuning(*run_args)
         return {
             "arm": arm,
             "budget": budget if budget == "all" else int(budget),
@@ -190,11 +208,32 @@ class Study:
             "mixed_precision": results["mixed_precision"],
         }
 
+    def _at_least_min_steps(self, run_args: RunArgs, budget: int) -> RunArgs:
+        """With 100 labels a few epochs are a handful of steps; small budgets get more epochs instead."""
+        model_args, data_args, train_args = run_args
+        per_step = train_args.per_device_train_batch_size * train_args.gradient_accumulation_steps
+        steps = math.ceil(
+            train_args.num_train_epochs * math.ceil(budget / (per_step * PartialState().num_processes))
+        )
+        if train_args.max_steps <= 0 and steps < self.args.min_finetune_steps:
+            train_args = dataclasses.replace(train_args, max_steps=self.args.min_finetune_steps)
+        return model_args, data_args, train_args
+
     def run(self) -> list[dict]:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.train_tokenizer()
         arms = self.arms()
         pretraining = {}
+        if self.args.report_only:
+            for path in self.root.glob("pretrain/*/results.json"):
+                pretraining[path.parent.name] = json.loads(path.read_text())
+            if not self.results_path.is_file():
+                raise TunekitError(f"report_only: no {self.results_path} yet; run the study first")
+            rows = load_results(self.results_path)
+            self.write_outputs(rows, pretraining)
+            return rows
+        with (self.root / "commands.txt").open("a") as handle:
+            handle.write(self.command + "\n")
+        self.train_tokenizer()
         for architecture in ("transformer", "lstm"):
             if any(arm.startswith(f"{architecture}_pretrained") for arm in arms):
                 pretraining[architecture] = self.pretrain(architecture)
@@ -217,14 +256,16 @@ class Study:
         return rows
 
     def write_outputs(self, rows: list[dict], pretraining: dict[str, dict]) -> None:
-        per_arm = {arm: pretraining[arm.split("_")[0]] for arm in self.arms() if "pretrained" in arm}
+        per_arm = {arm: pretraining.get(arm.split("_")[0], {}) for arm in self.arms() if "pretrained" in arm}
         dropped = pretraining.get("transformer", {}).get("pretraining_texts_dropped_as_test_copies")
         notes = (
             [f"{dropped} pretraining texts that also appear in the test split were dropped."]
             if dropped is not None
             else []
         )
-        recipe_text = "\n".join(f"# {path}\n{Path(path).read_text()}" for path in self._recipes_used())
+        study = yaml.safe_dump(dataclasses.asdict(self.args), sort_keys=False)
+        stages = [f"# {path}\n{Path(path).read_text()}" for path in self._recipes_used()]
+        recipe_text = "\n".join([f"# the study, as resolved\n{study}", *stages])
         write_report(
             self.root / "report.md",
             rows,
@@ -250,7 +291,9 @@ class Study:
         return [getattr(self.args, name) for name in names]
 
     def commands(self) -> list[str]:
-        return [self.command]
+        """Every invocation that trained part of this study, in order (a resumed study has several)."""
+        recorded = self.root / "commands.txt"
+        return recorded.read_text().splitlines() if recorded.is_file() else [self.command]
 
 
 def machine_description() -> str:

@@ -47,7 +47,8 @@ NUM_NAMES = 60
 ZIPF_EXPONENT = 0.5
 REVIEW_MENTIONS = (2, 3)  # polar sentences per review, drawn uniformly from this range
 REVIEW_NEGATION_RATE = 0.15
-GLOSS_NEGATION_RATE = 0.5
+GLOSS_NEGATION_RATE = 0.25
+DICTIONARY_FRACTION = 0.5
 
 
 def _words(text: str) -> list[str]:
@@ -108,7 +109,7 @@ _GLOSS_TEMPLATES = [
     "a {p} {a} is a {g} {a} .",
     "{p} is {g} .",
 ]
-# Negated glosses: {g} is the anchor opposite to {p}'s polarity.
+# Negated glosses, still meaning {g}: {p} has the opposite polarity.
 _NEGATED_GLOSS_TEMPLATES = ["not {p} means {g} .", "not {p} means {g} .", "something not {p} is {g} ."]
 _ALL_TEMPLATES = _POLAR_TEMPLATES + _NEGATED_TEMPLATES + _NEUTRAL_TEMPLATES
 _ALL_TEMPLATES += _GLOSS_TEMPLATES + _NEGATED_GLOSS_TEMPLATES
@@ -183,18 +184,26 @@ class _Sampler:
         r.shuffle(sentences)
         return " ".join(sentences)
 
-    def gloss(self) -> str:
+    def gloss(self, coherent: bool) -> str:
+        """A gloss paragraph; ``coherent`` ones mean one anchor throughout."""
         r = self.rng
-        label = r.randrange(2)  # the polarity of every polar word in the paragraph
+        label = r.randrange(2)
         sentences = []
         for _ in range(r.randint(4, 8)):
+            if not coherent:
+                label = r.randrange(2)
             # Uniform over words, not Zipf: rare words get definitions too.
             negated = r.random() < GLOSS_NEGATION_RATE
+            word = r.choice(self.lex.polar[1 - label if negated else label])
             template = r.choice(_NEGATED_GLOSS_TEMPLATES if negated else _GLOSS_TEMPLATES)
-            anchor = ANCHORS[1 - label if negated else label]
-            words = r.sample(self.lex.polar[label], 2)
-            sentences.append(self.fill(template, p=words[0], s=words[1], g=anchor))
+            sentences.append(self.fill(template, p=word, s=r.choice(self.lex.polar[label]), g=ANCHORS[label]))
         return " ".join(sentences)
+
+    def unlabeled(self, gloss_fraction: float) -> str:
+        r = self.rng
+        if r.random() >= gloss_fraction:
+            return self.review(r.randrange(2))
+        return self.gloss(coherent=r.random() >= DICTIONARY_FRACTION)
 
     def labeled(self, num: int) -> dict[str, list]:
         labels = [i % 2 for i in range(num)]  # balanced: counts differ by at most one
@@ -208,7 +217,7 @@ def build_synthetic_corpus(
     num_train: int = 100,
     num_validation: int = 500,
     num_test: int = 2000,
-    gloss_fraction: float = 0.5,
+    gloss_fraction: float = 0.8,
 ) -> datasets.DatasetDict:
     """Splits "unlabeled" (text) and "train"/"validation"/"test" (text, label).
 
@@ -218,10 +227,7 @@ def build_synthetic_corpus(
     """
     lexicon = build_lexicon(seed)
     unl = _Sampler(lexicon, random.Random(f"unlabeled-{seed}"))
-    texts = [
-        unl.gloss() if unl.rng.random() < gloss_fraction else unl.review(unl.rng.randrange(2))
-        for _ in range(num_unlabeled)
-    ]
+    texts = [unl.unlabeled(gloss_fraction) for _ in range(num_unlabeled)]
     text_only = datasets.Features({"text": datasets.Value("string")})
     labeled = datasets.Features(
         {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=LABEL_NAMES)}
@@ -237,13 +243,16 @@ def probe_sentences(seed: int = 0, negated: bool = False) -> tuple[list[str], li
     """One "X means [MASK] ." per polar word of the seed's lexicon, and the anchor index to fill.
 
     With ``negated`` the sentences are "not X means [MASK] ." and the answer
-    flips. The mask is the literal "[MASK]"; callers substitute their
-    tokenizer's mask token.
+    flips. Each follows a neutral sentence because pretraining blocks start
+    mid-document after [CLS]: a sentence right after [CLS] sits where the
+    encoder rarely saw a sentence start, and its answers there are noisy. The
+    neutral sentence holds no polar word or anchor to copy from. The mask is
+    the literal "[MASK]"; callers substitute their tokenizer's mask token.
     """
     lexicon = build_lexicon(seed)
     texts, labels = [], []
     for label, words in enumerate(lexicon.polar):
         for w in words:
-            texts.append(f"{'not ' if negated else ''}{w} means [MASK] .")
+            texts.append(f"it runs about 100 minutes . {'not ' if negated else ''}{w} means [MASK] .")
             labels.append(1 - label if negated else label)
     return texts, labels

@@ -167,10 +167,17 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     # Separate collators: the training one re-masks every epoch, validation keeps fixed masks so
     # its loss is comparable from one evaluation to the next.
     train_loader = DataLoader(
-        train_blocks, batch_size=train_args.per_device_train_batch_size, shuffle=True, collate_fn=collate()
+        train_blocks,
+        num_workers=train_args.dataloader_num_workers,
+        batch_size=train_args.per_device_train_batch_size,
+        shuffle=True,
+        collate_fn=collate(),
     )
     eval_loader = DataLoader(
-        eval_blocks, batch_size=train_args.per_device_eval_batch_size, collate_fn=collate()
+        eval_blocks,
+        num_workers=train_args.dataloader_num_workers,
+        batch_size=train_args.per_device_eval_batch_size,
+        collate_fn=collate(),
     )
     loop = train_loop(model, train_loader, eval_loader, train_args, accelerator)
     extra = {
@@ -211,13 +218,19 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
     collator = DataCollatorWithPadding(tokenizer)
     batch = train_args.per_device_eval_batch_size
     train_loader = DataLoader(
-        train_set, batch_size=train_args.per_device_train_batch_size, shuffle=True, collate_fn=collator
+        train_set,
+        num_workers=train_args.dataloader_num_workers,
+        batch_size=train_args.per_device_train_batch_size,
+        shuffle=True,
+        collate_fn=collator,
     )
     metric_fn = partial(classification_metrics, num_labels=len(label_names))
     loop = train_loop(
         model,
         train_loader,
-        DataLoader(eval_set, batch_size=batch, collate_fn=collator),
+        DataLoader(
+            eval_set, num_workers=train_args.dataloader_num_workers, batch_size=batch, collate_fn=collator
+        ),
         train_args,
         accelerator,
         metric_fn,
@@ -230,7 +243,11 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
         "labels": label_names,
     }
     if test_set is not None:
-        test_loader = accelerator.prepare(DataLoader(test_set, batch_size=batch, collate_fn=collator))
+        test_loader = accelerator.prepare(
+            DataLoader(
+                test_set, num_workers=train_args.dataloader_num_workers, batch_size=batch, collate_fn=collator
+            )
+        )
         # The test split is touched once, after training and model selection on validation.
         extra |= evaluate_model(loop.model, test_loader, accelerator, metric_fn, prefix="test")
     return _finish(
