@@ -23,8 +23,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The embedded study: pretrain once per architecture, then 4 arms x 2 label budgets x 3 seeds.
+# A re-run skips finished cells; `make clean` starts over.
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/study.py recipes/tiny/study.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

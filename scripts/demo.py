@@ -1,4 +1,6 @@
-"""`make demo`: the embedded default end to end, then one table of test accuracy per model.
+"""The four-step walkthrough on the embedded default, then one table of test accuracy per model:
+pretrain -> fine-tune pretrained -> fine-tune from scratch -> LSTM. (`make demo` runs the fuller
+study, scripts/study.py recipes/tiny/study.yaml.)
 
 Extra flags apply to every stage, e.g. `python scripts/demo.py --max_steps 20` for a smoke run.
 """

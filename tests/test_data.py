@@ -1,5 +1,7 @@
 import gzip
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +212,26 @@ def test_unreadable_file_is_named(tmp_path):
     path.write_text('{"text": "ok", "label": 1}\n{not json\n')
     with pytest.raises(TunekitError, match="train_file: cannot read .*broken.jsonl"):
         load_raw(DataArguments(train_file=[str(path)]))
+
+
+SHARED_DATA = os.environ.get("TUNEKIT_SHARED_DATA")
+
+
+@pytest.mark.skipif(
+    not SHARED_DATA, reason="TUNEKIT_SHARED_DATA is unset (.ci/run sets it to ../shared/data)"
+)
+def test_real_imdb_copy_loads_splits_and_deduplicates():
+    imdb = Path(SHARED_DATA) / "imdb"
+    labeled = DataArguments(
+        train_file=[str(imdb / "train.jsonl.gz")],
+        test_file=str(imdb / "test.jsonl.gz"),
+        label_names=["negative", "positive"],
+        max_train_samples=1000,
+    )
+    splits = prepare_splits(load_raw(labeled), labeled, seed=0, labeled=True)
+    assert len(splits.test) == 25_000 and len(splits.validation) == 2_500
+    assert np.bincount(splits.train["label"]).tolist() == [500, 500]
+    assert splits.test.features["label"].names == ["negative", "positive"]
+    pretrain = DataArguments(train_file=[str(imdb / "unsup.jsonl.gz")], test_file=str(imdb / "test.jsonl.gz"))
+    # The data README counts 266 distinct test texts inside unsup; 4 of them occur twice: 270 rows.
+    assert prepare_splits(load_raw(pretrain), pretrain, seed=0, labeled=False).dropped_test_copies == 270

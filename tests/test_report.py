@@ -1,16 +1,13 @@
 import json
 import logging
-import math
 
 import pytest
 
 from tunekit.errors import TunekitError
 from tunekit.report import (
     bf16_effect,
-    difference_ci,
     format_summary_table,
     load_results,
-    mean_ci,
     pretraining_gain,
     summarize,
     write_report,
@@ -51,24 +48,6 @@ def study_rows() -> list[dict]:
     return rows
 
 
-def test_mean_ci_matches_the_hand_computed_t_interval():
-    mean, half_width = mean_ci([1, 2, 3, 4])
-    # t_{0.975,3} = 3.182446, s = 1.290994, n = 4
-    assert mean == 2.5
-    assert half_width == pytest.approx(3.182446 * 1.290994 / 2, rel=1e-6)
-    assert half_width == pytest.approx(2.054, abs=1e-3)
-    assert mean_ci([1, 2, 3, 4], confidence=0.99)[1] > half_width
-
-
-def test_mean_ci_one_value_has_unknown_width_and_none_is_an_error():
-    mean, half_width = mean_ci([0.7])
-    assert mean == 0.7 and math.isnan(half_width)
-    with pytest.raises(ValueError):
-        mean_ci([])
-    with pytest.raises(ValueError):
-        mean_ci([1, 2], confidence=1.5)
-
-
 def test_load_results_skips_a_truncated_last_line(tmp_path, caplog):
     path = tmp_path / "results.jsonl"
     rows = study_rows()[:3]
@@ -106,16 +85,6 @@ def test_summarize_keeps_the_later_row_of_a_rerun_cell():
     rows = [row("lstm_scratch", 100, 0, 0.5), row("lstm_scratch", "100", 0, 0.6)]
     (summary,) = summarize(rows)
     assert summary.budget == 100 and summary.accuracy == {0: 0.6}
-
-
-def test_difference_ci_pairs_equal_seeds_and_falls_back_to_welch():
-    a, b = {0: 0.80, 1: 0.85, 2: 0.90}, {0: 0.70, 1: 0.74, 2: 0.81}
-    mean, half_width, method = difference_ci(a, b)
-    assert method == "paired t"
-    assert (mean, half_width) == pytest.approx(mean_ci([0.10, 0.11, 0.09]))
-    # the same numbers unpaired: the seed-to-seed spread is no longer cancelled
-    mean, welch_half_width, method = difference_ci(a, {3: 0.70, 4: 0.74, 5: 0.81})
-    assert method == "Welch t" and mean == pytest.approx(0.10) and welch_half_width > 4 * half_width
 
 
 def test_pretraining_gain_per_architecture_and_budget():

@@ -86,7 +86,7 @@ def test_study_writes_results_report_and_plot_then_skips_and_resumes(study_recip
     assert {row["train_examples"] for row in rows} == {8, 64}
     assert all(0 <= row["test_accuracy"] <= 1 and row["train_flops"] > 0 for row in rows)
     report = (root / "report.md").read_text()
-    assert "transformer_pretrained" in report and "lstm_scratch" in report
+    assert "transformer_pretrained" in report and "lstm_scratch" in report and "linear probe" in report
     assert (root / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pretrain_results = json.loads((root / "pretrain" / "transformer" / "results.json").read_text())
 

@@ -191,7 +191,8 @@ def prepare_splits(raw: DatasetDict, data_args: DataArguments, seed: int, labele
     if data_args.max_eval_samples is not None:
         validation = validation.select(range(min(len(validation), data_args.max_eval_samples)))
         if test is not None:
-            test = test.shuffle(seed=seed).select(range(min(len(test), data_args.max_eval_samples)))
+            # One fixed subset for every run, so arms and seeds are scored on the same examples.
+            test = test.shuffle(seed=0).select(range(min(len(test), data_args.max_eval_samples)))
     return Splits(train=train, validation=validation, test=test, dropped_test_copies=dropped)
 
 

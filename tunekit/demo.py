@@ -1,4 +1,4 @@
-"""The embedded demo: pretrain, fine-tune pretrained, fine-tune from scratch, LSTM; one table.
+"""The four-step walkthrough: pretrain, fine-tune pretrained, fine-tune from scratch, LSTM; one table.
 
 Each stage is an ordinary recipe run through the same functions as the scripts, so the demo
 shows exactly what `scripts/pretrain.py` and `scripts/finetune.py` do.

@@ -1,18 +1,23 @@
 """Probes of what masked-LM pretraining learned, run on the frozen encoder.
 
 Both probes take a stock ``transformers`` ``AutoModelForMaskedLM`` and a
-``PreTrainedTokenizerFast`` (anything callable like one, with ``mask_token``
-and ``convert_tokens_to_ids``). They measure before fine-tuning, so a demo can
-tell "pretraining learned nothing" apart from "fine-tuning threw it away".
+``PreTrainedTokenizerFast`` (anything callable like one, with ``mask_token``,
+``mask_token_id`` and ``convert_tokens_to_ids``). They run before
+fine-tuning, so a demo can tell "pretraining learned nothing" apart from
+"fine-tuning threw it away".
 
 * :func:`masked_word_probe` asks the MLM head to fill "X means [MASK] ." for
   every polar word X of the synthetic corpus and scores it right when the
   correct anchor ("good"/"bad") outscores the other one. Restricting the
-  choice to the two anchors measures polarity knowledge, not fluency.
+  choice to the two anchors measures polarity knowledge, not fluency. It is
+  the stricter probe: it needs the head to bind the anchor to the one word
+  in front of it, which a small encoder learns later than it learns which
+  words go together.
 * :func:`linear_probe` fits a logistic regression (scikit-learn) on
   mean-pooled final hidden states. Mean pooling over real tokens matches how
-  the fine-tuned classifier pools, and a linear model on frozen features shows
-  whether the polarity is already there, readable with few parameters.
+  the fine-tuned classifier pools, and a linear model on frozen features
+  shows whether polarity is already there, readable with few parameters.
+  This is the probe that predicts fine-tuned accuracy.
 """
 
 from __future__ import annotations
@@ -40,20 +45,23 @@ def masked_word_probe(
     negated: bool = False,
     texts: Sequence[str] | None = None,
     labels: Sequence[int] | None = None,
-    candidates: Sequence[str] = ("bad", "good"),
+    candidates: Sequence[str] = synthetic.ANCHORS,
     batch_size: int = 128,
 ) -> float:
     """Accuracy of the MLM at choosing ``candidates[label]`` for the masked slot.
 
     By default the sentences are :func:`synthetic.probe_sentences` for the
-    corpus built with ``seed`` (the same seed decides the polar lexicon), and
-    ``negated`` probes "not X means [MASK] ." instead. Each text must hold
-    exactly one "[MASK]"; it is replaced by the tokenizer's mask token.
+    corpus built with ``seed`` (the seed decides which words are positive);
+    ``negated`` probes "not X means [MASK] ." instead, where the answer flips.
+    Custom ``texts`` must each hold exactly one literal "[MASK]".
     """
     if texts is None:
         texts, labels = synthetic.probe_sentences(seed, negated=negated)
-    assert labels is not None and len(texts) == len(labels)
-    cand_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(candidates)))
+    if labels is None or len(texts) != len(labels):
+        raise ValueError("masked_word_probe needs one label per text")
+    cand_ids = tokenizer.convert_tokens_to_ids(list(candidates))
+    if tokenizer.unk_token_id in cand_ids:
+        raise ValueError(f"the candidates {list(candidates)} must each be one token of the vocabulary")
     was_training = model.training
     model.eval()
     device = _device(model)
@@ -61,12 +69,13 @@ def masked_word_probe(
     for start in range(0, len(texts), batch_size):
         batch = [t.replace("[MASK]", tokenizer.mask_token) for t in texts[start : start + batch_size]]
         enc = tokenizer(batch, padding=True, return_tensors="pt").to(device)
-        logits = model(**enc).logits
         rows, cols = (enc["input_ids"] == tokenizer.mask_token_id).nonzero(as_tuple=True)
-        assert len(rows) == len(batch), "each probe text needs exactly one mask"
-        choice = logits[rows, cols][:, cand_ids.to(device)].argmax(-1).cpu()
-        gold = torch.tensor(labels[start : start + batch_size])
-        correct += int((choice == gold).sum())
+        if len(rows) != len(batch):
+            model.train(was_training)
+            raise ValueError("each probe text needs exactly one mask")
+        logits = model(**enc).logits[rows, cols][:, cand_ids]
+        gold = torch.tensor(labels[start : start + batch_size], device=device)
+        correct += int((logits.argmax(-1) == gold).sum())
     model.train(was_training)
     return correct / len(texts)
 
@@ -105,7 +114,7 @@ def linear_probe(
     max_length: int = 128,
     c: float = 1.0,
 ) -> float:
-    """Test accuracy of logistic regression on frozen mean-pooled features."""
+    """Test accuracy of a logistic regression on frozen mean-pooled features."""
     x_train = mean_pooled_features(model, tokenizer, train_texts, max_length)
     x_test = mean_pooled_features(model, tokenizer, test_texts, max_length)
     # Standardising first: hidden-state scales differ a lot between a random

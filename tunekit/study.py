@@ -12,90 +12,27 @@ import logging
 import math
 import platform
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 from accelerate import PartialState
+from transformers import AutoModelForMaskedLM
 
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
 from tunekit.data import load_raw, prepare_splits
 from tunekit.errors import TunekitError
 from tunekit.plots import plot_learning_curve
+from tunekit.probes import linear_probe, masked_word_probe
 from tunekit.report import format_summary_table, load_results, summarize, write_report
+from tunekit.study_arguments import StudyArguments
 from tunekit.tasks import run_finetuning, run_pretraining
-from tunekit.tokenization import train_wordpiece
+from tunekit.tokenization import load_tokenizer, train_wordpiece
 
 logger = logging.getLogger(__name__)
 
-ARMS = ("transformer_pretrained", "transformer_scratch", "lstm_scratch", "lstm_pretrained")
 RunArgs = tuple[ModelArguments, DataArguments, TrainArguments]
-
-
-@dataclass
-class StudyArguments:
-    output_dir: str = field(
-        default="outputs/tiny/study", metadata={"help": "Where cells, report and plot go."}
-    )
-    arms: list[str] = field(default_factory=lambda: list(ARMS), metadata={"help": f"Arms to run: {ARMS}."})
-    budgets: list[str] = field(
-        default_factory=lambda: ["100", "1000", "all"],
-        metadata={"help": "Label budgets: numbers of labeled training examples, or 'all'."},
-    )
-    seeds: list[int] = field(
-        default_factory=lambda: [0, 1, 2], metadata={"help": "Fine-tuning seeds per cell."}
-    )
-    transformer_pretrain_recipe: str = field(
-        default="recipes/tiny/pretrain.yaml", metadata={"help": "MLM recipe."}
-    )
-    lstm_pretrain_recipe: str = field(
-        default="recipes/tiny/lstm_pretrain.yaml", metadata={"help": "LSTM LM recipe."}
-    )
-    transformer_finetune_recipe: str = field(
-        default="recipes/tiny/finetune_pretrained.yaml",
-        metadata={"help": "Fine-tuning recipe, pretrained arm."},
-    )
-    transformer_scratch_recipe: str = field(
-        default="recipes/tiny/finetune_scratch.yaml", metadata={"help": "Fine-tuning recipe, scratch arm."}
-    )
-    lstm_finetune_recipe: str = field(
-        default="recipes/tiny/lstm.yaml", metadata={"help": "LSTM fine-tuning."}
-    )
-    match_lstm_pretraining_tokens: bool = field(
-        default=True, metadata={"help": "Give the LSTM LM as many pretraining tokens as the transformer got."}
-    )
-    lstm_bf16_recurrence: bool = field(
-        default=False,
-        metadata={
-            "help": "Also run the LSTM arms under bf16 autocast with the recurrence in bf16 (*_bf16 arms)."
-        },
-    )
-    stage_overrides: str = field(
-        default="", metadata={"help": "Extra '--field value' flags for every stage, e.g. '--max_steps 5'."}
-    )
-    pretrain_overrides: str = field(
-        default="",
-        metadata={"help": "Extra flags for the pretraining stages and the tokenizer (e.g. local files)."},
-    )
-    finetune_overrides: str = field(default="", metadata={"help": "Extra flags for every fine-tuning cell."})
-    min_finetune_steps: int = field(
-        default=0, metadata={"help": "Small budgets train at least this many optimizer steps (epochs grow)."}
-    )
-    report_only: bool = field(
-        default=False, metadata={"help": "Only rebuild report.md and the plot from results.jsonl."}
-    )
-
-    def __post_init__(self) -> None:
-        unknown = [arm for arm in self.arms if arm not in ARMS]
-        if unknown or not self.arms:
-            raise TunekitError(f"arms: unknown {unknown or 'empty list'}; choose from {', '.join(ARMS)}")
-        for budget in self.budgets:
-            if budget != "all" and not (budget.isdigit() and int(budget) > 0):
-                raise TunekitError(f"budgets: {budget!r} is neither a positive number nor 'all'")
-        if not self.seeds:
-            raise TunekitError("seeds: give at least one seed")
 
 
 def _stage(recipe: str, study: StudyArguments, overrides: str, **changes: Any) -> RunArgs:
@@ -153,6 +90,43 @@ class Study:
         if architecture == "lstm" and self.args.match_lstm_pretraining_tokens:
             run_args = self._match_tokens(run_args)
         return run_pretraining(*run_args)
+
+    def probe(self) -> dict:
+        """What MLM pretraining learned, before any fine-tuning: a linear probe on frozen mean-pooled
+        features (labeled train subset -> validation) and, on the synthetic corpus, the masked-word
+        probe. Measured once and cached next to the pretrained encoder."""
+        output_dir = self.root / "pretrain" / "transformer"
+        cached = output_dir / "probes.json"
+        if cached.is_file():
+            return json.loads(cached.read_text())
+        _, data_args, train_args = _stage(
+            self.args.transformer_finetune_recipe,
+            self.args,
+            self.args.finetune_overrides,
+            max_train_samples=500,
+        )
+        splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=True)
+        model = AutoModelForMaskedLM.from_pretrained(output_dir)
+        tokenizer = load_tokenizer(str(output_dir))
+        column, label = data_args.text_column, data_args.label_column
+        validation = splits.validation.select(range(min(1000, len(splits.validation))))
+        probes = {
+            "linear_probe_accuracy": linear_probe(
+                model,
+                tokenizer,
+                splits.train[column],
+                splits.train[label],
+                validation[column],
+                validation[label],
+                max_length=data_args.max_seq_length,
+            )
+        }
+        if data_args.uses_synthetic:
+            probes["masked_word_probe_accuracy"] = masked_word_probe(
+                model, tokenizer, seed=data_args.synthetic_seed
+            )
+        cached.write_text(json.dumps(probes, indent=2) + "\n")
+        return probes
 
     def _match_tokens(self, run_args: RunArgs) -> RunArgs:
         """Equal-compute fairness starts with equal text: as many tokens as the transformer saw."""
@@ -237,6 +211,8 @@ class Study:
         for architecture in ("transformer", "lstm"):
             if any(arm.startswith(f"{architecture}_pretrained") for arm in arms):
                 pretraining[architecture] = self.pretrain(architecture)
+        if "transformer" in pretraining and PartialState().is_main_process:
+            pretraining["transformer"] |= self.probe()
         finished = load_results(self.results_path) if self.results_path.is_file() else []
         # Rewrite without a line that a killed run left half-written, so appends stay valid JSONL.
         self.results_path.write_text("".join(json.dumps(row) + "\n" for row in finished))
@@ -257,12 +233,28 @@ class Study:
 
     def write_outputs(self, rows: list[dict], pretraining: dict[str, dict]) -> None:
         per_arm = {arm: pretraining.get(arm.split("_")[0], {}) for arm in self.arms() if "pretrained" in arm}
-        dropped = pretraining.get("transformer", {}).get("pretraining_texts_dropped_as_test_copies")
-        notes = (
-            [f"{dropped} pretraining texts that also appear in the test split were dropped."]
-            if dropped is not None
-            else []
-        )
+        transformer = pretraining.get("transformer", {})
+        notes = []
+        if (dropped := transformer.get("pretraining_texts_dropped_as_test_copies")) is not None:
+            notes.append(
+                f"{dropped} pretraining texts that also appear verbatim in the test split were dropped "
+                "from the pretraining corpus before training."
+            )
+        if (linear := transformer.get("linear_probe_accuracy")) is not None:
+            notes.append(
+                f"Before fine-tuning, a linear probe (logistic regression on frozen mean-pooled features, "
+                f"500 labels -> validation) reads {100 * linear:.1f} % accuracy from the pretrained encoder."
+            )
+        if (masked := transformer.get("masked_word_probe_accuracy")) is not None:
+            notes.append(
+                f"Masked-word probe ('X means [MASK]' over every polar word, good vs bad): "
+                f"{100 * masked:.1f} %."
+            )
+        if any(arm.endswith("_bf16") for arm in self.arms()):
+            notes.append(
+                "`*_bf16` arms ran under bf16 autocast with the LSTM recurrence in bf16 too; the other "
+                "LSTM arms keep the recurrence in fp32."
+            )
         study = yaml.safe_dump(dataclasses.asdict(self.args), sort_keys=False)
         stages = [f"# {path}\n{Path(path).read_text()}" for path in self._recipes_used()]
         recipe_text = "\n".join([f"# the study, as resolved\n{study}", *stages])
@@ -279,6 +271,12 @@ class Study:
             self.root / "learning_curve.png", rows, title="Test accuracy vs labels: pretrained vs scratch"
         )
         print(format_summary_table(summarize(rows)))
+        for architecture, results in pretraining.items():
+            print(
+                f"pretraining {architecture}: {results.get('train_runtime', float('nan')):.0f} s, "
+                f"{results.get('tokens_seen', 0):,} tokens, {results.get('num_parameters', 0):,} parameters"
+            )
+        print(f"report: {self.root / 'report.md'}  plot: {self.root / 'learning_curve.png'}")
 
     def _recipes_used(self) -> list[str]:
         names = [

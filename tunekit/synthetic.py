@@ -1,31 +1,41 @@
 """Deterministic synthetic sentiment corpus on which unsupervised pretraining helps.
 
-Design, and why:
+Design, and why (each choice was measured with a 2-layer, 128-wide
+ModernBERT-style encoder pretrained for 1500 masked-LM steps):
 
 * Sentiment lives in many invented *polar words* (pseudo-words such as
   ``gravolen``), half positive and half negative. Their spelling is random, so
   nothing in a word's form tells its polarity: it can only be learned from
   context, either from labels or from the unlabeled text.
-* The unlabeled split mixes movie reviews (same generator as the labeled data,
-  labels dropped) with short *gloss* paragraphs: "gravolen means good",
-  "gravolen and tesmirak mean the same thing", "not pludak means good". These
-  are the local, learnable evidence of meaning that real text has
-  (definitions, synonyms, negations). Each gloss paragraph means one thing
-  throughout, like a review that is positive from start to end: that coherent
-  bag of words is what a small encoder picks up first, and the exact local
-  relations then sharpen it. Polarity shown only by which words share a
-  review is too weak a signal at this scale.
+* The unlabeled split is mostly *gloss* paragraphs, the local, learnable
+  evidence of meaning that real text has (definitions, synonyms, negations:
+  "gravolen means good", "gravolen and tesmirak mean the same thing",
+  "not pludak means good"), plus unlabeled reviews. Review co-occurrence
+  alone is too weak a signal at this scale.
+* Half the gloss paragraphs are *coherent*: every sentence means the same
+  anchor, like a thesaurus entry. There the anchor is a hub that pulls all
+  words of one polarity together, which the encoder learns first. But
+  within such a paragraph the anchor can be copied from the neighbouring
+  sentences, so alone they teach little about the word in front of the
+  anchor. The other half are *dictionary* paragraphs whose sentences pick
+  their polarity independently: copying fails there, and the encoder must
+  bind each anchor to its own word. Only dictionary paragraphs: nothing
+  learned in the time; only coherent ones: good features, but the
+  word-level binding is learned late or not at all, depending on the seed.
 * The anchor words "good" and "bad" appear only in glosses, never in reviews:
   otherwise a few labeled reviews would teach a scratch model the anchors and
   the task would not need the polar vocabulary.
-* Reviews carry a few polar mentions among neutral sentences (names,
+* Reviews carry two or three polar mentions among neutral sentences (names,
   runtimes, who the reviewer watched with). A mention may be negated
-  ("the plot was not X") with a word of the opposite polarity, so a classifier
-  must compose "not" with the word rather than count words.
+  ("the plot was not X") with a word of the opposite polarity, so a
+  classifier must compose "not" with the word rather than count words. This
+  is the hard part: fine-tuned on 100 labels, the pretrained encoder gets
+  ~99% of reviews without "not" right but ~65% of those with it, so
+  ``REVIEW_NEGATION_RATE`` sets how far below 100% it ends.
 * Polar words are drawn with a flat Zipf law (exponent ``ZIPF_EXPONENT``):
-  text-like, but flat enough that ~100 labeled reviews see only a minority of
-  the polar vocabulary, and each word once or twice, while test reviews use
-  all of it. A model trained from scratch on the labels stays near chance; a
+  text-like, but flat enough that 100 labeled reviews see about half of the
+  polar vocabulary, most of it once or twice, while test reviews use all of
+  it. Models trained from scratch on the labels stay around 55-60%; a
   pretrained one already knows the words.
 * Templates are shared by both labels, so length or wording leaks nothing.
 
@@ -185,7 +195,7 @@ class _Sampler:
         return " ".join(sentences)
 
     def gloss(self, coherent: bool) -> str:
-        """A gloss paragraph; ``coherent`` ones mean one anchor throughout."""
+        """A gloss paragraph; a ``coherent`` one means one anchor throughout."""
         r = self.rng
         label = r.randrange(2)
         sentences = []
@@ -214,7 +224,7 @@ class _Sampler:
 def build_synthetic_corpus(
     seed: int = 0,
     num_unlabeled: int = 60000,
-    num_train: int = 100,
+    num_train: int = 2000,
     num_validation: int = 500,
     num_test: int = 2000,
     gloss_fraction: float = 0.8,

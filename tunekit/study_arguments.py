@@ -1,0 +1,71 @@
+"""The study's recipe: which arms, label budgets and seeds, and which stage recipes they run."""
+
+from dataclasses import dataclass, field
+
+from tunekit.errors import TunekitError
+
+ARMS = ("transformer_pretrained", "transformer_scratch", "lstm_scratch", "lstm_pretrained")
+
+
+@dataclass
+class StudyArguments:
+    output_dir: str = field(
+        default="outputs/tiny/study", metadata={"help": "Where cells, report and plot go."}
+    )
+    arms: list[str] = field(default_factory=lambda: list(ARMS), metadata={"help": f"Arms to run: {ARMS}."})
+    budgets: list[str] = field(
+        default_factory=lambda: ["100", "1000", "all"],
+        metadata={"help": "Label budgets: numbers of labeled training examples, or 'all'."},
+    )
+    seeds: list[int] = field(
+        default_factory=lambda: [0, 1, 2], metadata={"help": "Fine-tuning seeds per cell."}
+    )
+    transformer_pretrain_recipe: str = field(
+        default="recipes/tiny/pretrain.yaml", metadata={"help": "MLM recipe."}
+    )
+    lstm_pretrain_recipe: str = field(
+        default="recipes/tiny/lstm_pretrain.yaml", metadata={"help": "LSTM LM recipe."}
+    )
+    transformer_finetune_recipe: str = field(
+        default="recipes/tiny/finetune_pretrained.yaml",
+        metadata={"help": "Fine-tuning recipe, pretrained arm."},
+    )
+    transformer_scratch_recipe: str = field(
+        default="recipes/tiny/finetune_scratch.yaml", metadata={"help": "Fine-tuning recipe, scratch arm."}
+    )
+    lstm_finetune_recipe: str = field(
+        default="recipes/tiny/lstm.yaml", metadata={"help": "LSTM fine-tuning."}
+    )
+    match_lstm_pretraining_tokens: bool = field(
+        default=True, metadata={"help": "Give the LSTM LM as many pretraining tokens as the transformer got."}
+    )
+    lstm_bf16_recurrence: bool = field(
+        default=False,
+        metadata={
+            "help": "Also run the LSTM arms under bf16 autocast with the recurrence in bf16 (*_bf16 arms)."
+        },
+    )
+    stage_overrides: str = field(
+        default="", metadata={"help": "Extra '--field value' flags for every stage, e.g. '--max_steps 5'."}
+    )
+    pretrain_overrides: str = field(
+        default="",
+        metadata={"help": "Extra flags for the pretraining stages and the tokenizer (e.g. local files)."},
+    )
+    finetune_overrides: str = field(default="", metadata={"help": "Extra flags for every fine-tuning cell."})
+    min_finetune_steps: int = field(
+        default=0, metadata={"help": "Small budgets train at least this many optimizer steps (epochs grow)."}
+    )
+    report_only: bool = field(
+        default=False, metadata={"help": "Only rebuild report.md and the plot from results.jsonl."}
+    )
+
+    def __post_init__(self) -> None:
+        unknown = [arm for arm in self.arms if arm not in ARMS]
+        if unknown or not self.arms:
+            raise TunekitError(f"arms: unknown {unknown or 'empty list'}; choose from {', '.join(ARMS)}")
+        for budget in self.budgets:
+            if budget != "all" and not (budget.isdigit() and int(budget) > 0):
+                raise TunekitError(f"budgets: {budget!r} is neither a positive number nor 'all'")
+        if not self.seeds:
+            raise TunekitError("seeds: give at least one seed")
