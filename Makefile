@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo study test lint format clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,9 +23,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The embedded default end to end: pretrain -> fine-tune pretrained -> from scratch -> LSTM, one table.
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
 # The embedded study: pretrain once per architecture, then 4 arms x 2 label budgets x 3 seeds.
 # A re-run skips finished cells; `make clean` starts over.
-demo: $(STAMP)
+study: $(STAMP)
 	$(BIN)/python scripts/study.py recipes/tiny/study.yaml
 
 lint: $(STAMP)

@@ -50,6 +50,8 @@ def test_pretrain_then_finetune_from_the_tiny_recipes(tmp_path):
         "4",
         "--eval_steps",
         "2",
+        "--max_seq_length",
+        "48",
         "--model_name_or_path",
         str(tmp_path / "pre"),
         "--output_dir",
