@@ -32,6 +32,17 @@ TINY_MODEL = [
     "0.0",
 ]
 QUIET = ["--disable_tqdm", "true", "--report_to", "none"]
+# The same tiny model and quiet logging, as recipe YAML values.
+TINY_RECIPE = {
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "dropout": 0.0,
+    "report_to": "none",
+    "disable_tqdm": True,
+}
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

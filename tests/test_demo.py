@@ -2,17 +2,9 @@ import yaml
 
 from tunekit.demo import STAGES, format_table, run_demo
 
-TINY = {
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 64,
-    "report_to": "none",
-    "disable_tqdm": True,
-    "max_steps": 3,
-    "per_device_train_batch_size": 4,
-}
+from .conftest import TINY_RECIPE
+
+TINY = {**TINY_RECIPE, "max_steps": 3, "per_device_train_batch_size": 4}
 
 
 def test_walkthrough_runs_the_four_stages_and_tabulates_them(corpus_files, tmp_path):

@@ -10,16 +10,7 @@ from tunekit.config import parse_recipe
 from tunekit.errors import TunekitError
 from tunekit.study import Study, StudyArguments
 
-TINY = {
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 64,
-    "dropout": 0.0,
-    "report_to": "none",
-    "disable_tqdm": True,
-}
+from .conftest import TINY_RECIPE
 
 
 def write_recipe(path: Path, values: dict) -> str:
@@ -37,7 +28,7 @@ def study_recipe(corpus_files, tmp_path) -> str:
         "max_steps": 4,
         "per_device_train_batch_size": 4,
         "learning_rate": 1e-3,
-        **TINY,
+        **TINY_RECIPE,
     }
     pretrain = {
         "train_file": [str(corpus_files["unlabeled"])],
@@ -47,7 +38,7 @@ def study_recipe(corpus_files, tmp_path) -> str:
         "max_seq_length": 32,
         "max_steps": 4,
         "per_device_train_batch_size": 4,
-        **TINY,
+        **TINY_RECIPE,
     }
     recipes = {
         "transformer_pretrain_recipe": {**pretrain, "model_type": "modernbert"},
