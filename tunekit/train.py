@@ -190,15 +190,18 @@ def train_loop(
         disable=args.disable_tqdm or not accelerator.is_local_main_process,
     )
     started = time.perf_counter() - progress.train_runtime
-    window_loss, window_steps, local_tokens = 0.0, 0, 0
+    window_loss, window_steps = 0.0, 0
+    # Counted on the device and read only when logging: an int() per micro-batch would make the
+    # host wait for the GPU at every step.
+    local_tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
     final_metrics: dict[str, float] = {}
     model.train()
 
     def flush_tokens() -> None:
         nonlocal local_tokens
-        counted = accelerator.reduce(torch.tensor(local_tokens, device=accelerator.device), "sum")
+        counted = accelerator.reduce(local_tokens.clone(), "sum")
         progress.tokens_seen += int(counted)
-        local_tokens = 0
+        local_tokens = torch.zeros_like(local_tokens)
 
     def run_eval() -> dict[str, float]:
         nonlocal best_state
@@ -241,7 +244,7 @@ def train_loop(
                     # global per-item mean.
                     accelerator.backward(loss_sum.sum() * accelerator.num_processes / items)
                 step_loss += loss_sum.sum().detach()
-                local_tokens += int(
+                local_tokens += (
                     batch["attention_mask"].sum() if "attention_mask" in batch else batch["input_ids"].numel()
                 )
             if args.max_grad_norm > 0:
