@@ -9,7 +9,7 @@ half checkpoint that `latest` would pick.
 import json
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -31,7 +31,6 @@ class Progress:
     train_runtime: float = 0.0
     best_metric: float | None = None
     best_step: int | None = None
-    history: list[dict] = field(default_factory=list)
 
     def save(self, directory: Path) -> None:
         (directory / PROGRESS_FILE).write_text(json.dumps(asdict(self)))

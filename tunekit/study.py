@@ -46,6 +46,15 @@ def _stage(recipe: str, study: StudyArguments, overrides: str, **changes: Any) -
     return tuple(replaced)  # type: ignore[return-value]
 
 
+def _examples_per_step(train_args: TrainArguments) -> int:
+    """The global batch: per-device batch x accumulation x processes."""
+    return (
+        train_args.per_device_train_batch_size
+        * train_args.gradient_accumulation_steps
+        * PartialState().num_processes
+    )
+
+
 class Study:
     def __init__(self, args: StudyArguments, command: str = "python scripts/study.py") -> None:
         self.args = args
@@ -134,12 +143,7 @@ class Study:
         seen = json.loads((self.root / "pretrain" / "transformer" / "results.json").read_text())[
             "tokens_seen"
         ]
-        per_step = (
-            train_args.per_device_train_batch_size
-            * train_args.gradient_accumulation_steps
-            * data_args.max_seq_length
-            * PartialState().num_processes
-        )
+        per_step = _examples_per_step(train_args) * data_args.max_seq_length
         return model_args, data_args, dataclasses.replace(train_args, max_steps=math.ceil(seen / per_step))
 
     def cell(self, arm: str, budget: str, seed: int) -> dict:
@@ -185,10 +189,7 @@ class Study:
     def _at_least_min_steps(self, run_args: RunArgs, budget: int) -> RunArgs:
         """With 100 labels a few epochs are a handful of steps; small budgets get more epochs instead."""
         model_args, data_args, train_args = run_args
-        per_step = train_args.per_device_train_batch_size * train_args.gradient_accumulation_steps
-        steps = math.ceil(
-            train_args.num_train_epochs * math.ceil(budget / (per_step * PartialState().num_processes))
-        )
+        steps = math.ceil(train_args.num_train_epochs * math.ceil(budget / _examples_per_step(train_args)))
         if train_args.max_steps <= 0 and steps < self.args.min_finetune_steps:
             train_args = dataclasses.replace(train_args, max_steps=self.args.min_finetune_steps)
         return model_args, data_args, train_args

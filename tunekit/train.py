@@ -31,6 +31,7 @@ from transformers import get_scheduler
 
 from tunekit.checkpoint import Progress, resolve_checkpoint, save_checkpoint
 from tunekit.config import TrainArguments
+from tunekit.metrics import language_model_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +115,10 @@ def evaluate_model(
                 references.append(labels.cpu().numpy())
     model.train()
     mean_loss = float(torch.cat(sums).sum() / torch.cat(counts).sum().clamp(min=1))
-    metrics = {"loss": mean_loss}
     if metric_fn is None:
-        metrics["perplexity"] = math.exp(min(mean_loss, 50.0))
+        metrics = language_model_metrics(mean_loss)
     else:
-        metrics.update(metric_fn(np.concatenate(predictions), np.concatenate(references)))
+        metrics = {"loss": mean_loss, **metric_fn(np.concatenate(predictions), np.concatenate(references))}
     return {f"{prefix}_{key}": value for key, value in metrics.items()}
 
 
