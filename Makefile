@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo study test lint format clean
+.PHONY: install demo study walkthrough test lint format clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,14 +23,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# The embedded default end to end: pretrain -> fine-tune pretrained -> from scratch -> LSTM, one table.
+# The embedded study (~10 min on 2 CPU cores): one tokenizer, MLM pretraining of the encoder and LM
+# pretraining of the biLSTM, then 4 arms x 2 label budgets x 3 seeds; prints the summary table and
+# writes outputs/tiny/study/{report.md,learning_curve.png,results.jsonl}. A re-run skips finished
+# cells; `make clean` starts over.
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
-
-# The embedded study: pretrain once per architecture, then 4 arms x 2 label budgets x 3 seeds.
-# A re-run skips finished cells; `make clean` starts over.
-study: $(STAMP)
 	$(BIN)/python scripts/study.py recipes/tiny/study.yaml
+
+study: demo
+
+# The four single runs behind one cell of each arm: pretrain -> fine-tune pretrained -> from scratch
+# -> LSTM, one table (~8 min).
+walkthrough: $(STAMP)
+	$(BIN)/python scripts/walkthrough.py
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -8,7 +8,7 @@ from transformers import AutoModelForSequenceClassification
 import tunekit  # noqa: F401  (registers the LSTM with the Auto classes)
 from tunekit.config import ModelArguments
 from tunekit.errors import TunekitError
-from tunekit.lstm import LSTMForSequenceClassification
+from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling, LSTMForSequenceClassification
 from tunekit.models import build_classifier, build_pretraining_model
 from tunekit.tokenization import train_wordpiece
 
@@ -115,3 +115,23 @@ def test_saved_classifier_works_in_pipeline_without_tunekit(tokenizer, tmp_path)
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")
+
+
+def test_lstm_language_model_ties_its_decoder_and_hands_its_encoder_to_the_classifier(tokenizer, tmp_path):
+    lm = build_pretraining_model(tiny("lstm"), tokenizer).eval()
+    inputs = batch(tokenizer)
+    output = lm(**inputs, output_hidden_states=True)
+    (states,) = output.hidden_states
+    steps = inputs["input_ids"].shape[1]
+    assert states.shape == (3, steps, 2 * 32) and output.logits.shape == (3, 2 * steps, len(tokenizer))
+    # Tied: next-token logits are the forward states against the input embeddings, plus a bias.
+    expected = states[..., :32] @ lm.lstm.embeddings.weight.T + lm.decoder_bias
+    torch.testing.assert_close(output.logits[:, :steps], expected)
+    lm.save_pretrained(tmp_path)
+    classifier = build_classifier(tiny("lstm", model_name_or_path=str(tmp_path)), tokenizer, ["n", "p"])
+    torch.testing.assert_close(classifier.lstm.embeddings.weight, lm.lstm.embeddings.weight)
+    torch.testing.assert_close(classifier.lstm.eval()(inputs["input_ids"], inputs["attention_mask"]), states)
+    untied = LSTMForLanguageModeling(
+        LSTMConfig(vocab_size=len(tokenizer), hidden_size=32, tie_word_embeddings=False)
+    )
+    assert untied(**inputs).logits.shape == output.logits.shape

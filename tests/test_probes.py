@@ -1,6 +1,8 @@
+import torch
 from transformers import AutoConfig, AutoModelForMaskedLM
 
-from tunekit.probes import linear_probe, masked_word_probe
+from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling
+from tunekit.probes import describe_probes, linear_probe, masked_word_probe, next_word_probe
 from tunekit.synthetic import build_synthetic_corpus
 from tunekit.tokenization import train_wordpiece
 
@@ -32,3 +34,24 @@ def test_probes_run_on_a_random_encoder_and_return_accuracies():
     # Features that carry the label must be read by the probe: train and test on the same texts.
     memorised = linear_probe(model, tokenizer, train["text"], train["label"], train["text"], train["label"])
     assert memorised >= 0.9
+
+
+def test_lstm_language_model_probes_read_its_forward_direction_and_states():
+    corpus = build_synthetic_corpus(seed=0, num_unlabeled=400, num_train=40, num_validation=10, num_test=40)
+    tokenizer = train_wordpiece(corpus["unlabeled"]["text"], vocab_size=2000, model_max_length=64)
+    config = LSTMConfig(vocab_size=len(tokenizer), hidden_size=32, pad_token_id=tokenizer.pad_token_id)
+    model = LSTMForLanguageModeling(config)
+    good, bad = tokenizer.convert_tokens_to_ids(["good", "bad"])
+    # An LM that always prefers "good" after "X means" is right on exactly the positive half.
+    with torch.no_grad():
+        model.decoder_bias[good] = 100.0
+    assert next_word_probe(model, tokenizer, seed=0) == 0.5
+    with torch.no_grad():
+        model.decoder_bias[bad] = 200.0
+    assert next_word_probe(model, tokenizer, seed=0) == 0.5
+    train = corpus["train"]
+    memorised = linear_probe(model, tokenizer, train["text"], train["label"], train["text"], train["label"])
+    assert memorised >= 0.9
+    notes = describe_probes("lstm", {"linear_probe_accuracy": 0.891, "next_word_probe_accuracy": 1.0})
+    assert notes[0].endswith("reads 89.1 % accuracy from the pretrained LSTM language model.")
+    assert "'X means'" in notes[1] and notes[1].endswith("100.0 %.")

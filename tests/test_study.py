@@ -50,7 +50,7 @@ def study_recipe(corpus_files, tmp_path) -> str:
     study = {name: write_recipe(tmp_path / f"{name}.yaml", values) for name, values in recipes.items()}
     study |= {
         "output_dir": str(tmp_path / "study"),
-        "arms": ["transformer_pretrained", "lstm_scratch"],
+        "arms": ["transformer_pretrained", "lstm_pretrained"],
         "budgets": ["8", "all"],
         "seeds": [0],
     }
@@ -69,15 +69,19 @@ def test_study_writes_results_report_and_plot_then_skips_and_resumes(study_recip
     root = tmp_path / "study"
     assert set(cells(root)) == {
         ("transformer_pretrained", 8, 0),
-        ("lstm_scratch", 8, 0),
+        ("lstm_pretrained", 8, 0),
         ("transformer_pretrained", "all", 0),
-        ("lstm_scratch", "all", 0),
+        ("lstm_pretrained", "all", 0),
     }
     rows = [json.loads(line) for line in (root / "results.jsonl").read_text().splitlines()]
     assert {row["train_examples"] for row in rows} == {8, 64}
     assert all(0 <= row["test_accuracy"] <= 1 and row["train_flops"] > 0 for row in rows)
     report = (root / "report.md").read_text()
-    assert "transformer_pretrained" in report and "lstm_scratch" in report and "linear probe" in report
+    assert "transformer_pretrained" in report and "lstm_pretrained" in report
+    # Each pretraining is probed before fine-tuning, and the report says what each probe read.
+    assert "from the pretrained masked-LM encoder" in report
+    assert "from the pretrained LSTM language model" in report
+    assert (root / "pretrain" / "lstm" / "probes.json").is_file()
     assert (root / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pretrain_results = json.loads((root / "pretrain" / "transformer" / "results.json").read_text())
 

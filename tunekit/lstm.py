@@ -22,6 +22,7 @@ class LSTMConfig(PretrainedConfig):
         dropout: float = 0.1,
         classifier_pooling: str = "mean",
         fp32_recurrence: bool = True,
+        tie_word_embeddings: bool = True,
         pad_token_id: int = 0,
         **kwargs,
     ) -> None:
@@ -33,6 +34,8 @@ class LSTMConfig(PretrainedConfig):
         self.classifier_pooling = classifier_pooling
         self.fp32_recurrence = fp32_recurrence
         super().__init__(pad_token_id=pad_token_id, **kwargs)
+        # After super(): transformers 4.x's base config would reset it to its own default.
+        self.tie_word_embeddings = tie_word_embeddings
 
 
 class LSTMPreTrainedModel(PreTrainedModel):
@@ -171,22 +174,37 @@ class LSTMForLanguageModeling(LSTMPreTrainedModel):
     def __init__(self, config: LSTMConfig) -> None:
         super().__init__(config)
         self.lstm = LSTMModel(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        if config.tie_word_embeddings:
+            self.decoder_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        else:
+            self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.lstm.embeddings
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        **kwargs,
     ) -> MaskedLMOutput:
         states = self.lstm(input_ids, attention_mask)
         hidden = self.config.hidden_size
         directions = [states[..., :hidden]]
         if self.config.bidirectional:
             directions.append(states[..., hidden:])
-        logits = self.decoder(torch.cat(directions, dim=1).to(self.decoder.weight.dtype))
-        return MaskedLMOutput(logits=logits)
+        stacked = torch.cat(directions, dim=1)
+        if self.config.tie_word_embeddings:
+            # Tied as in AWD-LSTM/ULMFiT: predicting a word from its context is what gives words
+            # used alike similar embeddings, and those input embeddings are what fine-tuning keeps.
+            weight = self.lstm.embeddings.weight
+            logits = nn.functional.linear(stacked.to(weight.dtype), weight, self.decoder_bias)
+        else:
+            logits = self.decoder(stacked.to(self.decoder.weight.dtype))
+        # hidden_states as transformers models return them, so probes read an LSTM like an encoder.
+        return MaskedLMOutput(logits=logits, hidden_states=(states,) if output_hidden_states else None)
 
 
 def language_model_labels(input_ids: torch.Tensor, bidirectional: bool, pad_token_id: int) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Probes of what masked-LM pretraining learned, run on the frozen encoder.
 
-Both probes take a stock ``transformers`` ``AutoModelForMaskedLM`` and a
+The probes take a stock ``transformers`` ``AutoModelForMaskedLM`` (or tunekit's
+LSTM language model, which returns ``hidden_states`` the same way) and a
 ``PreTrainedTokenizerFast`` (anything callable like one, with ``mask_token``,
 ``mask_token_id`` and ``convert_tokens_to_ids``). They run before
 fine-tuning, so a demo can tell "pretraining learned nothing" apart from
@@ -13,6 +14,9 @@ fine-tuning, so a demo can tell "pretraining learned nothing" apart from
   the stricter probe: it needs the head to bind the anchor to the one word
   in front of it, which a small encoder learns later than it learns which
   words go together.
+* :func:`next_word_probe` is its counterpart for the LSTM's language model, which
+  reads left to right: it asks the forward direction which anchor comes after
+  "X means".
 * :func:`linear_probe` fits a logistic regression (scikit-learn) on
   mean-pooled final hidden states. Mean pooling over real tokens matches how
   the fine-tuned classifier pools, and a linear model on frozen features
@@ -59,25 +63,65 @@ def masked_word_probe(
         texts, labels = synthetic.probe_sentences(seed, negated=negated)
     if labels is None or len(texts) != len(labels):
         raise ValueError("masked_word_probe needs one label per text")
-    cand_ids = tokenizer.convert_tokens_to_ids(list(candidates))
-    if tokenizer.unk_token_id in cand_ids:
-        raise ValueError(f"the candidates {list(candidates)} must each be one token of the vocabulary")
+
+    def mask_positions(enc) -> tuple[torch.Tensor, torch.Tensor]:
+        rows, cols = (enc["input_ids"] == tokenizer.mask_token_id).nonzero(as_tuple=True)
+        if len(rows) != len(enc["input_ids"]):
+            raise ValueError("each probe text needs exactly one mask")
+        return rows, cols
+
+    masked = [text.replace("[MASK]", tokenizer.mask_token) for text in texts]
+    return _anchor_accuracy(model, tokenizer, masked, labels, candidates, batch_size, mask_positions)
+
+
+def next_word_probe(
+    model: torch.nn.Module,
+    tokenizer,
+    seed: int = 0,
+    candidates: Sequence[str] = synthetic.ANCHORS,
+    batch_size: int = 128,
+) -> float:
+    """Accuracy of a left-to-right LM (the LSTM's forward direction) at preferring
+    ``candidates[label]`` as the word after "X means", over every polar word X of the corpus
+    built with ``seed``. The LSTM LM lays out forward logits first (see
+    ``LSTMForLanguageModeling``), so position t of ``logits`` predicts token t + 1."""
+    texts, labels = synthetic.probe_sentences(seed)
+    prefixes = [text[: text.index("[MASK]")].rstrip() for text in texts]
+
+    def last_words(enc) -> tuple[torch.Tensor, torch.Tensor]:
+        # The tokenizer appends [SEP]: the prefix's last word sits just before it.
+        last = enc["attention_mask"].sum(1) - 2
+        return torch.arange(len(last), device=last.device), last
+
+    return _anchor_accuracy(model, tokenizer, prefixes, labels, candidates, batch_size, last_words)
+
+
+@torch.no_grad()
+def _anchor_accuracy(model, tokenizer, texts, labels, candidates, batch_size, positions) -> float:
+    """How often ``candidates[label]`` outscores the others at the logits ``positions(enc)`` picks."""
+    cand_ids = _candidate_ids(tokenizer, candidates)
     was_training = model.training
     model.eval()
     device = _device(model)
     correct = 0
-    for start in range(0, len(texts), batch_size):
-        batch = [t.replace("[MASK]", tokenizer.mask_token) for t in texts[start : start + batch_size]]
-        enc = tokenizer(batch, padding=True, return_tensors="pt").to(device)
-        rows, cols = (enc["input_ids"] == tokenizer.mask_token_id).nonzero(as_tuple=True)
-        if len(rows) != len(batch):
-            model.train(was_training)
-            raise ValueError("each probe text needs exactly one mask")
-        logits = model(**enc).logits[rows, cols][:, cand_ids]
-        gold = torch.tensor(labels[start : start + batch_size], device=device)
-        correct += int((logits.argmax(-1) == gold).sum())
-    model.train(was_training)
+    try:
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(list(texts[start : start + batch_size]), padding=True, return_tensors="pt")
+            enc = enc.to(device)
+            rows, cols = positions(enc)
+            logits = model(**enc).logits[rows, cols][:, cand_ids]
+            gold = torch.tensor(labels[start : start + batch_size], device=device)
+            correct += int((logits.argmax(-1) == gold).sum())
+    finally:
+        model.train(was_training)
     return correct / len(texts)
+
+
+def _candidate_ids(tokenizer, candidates: Sequence[str]) -> list[int]:
+    ids = tokenizer.convert_tokens_to_ids(list(candidates))
+    if tokenizer.unk_token_id in ids:
+        raise ValueError(f"the candidates {list(candidates)} must each be one token of the vocabulary")
+    return ids
 
 
 @torch.no_grad()
@@ -122,3 +166,25 @@ def linear_probe(
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
     clf.fit(x_train, np.asarray(train_labels))
     return float(clf.score(x_test, np.asarray(test_labels)))
+
+
+def describe_probes(architecture: str, results: dict) -> list[str]:
+    """One report sentence per probe found in ``results`` (a pretraining's results and probes)."""
+    model = {"transformer": "masked-LM encoder", "lstm": "LSTM language model"}[architecture]
+    notes = []
+    if (linear := results.get("linear_probe_accuracy")) is not None:
+        notes.append(
+            f"Before fine-tuning, a linear probe (logistic regression on frozen mean-pooled features, "
+            f"500 labels -> validation) reads {100 * linear:.1f} % accuracy from the pretrained {model}."
+        )
+    if (masked := results.get("masked_word_probe_accuracy")) is not None:
+        notes.append(
+            f"Masked-word probe of the {model} ('X means [MASK]' over every polar word, good vs bad): "
+            f"{100 * masked:.1f} %."
+        )
+    if (following := results.get("next_word_probe_accuracy")) is not None:
+        notes.append(
+            f"Next-word probe of the {model} (the word after 'X means' over every polar word, good vs "
+            f"bad): {100 * following:.1f} %."
+        )
+    return notes

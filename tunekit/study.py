@@ -23,8 +23,9 @@ from transformers import AutoModelForMaskedLM
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
 from tunekit.data import load_raw, prepare_splits
 from tunekit.errors import TunekitError
+from tunekit.lstm import LSTMForLanguageModeling
 from tunekit.plots import plot_learning_curve
-from tunekit.probes import linear_probe, masked_word_probe
+from tunekit.probes import describe_probes, linear_probe, masked_word_probe, next_word_probe
 from tunekit.report import format_summary_table, load_results, summarize, write_report
 from tunekit.study_arguments import StudyArguments
 from tunekit.tasks import run_finetuning, run_pretraining
@@ -100,22 +101,22 @@ class Study:
             run_args = self._match_tokens(run_args)
         return run_pretraining(*run_args)
 
-    def probe(self) -> dict:
-        """What MLM pretraining learned, before any fine-tuning: a linear probe on frozen mean-pooled
-        features (labeled train subset -> validation) and, on the synthetic corpus, the masked-word
-        probe. Measured once and cached next to the pretrained encoder."""
-        output_dir = self.root / "pretrain" / "transformer"
+    def probe(self, architecture: str) -> dict:
+        """What pretraining learned, before any fine-tuning: a linear probe on frozen mean-pooled
+        features (labeled train subset -> validation) and, on the synthetic corpus, whether the
+        model picks the right anchor for every polar word ('X means [MASK]' for the masked LM, the
+        word after 'X means' for the LSTM LM). Measured once, cached next to the pretrained model."""
+        output_dir = self.root / "pretrain" / architecture
         cached = output_dir / "probes.json"
         if cached.is_file():
             return json.loads(cached.read_text())
+        recipe = getattr(self.args, f"{architecture}_finetune_recipe")
         _, data_args, train_args = _stage(
-            self.args.transformer_finetune_recipe,
-            self.args,
-            self.args.finetune_overrides,
-            max_train_samples=500,
+            recipe, self.args, self.args.finetune_overrides, max_train_samples=500
         )
         splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=True)
-        model = AutoModelForMaskedLM.from_pretrained(output_dir)
+        model_class = LSTMForLanguageModeling if architecture == "lstm" else AutoModelForMaskedLM
+        model = model_class.from_pretrained(output_dir)
         tokenizer = load_tokenizer(str(output_dir))
         column, label = data_args.text_column, data_args.label_column
         validation = splits.validation.select(range(min(1000, len(splits.validation))))
@@ -131,9 +132,12 @@ class Study:
             )
         }
         if data_args.uses_synthetic:
-            probes["masked_word_probe_accuracy"] = masked_word_probe(
-                model, tokenizer, seed=data_args.synthetic_seed
+            name, word_probe = (
+                ("next_word_probe_accuracy", next_word_probe)
+                if architecture == "lstm"
+                else ("masked_word_probe_accuracy", masked_word_probe)
             )
+            probes[name] = word_probe(model, tokenizer, seed=data_args.synthetic_seed)
         cached.write_text(json.dumps(probes, indent=2) + "\n")
         return probes
 
@@ -212,8 +216,9 @@ class Study:
         for architecture in ("transformer", "lstm"):
             if any(arm.startswith(f"{architecture}_pretrained") for arm in arms):
                 pretraining[architecture] = self.pretrain(architecture)
-        if "transformer" in pretraining and PartialState().is_main_process:
-            pretraining["transformer"] |= self.probe()
+        if PartialState().is_main_process:
+            for architecture in pretraining:
+                pretraining[architecture] |= self.probe(architecture)
         finished = load_results(self.results_path) if self.results_path.is_file() else []
         # Rewrite without a line that a killed run left half-written, so appends stay valid JSONL.
         self.results_path.write_text("".join(json.dumps(row) + "\n" for row in finished))
@@ -241,16 +246,8 @@ class Study:
                 f"{dropped} pretraining texts that also appear verbatim in the test split were dropped "
                 "from the pretraining corpus before training."
             )
-        if (linear := transformer.get("linear_probe_accuracy")) is not None:
-            notes.append(
-                f"Before fine-tuning, a linear probe (logistic regression on frozen mean-pooled features, "
-                f"500 labels -> validation) reads {100 * linear:.1f} % accuracy from the pretrained encoder."
-            )
-        if (masked := transformer.get("masked_word_probe_accuracy")) is not None:
-            notes.append(
-                f"Masked-word probe ('X means [MASK]' over every polar word, good vs bad): "
-                f"{100 * masked:.1f} %."
-            )
+        for architecture, results in pretraining.items():
+            notes += describe_probes(architecture, results)
         if any(arm.endswith("_bf16") for arm in self.arms()):
             notes.append(
                 "`*_bf16` arms ran under bf16 autocast with the LSTM recurrence in bf16 too; the other "

@@ -1,6 +1,6 @@
 """The four-step walkthrough: pretrain, fine-tune pretrained, fine-tune from scratch, LSTM; one table.
 
-Each stage is an ordinary recipe run through the same functions as the scripts, so the demo
+Each stage is an ordinary recipe run through the same functions as the scripts, so the walkthrough
 shows exactly what `scripts/pretrain.py` and `scripts/finetune.py` do.
 """
 
@@ -37,7 +37,7 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(extra_args: list[str] | None = None, recipes: Path = RECIPES) -> list[dict]:
+def run_walkthrough(extra_args: list[str] | None = None, recipes: Path = RECIPES) -> list[dict]:
     """Run the four stages in order; `extra_args` (e.g. `--max_steps 10`) apply to every stage."""
     rows = []
     for name, recipe, task in STAGES:

@@ -1,6 +1,6 @@
 import yaml
 
-from tunekit.demo import STAGES, format_table, run_demo
+from tunekit.walkthrough import STAGES, format_table, run_walkthrough
 
 from .conftest import TINY_RECIPE
 
@@ -34,7 +34,7 @@ def test_walkthrough_runs_the_four_stages_and_tabulates_them(corpus_files, tmp_p
     assert sorted(recipes) == sorted(recipe for _, recipe, _ in STAGES)
     for name, values in recipes.items():
         (tmp_path / name).write_text(yaml.safe_dump(values))
-    rows = run_demo(recipes=tmp_path)
+    rows = run_walkthrough(recipes=tmp_path)
     assert [row["name"] for row in rows] == [name for name, _, _ in STAGES]
     table = format_table(rows).splitlines()
     assert len(table) == 2 + 4 and table[2].split()[1] == "-"  # pretraining has no test accuracy
