@@ -107,3 +107,31 @@ def test_study_arguments_are_validated():
         StudyArguments(arms=["gru_scratch"])
     with pytest.raises(TunekitError, match="budgets: 'many'"):
         StudyArguments(budgets=["many"])
+
+
+@pytest.mark.slow
+def test_bf16_recurrence_arm_pretrains_and_fine_tunes_in_bf16(study_recipe, tmp_path):
+    (args,) = parse_recipe(
+        [
+            study_recipe,
+            "--arms=lstm_pretrained",
+            "--budgets=8",
+            "--lstm_bf16_recurrence=true",
+            "--match_lstm_pretraining_tokens=false",
+        ],
+        (StudyArguments,),
+    )
+    Study(args).run()
+    root = tmp_path / "study"
+    rows = {row["arm"]: row for row in map(json.loads, (root / "results.jsonl").read_text().splitlines())}
+    assert {arm: row["mixed_precision"] for arm, row in rows.items()} == {
+        "lstm_pretrained": "no",
+        "lstm_pretrained_bf16": "bf16",
+    }
+    # The bf16 arm starts from its own language model, itself pretrained with a bf16 recurrence.
+    for name, precision, fp32_recurrence in (("lstm", "no", True), ("lstm_bf16", "bf16", False)):
+        pretraining = root / "pretrain" / name
+        assert json.loads((pretraining / "results.json").read_text())["mixed_precision"] == precision
+        assert json.loads((pretraining / "config.json").read_text())["fp32_recurrence"] is fp32_recurrence
+    report = (root / "report.md").read_text()
+    assert "## bf16 recurrence vs fp32" in report and "pretrained with its recurrence in bf16" in report

@@ -27,14 +27,18 @@ fine-tuning, so a demo can tell "pretraining learned nothing" apart from
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from transformers import AutoModelForMaskedLM
 
 from . import synthetic
+from .lstm import LSTMForLanguageModeling
+from .tokenization import load_tokenizer
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -168,9 +172,37 @@ def linear_probe(
     return float(clf.score(x_test, np.asarray(test_labels)))
 
 
-def describe_probes(architecture: str, results: dict) -> list[str]:
-    """One report sentence per probe found in ``results`` (a pretraining's results and probes)."""
+def probe_pretrained(
+    model_dir: str | Path,
+    architecture: str,
+    train: tuple[Sequence[str], Sequence[int]],
+    test: tuple[Sequence[str], Sequence[int]],
+    max_length: int,
+    synthetic_seed: int | None = None,
+) -> dict[str, float]:
+    """Every probe that fits a saved pretraining: the linear probe (fit on ``train``, scored on
+    ``test``) and, for a synthetic corpus, the word probe that fits its objective."""
+    lstm = architecture == "lstm"
+    model = (LSTMForLanguageModeling if lstm else AutoModelForMaskedLM).from_pretrained(model_dir)
+    tokenizer = load_tokenizer(str(model_dir))
+    probes = {"linear_probe_accuracy": linear_probe(model, tokenizer, *train, *test, max_length=max_length)}
+    if synthetic_seed is not None:
+        name, word_probe = (
+            ("next_word_probe_accuracy", next_word_probe)
+            if lstm
+            else ("masked_word_probe_accuracy", masked_word_probe)
+        )
+        probes[name] = word_probe(model, tokenizer, seed=synthetic_seed)
+    return probes
+
+
+def describe_probes(name: str, results: dict) -> list[str]:
+    """One report sentence per probe found in ``results`` (a pretraining's results and probes);
+    ``name`` is the architecture, with ``_bf16`` when it was pretrained with a bf16 recurrence."""
+    architecture = name.removesuffix("_bf16")
     model = {"transformer": "masked-LM encoder", "lstm": "LSTM language model"}[architecture]
+    if name.endswith("_bf16"):
+        model += " pretrained with its recurrence in bf16"
     notes = []
     if (linear := results.get("linear_probe_accuracy")) is not None:
         notes.append(

@@ -18,18 +18,16 @@ from typing import Any
 import torch
 import yaml
 from accelerate import PartialState
-from transformers import AutoModelForMaskedLM
 
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
 from tunekit.data import load_raw, prepare_splits
 from tunekit.errors import TunekitError
-from tunekit.lstm import LSTMForLanguageModeling
 from tunekit.plots import plot_learning_curve
-from tunekit.probes import describe_probes, linear_probe, masked_word_probe, next_word_probe
+from tunekit.probes import describe_probes, probe_pretrained
 from tunekit.report import format_summary_table, load_results, summarize, write_report
 from tunekit.study_arguments import StudyArguments
 from tunekit.tasks import run_finetuning, run_pretraining
-from tunekit.tokenization import load_tokenizer, train_wordpiece
+from tunekit.tokenization import train_wordpiece
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +52,17 @@ def _examples_per_step(train_args: TrainArguments) -> int:
         * train_args.gradient_accumulation_steps
         * PartialState().num_processes
     )
+
+
+# What a `*_bf16` arm changes: bf16 autocast, and the LSTM recurrence in bf16 instead of fp32.
+_BF16_RECURRENCE = {"mixed_precision": "bf16", "lstm_fp32_recurrence": False}
+
+
+def _pretraining_of(arm: str) -> str:
+    """The pretraining a pretrained arm starts from: one per architecture, plus `lstm_bf16` for the
+    bf16-recurrence LSTM, whose language model is pretrained in bf16 as well."""
+    architecture = arm.split("_")[0]
+    return f"{architecture}_bf16" if arm.endswith("_bf16") else architecture
 
 
 class Study:
@@ -83,17 +92,20 @@ class Study:
         )
         tokenizer.save_pretrained(self.tokenizer_dir)
 
-    def pretrain(self, architecture: str) -> dict:
-        """Run (or reuse, or resume) one arm's pretraining; its results.json marks it done."""
-        output_dir = self.root / "pretrain" / architecture
+    def pretrain(self, name: str) -> dict:
+        """Run (or reuse, or resume) one pretraining (see `_pretraining_of`); results.json marks it done."""
+        output_dir = self.root / "pretrain" / name
         if (output_dir / "results.json").is_file():
             return json.loads((output_dir / "results.json").read_text())
+        architecture = name.removesuffix("_bf16")
         recipe = getattr(self.args, f"{architecture}_pretrain_recipe")
         changes: dict[str, Any] = {
             "output_dir": str(output_dir),
             "tokenizer_name_or_path": str(self.tokenizer_dir),
             "overwrite_output_dir": True,
         }
+        if name.endswith("_bf16"):
+            changes |= _BF16_RECURRENCE
         if any(output_dir.glob("checkpoints/step_*/progress.json")):
             changes["resume_from_checkpoint"] = "latest"
         run_args = _stage(recipe, self.args, self.args.pretrain_overrides, **changes)
@@ -101,43 +113,31 @@ class Study:
             run_args = self._match_tokens(run_args)
         return run_pretraining(*run_args)
 
-    def probe(self, architecture: str) -> dict:
+    def probe(self, name: str) -> dict:
         """What pretraining learned, before any fine-tuning: a linear probe on frozen mean-pooled
         features (labeled train subset -> validation) and, on the synthetic corpus, whether the
         model picks the right anchor for every polar word ('X means [MASK]' for the masked LM, the
         word after 'X means' for the LSTM LM). Measured once, cached next to the pretrained model."""
-        output_dir = self.root / "pretrain" / architecture
+        output_dir = self.root / "pretrain" / name
         cached = output_dir / "probes.json"
         if cached.is_file():
             return json.loads(cached.read_text())
+        architecture = name.removesuffix("_bf16")
         recipe = getattr(self.args, f"{architecture}_finetune_recipe")
         _, data_args, train_args = _stage(
             recipe, self.args, self.args.finetune_overrides, max_train_samples=500
         )
         splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=True)
-        model_class = LSTMForLanguageModeling if architecture == "lstm" else AutoModelForMaskedLM
-        model = model_class.from_pretrained(output_dir)
-        tokenizer = load_tokenizer(str(output_dir))
         column, label = data_args.text_column, data_args.label_column
         validation = splits.validation.select(range(min(1000, len(splits.validation))))
-        probes = {
-            "linear_probe_accuracy": linear_probe(
-                model,
-                tokenizer,
-                splits.train[column],
-                splits.train[label],
-                validation[column],
-                validation[label],
-                max_length=data_args.max_seq_length,
-            )
-        }
-        if data_args.uses_synthetic:
-            name, word_probe = (
-                ("next_word_probe_accuracy", next_word_probe)
-                if architecture == "lstm"
-                else ("masked_word_probe_accuracy", masked_word_probe)
-            )
-            probes[name] = word_probe(model, tokenizer, seed=data_args.synthetic_seed)
+        probes = probe_pretrained(
+            output_dir,
+            architecture,
+            (splits.train[column], splits.train[label]),
+            (validation[column], validation[label]),
+            max_length=data_args.max_seq_length,
+            synthetic_seed=data_args.synthetic_seed if data_args.uses_synthetic else None,
+        )
         cached.write_text(json.dumps(probes, indent=2) + "\n")
         return probes
 
@@ -165,12 +165,12 @@ class Study:
             "seed": seed,
             "max_train_samples": None if budget == "all" else int(budget),
             "tokenizer_name_or_path": str(self.tokenizer_dir),
-            "model_name_or_path": str(self.root / "pretrain" / architecture)
+            "model_name_or_path": str(self.root / "pretrain" / _pretraining_of(arm))
             if init == "pretrained"
             else None,
         }
         if arm.endswith("_bf16"):
-            changes |= {"mixed_precision": "bf16", "lstm_fp32_recurrence": False}
+            changes |= _BF16_RECURRENCE
         run_args = _stage(recipe, self.args, self.args.finetune_overrides, **changes)
         if budget != "all" and self.args.min_finetune_steps:
             run_args = self._at_least_min_steps(run_args, int(budget))
@@ -213,12 +213,13 @@ class Study:
         with (self.root / "commands.txt").open("a") as handle:
             handle.write(self.command + "\n")
         self.train_tokenizer()
-        for architecture in ("transformer", "lstm"):
-            if any(arm.startswith(f"{architecture}_pretrained") for arm in arms):
-                pretraining[architecture] = self.pretrain(architecture)
+        # The transformer first: the LSTM's token budget is read from its results.
+        names = dict.fromkeys(_pretraining_of(arm) for arm in arms if "_pretrained" in arm)
+        for name in sorted(names, key=lambda name: not name.startswith("transformer")):
+            pretraining[name] = self.pretrain(name)
         if PartialState().is_main_process:
-            for architecture in pretraining:
-                pretraining[architecture] |= self.probe(architecture)
+            for name in pretraining:
+                pretraining[name] |= self.probe(name)
         finished = load_results(self.results_path) if self.results_path.is_file() else []
         # Rewrite without a line that a killed run left half-written, so appends stay valid JSONL.
         self.results_path.write_text("".join(json.dumps(row) + "\n" for row in finished))
@@ -238,7 +239,9 @@ class Study:
         return rows
 
     def write_outputs(self, rows: list[dict], pretraining: dict[str, dict]) -> None:
-        per_arm = {arm: pretraining.get(arm.split("_")[0], {}) for arm in self.arms() if "pretrained" in arm}
+        per_arm = {
+            arm: pretraining.get(_pretraining_of(arm), {}) for arm in self.arms() if "pretrained" in arm
+        }
         transformer = pretraining.get("transformer", {})
         notes = []
         if (dropped := transformer.get("pretraining_texts_dropped_as_test_copies")) is not None:
@@ -246,11 +249,12 @@ class Study:
                 f"{dropped} pretraining texts that also appear verbatim in the test split were dropped "
                 "from the pretraining corpus before training."
             )
-        for architecture, results in pretraining.items():
-            notes += describe_probes(architecture, results)
+        for name, results in pretraining.items():
+            notes += describe_probes(name, results)
         if any(arm.endswith("_bf16") for arm in self.arms()):
             notes.append(
-                "`*_bf16` arms ran under bf16 autocast with the LSTM recurrence in bf16 too; the other "
+                "`*_bf16` arms ran under bf16 autocast with the LSTM recurrence in bf16 too, in their "
+                "language-model pretraining as in fine-tuning; the other "
                 "LSTM arms keep the recurrence in fp32."
             )
         study = yaml.safe_dump(dataclasses.asdict(self.args), sort_keys=False)
@@ -269,9 +273,9 @@ class Study:
             self.root / "learning_curve.png", rows, title="Test accuracy vs labels: pretrained vs scratch"
         )
         print(format_summary_table(summarize(rows)))
-        for architecture, results in pretraining.items():
+        for name, results in pretraining.items():
             print(
-                f"pretraining {architecture}: {results.get('train_runtime', float('nan')):.0f} s, "
+                f"pretraining {name}: {results.get('train_runtime', float('nan')):.0f} s, "
                 f"{results.get('tokens_seen', 0):,} tokens, {results.get('num_parameters', 0):,} parameters"
             )
         print(f"report: {self.root / 'report.md'}  plot: {self.root / 'learning_curve.png'}")
