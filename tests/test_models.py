@@ -135,3 +135,21 @@ def test_lstm_language_model_ties_its_decoder_and_hands_its_encoder_to_the_class
         LSTMConfig(vocab_size=len(tokenizer), hidden_size=32, tie_word_embeddings=False)
     )
     assert untied(**inputs).logits.shape == output.logits.shape
+
+
+def test_lstm_language_model_never_sees_the_token_it_predicts(tokenizer):
+    lm = build_pretraining_model(tiny("lstm"), tokenizer).eval()
+    ids = batch(tokenizer)["input_ids"][:1]
+    steps, t = ids.shape[1], 3
+    changed = ids.clone()
+    changed[0, t] = (changed[0, t] + 1) % len(tokenizer)
+    before, after = lm(ids).logits[0], lm(changed).logits[0]
+    # Forward predictions up to position t-1 (of tokens 1..t) must not move when token t changes,
+    # nor backward predictions from t+1 on (of tokens t..).
+    torch.testing.assert_close(before[:t], after[:t])
+    torch.testing.assert_close(before[steps + t + 1 :], after[steps + t + 1 :])
+    assert not torch.allclose(before[t], after[t])
+    with pytest.raises(TunekitError, match="num_hidden_layers: a bidirectional LSTM language model must"):
+        build_pretraining_model(tiny("lstm", num_hidden_layers=2), tokenizer)
+    stacked = build_pretraining_model(tiny("lstm", num_hidden_layers=2, bidirectional=False), tokenizer)
+    assert stacked.config.num_hidden_layers == 2

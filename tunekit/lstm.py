@@ -172,6 +172,13 @@ class LSTMForLanguageModeling(LSTMPreTrainedModel):
     """
 
     def __init__(self, config: LSTMConfig) -> None:
+        if config.bidirectional and config.num_hidden_layers > 1:
+            # nn.LSTM feeds both directions of layer 1 into each direction of layer 2, so a stacked
+            # forward state has already read the next token: the LM would learn to copy it.
+            raise ValueError(
+                "num_hidden_layers: a bidirectional LSTM language model must have 1 layer (stacked "
+                f"bidirectional layers see the tokens they predict), got {config.num_hidden_layers}"
+            )
         super().__init__(config)
         self.lstm = LSTMModel(config)
         if config.tie_word_embeddings:

@@ -121,9 +121,12 @@ def build_pretraining_model(
 ) -> PreTrainedModel:
     """A masked LM for transformers; a (bi)directional language model for the LSTM (ULMFiT-style)."""
     if model_args.is_lstm:
-        if model_args.model_name_or_path:
-            return _from_pretrained(LSTMForLanguageModeling, model_args, **_overrides(model_args))
-        return LSTMForLanguageModeling(lstm_config(model_args, tokenizer))
+        try:
+            if model_args.model_name_or_path:
+                return _from_pretrained(LSTMForLanguageModeling, model_args, **_overrides(model_args))
+            return LSTMForLanguageModeling(lstm_config(model_args, tokenizer))
+        except ValueError as error:
+            raise TunekitError(str(error)) from None
     if model_args.model_name_or_path:
         return _from_pretrained(AutoModelForMaskedLM, model_args, **_overrides(model_args))
     return AutoModelForMaskedLM.from_config(transformer_config(model_args, tokenizer))
