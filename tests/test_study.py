@@ -1,5 +1,6 @@
 """The study runner on a shrunken grid: outputs, skipping finished cells, resuming a killed run."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -91,6 +92,14 @@ def test_study_writes_results_report_and_plot_then_skips_and_resumes(study_recip
     assert len(cells(root)) == 4
     assert stamps == {p: p.stat().st_mtime_ns for p in (root / "cells").rglob("results.json")}
     assert json.loads((root / "pretrain" / "transformer" / "results.json").read_text()) == pretrain_results
+
+    # --report_only rebuilds the same report, probes included, from what is on disk (only the
+    # resolved study recipe it quotes differs).
+    report = (root / "report.md").read_text()
+    (root / "report.md").unlink()
+    Study(dataclasses.replace(args, report_only=True)).run()
+    rebuilt = (root / "report.md").read_text()
+    assert rebuilt.replace("report_only: true", "report_only: false") == report
 
     # Killed before the last cell was recorded (and mid-way through writing its line): only it runs again.
     finished = cells(root)

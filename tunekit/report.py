@@ -9,11 +9,13 @@ people. Intervals are Student-t: with 3-5 seeds a normal interval is far too nar
 import json
 import logging
 import math
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tunekit.errors import TunekitError
 from tunekit.stats import difference_ci, mean_ci
@@ -279,3 +281,9 @@ def format_summary_table(summaries: list[Summary]) -> str:
             f"{params:>10} {_duration(s.wall_time):>10}"
         )
     return "\n".join(lines)
+
+
+def machine_description() -> str:
+    """Host, CPU threads and GPU, for the report's "Machine" line."""
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    return f"{platform.node()} ({platform.machine()}, {torch.get_num_threads()} CPU threads, {device})"

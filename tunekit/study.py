@@ -10,12 +10,10 @@ import dataclasses
 import json
 import logging
 import math
-import platform
 import shlex
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from accelerate import PartialState
 
@@ -24,7 +22,7 @@ from tunekit.data import load_raw, prepare_splits
 from tunekit.errors import TunekitError
 from tunekit.plots import plot_learning_curve
 from tunekit.probes import describe_probes, probe_pretrained
-from tunekit.report import format_summary_table, load_results, summarize, write_report
+from tunekit.report import format_summary_table, load_results, machine_description, summarize, write_report
 from tunekit.study_arguments import StudyArguments
 from tunekit.tasks import run_finetuning, run_pretraining
 from tunekit.tokenization import train_wordpiece
@@ -63,6 +61,11 @@ def _pretraining_of(arm: str) -> str:
     bf16-recurrence LSTM, whose language model is pretrained in bf16 as well."""
     architecture = arm.split("_")[0]
     return f"{architecture}_bf16" if arm.endswith("_bf16") else architecture
+
+
+def _order(name: str) -> tuple[bool, str]:
+    """Pretrainings run, and are reported, transformer first: the LSTM's token budget is read from it."""
+    return not name.startswith("transformer"), name
 
 
 class Study:
@@ -203,8 +206,12 @@ class Study:
         arms = self.arms()
         pretraining = {}
         if self.args.report_only:
-            for path in self.root.glob("pretrain/*/results.json"):
-                pretraining[path.parent.name] = json.loads(path.read_text())
+            for path in sorted(
+                self.root.glob("pretrain/*/results.json"), key=lambda p: _order(p.parent.name)
+            ):
+                probes = path.with_name("probes.json")
+                cached = json.loads(probes.read_text()) if probes.is_file() else {}
+                pretraining[path.parent.name] = json.loads(path.read_text()) | cached
             if not self.results_path.is_file():
                 raise TunekitError(f"report_only: no {self.results_path} yet; run the study first")
             rows = load_results(self.results_path)
@@ -213,9 +220,8 @@ class Study:
         with (self.root / "commands.txt").open("a") as handle:
             handle.write(self.command + "\n")
         self.train_tokenizer()
-        # The transformer first: the LSTM's token budget is read from its results.
-        names = dict.fromkeys(_pretraining_of(arm) for arm in arms if "_pretrained" in arm)
-        for name in sorted(names, key=lambda name: not name.startswith("transformer")):
+        names = {_pretraining_of(arm) for arm in arms if "_pretrained" in arm}
+        for name in sorted(names, key=_order):
             pretraining[name] = self.pretrain(name)
         if PartialState().is_main_process:
             for name in pretraining:
@@ -294,8 +300,3 @@ class Study:
         """Every invocation that trained part of this study, in order (a resumed study has several)."""
         recorded = self.root / "commands.txt"
         return recorded.read_text().splitlines() if recorded.is_file() else [self.command]
-
-
-def machine_description() -> str:
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
-    return f"{platform.node()} ({platform.machine()}, {torch.get_num_threads()} CPU threads, {device})"
