@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tunekit.arms import architecture_of, is_bf16, is_scratch
 from tunekit.errors import TunekitError
 from tunekit.report import _arm_key, _budget_key, _budget_label, summarize
 
@@ -13,8 +14,8 @@ def _style(arm: str, index: int) -> dict:
     shades = {"transformer": ("#08519c", "#4a98c9"), "lstm": ("#d94801", "#fd9a4b")}
     bf16_shades = {"transformer": ("#08306b", "#2171b5"), "lstm": ("#7f2704", "#b35806")}
     others = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-    bf16, scratch = arm.endswith("_bf16"), "_scratch" in arm
-    family = (bf16_shades if bf16 else shades).get(arm.split("_")[0])
+    bf16, scratch = is_bf16(arm), is_scratch(arm)
+    family = (bf16_shades if bf16 else shades).get(architecture_of(arm))
     color = family[scratch] if family else others[index % len(others)]
     return {"color": color, "linestyle": "--" if scratch else "-", "marker": "s" if bf16 else "o"}
 

@@ -37,6 +37,7 @@ from sklearn.preprocessing import StandardScaler
 from transformers import AutoModelForMaskedLM
 
 from . import synthetic
+from .arms import architecture_of, is_bf16
 from .lstm import LSTMForLanguageModeling
 from .tokenization import load_tokenizer
 
@@ -199,9 +200,8 @@ def probe_pretrained(
 def describe_probes(name: str, results: dict) -> list[str]:
     """One report sentence per probe found in ``results`` (a pretraining's results and probes);
     ``name`` is the architecture, with ``_bf16`` when it was pretrained with a bf16 recurrence."""
-    architecture = name.removesuffix("_bf16")
-    model = {"transformer": "masked-LM encoder", "lstm": "LSTM language model"}[architecture]
-    if name.endswith("_bf16"):
+    model = {"transformer": "masked-LM encoder", "lstm": "LSTM language model"}[architecture_of(name)]
+    if is_bf16(name):
         model += " pretrained with its recurrence in bf16"
     notes = []
     if (linear := results.get("linear_probe_accuracy")) is not None:

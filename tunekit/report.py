@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tunekit.arms import architecture_of, fp32_twin, is_bf16, is_scratch
 from tunekit.errors import TunekitError
 from tunekit.stats import difference_ci, mean_ci
 
@@ -79,9 +80,9 @@ def _budget_key(budget: Budget) -> tuple[int, int]:
 
 def _arm_key(arm: str) -> tuple:
     """Transformer, then LSTM, then other architectures; fp32 before bf16; pretrained before scratch."""
-    architecture = arm.split("_")[0]
+    architecture = architecture_of(arm)
     rank = {"transformer": 0, "lstm": 1}.get(architecture, 2)
-    return (rank, architecture, arm.endswith("_bf16"), "_scratch" in arm, arm)
+    return (rank, architecture, is_bf16(arm), is_scratch(arm), arm)
 
 
 def _values(rows: list[dict], key: str) -> list[float]:
@@ -159,7 +160,7 @@ def pretraining_gain(summaries: list[Summary]) -> list[Comparison]:
 
 def bf16_effect(summaries: list[Summary]) -> list[Comparison]:
     """`<arm>_bf16` (recurrence in bf16) minus `<arm>` (fp32 recurrence), per budget."""
-    return _compare(summaries, lambda arm: arm.removesuffix("_bf16"))
+    return _compare(summaries, fp32_twin)
 
 
 def _pct(mean: float, half_width: float, signed: bool = False) -> str:

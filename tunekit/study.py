@@ -17,6 +17,16 @@ from typing import Any
 import yaml
 from accelerate import PartialState
 
+from tunekit.arms import (
+    BF16_RECURRENCE,
+    BF16_SUFFIX,
+    architecture_of,
+    fp32_twin,
+    is_bf16,
+    is_scratch,
+    pretraining_of,
+    pretraining_order,
+)
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
 from tunekit.data import load_raw, prepare_splits
 from tunekit.errors import TunekitError
@@ -52,20 +62,9 @@ def _examples_per_step(train_args: TrainArguments) -> int:
     )
 
 
-# What a `*_bf16` arm changes: bf16 autocast, and the LSTM recurrence in bf16 instead of fp32.
-_BF16_RECURRENCE = {"mixed_precision": "bf16", "lstm_fp32_recurrence": False}
-
-
-def _pretraining_of(arm: str) -> str:
-    """The pretraining a pretrained arm starts from: one per architecture, plus `lstm_bf16` for the
-    bf16-recurrence LSTM, whose language model is pretrained in bf16 as well."""
-    architecture = arm.split("_")[0]
-    return f"{architecture}_bf16" if arm.endswith("_bf16") else architecture
-
-
-def _order(name: str) -> tuple[bool, str]:
-    """Pretrainings run, and are reported, transformer first: the LSTM's token budget is read from it."""
-    return not name.startswith("transformer"), name
+def _read_json(path: Path) -> dict | None:
+    """What an earlier run left at `path`, or None: the study's way of knowing a step is done."""
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 class Study:
@@ -79,7 +78,7 @@ class Study:
     def arms(self) -> list[str]:
         arms = list(self.args.arms)
         if self.args.lstm_bf16_recurrence:
-            arms += [f"{arm}_bf16" for arm in self.args.arms if arm.startswith("lstm")]
+            arms += [arm + BF16_SUFFIX for arm in self.args.arms if architecture_of(arm) == "lstm"]
         return arms
 
     def train_tokenizer(self) -> None:
@@ -96,19 +95,19 @@ class Study:
         tokenizer.save_pretrained(self.tokenizer_dir)
 
     def pretrain(self, name: str) -> dict:
-        """Run (or reuse, or resume) one pretraining (see `_pretraining_of`); results.json marks it done."""
+        """Run (or reuse, or resume) one pretraining (`arms.pretraining_of`); results.json marks it done."""
         output_dir = self.root / "pretrain" / name
-        if (output_dir / "results.json").is_file():
-            return json.loads((output_dir / "results.json").read_text())
-        architecture = name.removesuffix("_bf16")
+        if (saved := _read_json(output_dir / "results.json")) is not None:
+            return saved
+        architecture = architecture_of(name)
         recipe = getattr(self.args, f"{architecture}_pretrain_recipe")
         changes: dict[str, Any] = {
             "output_dir": str(output_dir),
             "tokenizer_name_or_path": str(self.tokenizer_dir),
             "overwrite_output_dir": True,
         }
-        if name.endswith("_bf16"):
-            changes |= _BF16_RECURRENCE
+        if is_bf16(name):
+            changes |= BF16_RECURRENCE
         if any(output_dir.glob("checkpoints/step_*/progress.json")):
             changes["resume_from_checkpoint"] = "latest"
         run_args = _stage(recipe, self.args, self.args.pretrain_overrides, **changes)
@@ -123,9 +122,9 @@ class Study:
         word after 'X means' for the LSTM LM). Measured once, cached next to the pretrained model."""
         output_dir = self.root / "pretrain" / name
         cached = output_dir / "probes.json"
-        if cached.is_file():
-            return json.loads(cached.read_text())
-        architecture = name.removesuffix("_bf16")
+        if (saved := _read_json(cached)) is not None:
+            return saved
+        architecture = architecture_of(name)
         recipe = getattr(self.args, f"{architecture}_finetune_recipe")
         _, data_args, train_args = _stage(
             recipe, self.args, self.args.finetune_overrides, max_train_samples=500
@@ -154,8 +153,7 @@ class Study:
         return model_args, data_args, dataclasses.replace(train_args, max_steps=math.ceil(seen / per_step))
 
     def cell(self, arm: str, budget: str, seed: int) -> dict:
-        base = arm.removesuffix("_bf16")
-        architecture, init = base.split("_")
+        architecture, init = fp32_twin(arm).split("_")
         recipe = {
             ("transformer", "pretrained"): self.args.transformer_finetune_recipe,
             ("transformer", "scratch"): self.args.transformer_scratch_recipe,
@@ -168,12 +166,12 @@ class Study:
             "seed": seed,
             "max_train_samples": None if budget == "all" else int(budget),
             "tokenizer_name_or_path": str(self.tokenizer_dir),
-            "model_name_or_path": str(self.root / "pretrain" / _pretraining_of(arm))
+            "model_name_or_path": str(self.root / "pretrain" / pretraining_of(arm))
             if init == "pretrained"
             else None,
         }
-        if arm.endswith("_bf16"):
-            changes |= _BF16_RECURRENCE
+        if is_bf16(arm):
+            changes |= BF16_RECURRENCE
         run_args = _stage(recipe, self.args, self.args.finetune_overrides, **changes)
         if budget != "all" and self.args.min_finetune_steps:
             run_args = self._at_least_min_steps(run_args, int(budget))
@@ -207,11 +205,10 @@ class Study:
         pretraining = {}
         if self.args.report_only:
             for path in sorted(
-                self.root.glob("pretrain/*/results.json"), key=lambda p: _order(p.parent.name)
+                self.root.glob("pretrain/*/results.json"), key=lambda p: pretraining_order(p.parent.name)
             ):
-                probes = path.with_name("probes.json")
-                cached = json.loads(probes.read_text()) if probes.is_file() else {}
-                pretraining[path.parent.name] = json.loads(path.read_text()) | cached
+                probes = _read_json(path.with_name("probes.json")) or {}
+                pretraining[path.parent.name] = json.loads(path.read_text()) | probes
             if not self.results_path.is_file():
                 raise TunekitError(f"report_only: no {self.results_path} yet; run the study first")
             rows = load_results(self.results_path)
@@ -220,8 +217,8 @@ class Study:
         with (self.root / "commands.txt").open("a") as handle:
             handle.write(self.command + "\n")
         self.train_tokenizer()
-        names = {_pretraining_of(arm) for arm in arms if "_pretrained" in arm}
-        for name in sorted(names, key=_order):
+        names = {pretraining_of(arm) for arm in arms if not is_scratch(arm)}
+        for name in sorted(names, key=pretraining_order):
             pretraining[name] = self.pretrain(name)
         if PartialState().is_main_process:
             for name in pretraining:
@@ -246,7 +243,7 @@ class Study:
 
     def write_outputs(self, rows: list[dict], pretraining: dict[str, dict]) -> None:
         per_arm = {
-            arm: pretraining.get(_pretraining_of(arm), {}) for arm in self.arms() if "pretrained" in arm
+            arm: pretraining.get(pretraining_of(arm), {}) for arm in self.arms() if not is_scratch(arm)
         }
         transformer = pretraining.get("transformer", {})
         notes = []
@@ -257,7 +254,7 @@ class Study:
             )
         for name, results in pretraining.items():
             notes += describe_probes(name, results)
-        if any(arm.endswith("_bf16") for arm in self.arms()):
+        if any(is_bf16(arm) for arm in self.arms()):
             notes.append(
                 "`*_bf16` arms ran under bf16 autocast with the LSTM recurrence in bf16 too, in their "
                 "language-model pretraining as in fine-tuning; the other "

@@ -2,9 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from tunekit.arms import ARMS
 from tunekit.errors import TunekitError
-
-ARMS = ("transformer_pretrained", "transformer_scratch", "lstm_scratch", "lstm_pretrained")
 
 
 @dataclass

@@ -1,0 +1,40 @@
+"""The study's arm names, parsed in one place: `<architecture>_<init>[_bf16]`.
+
+`init` is `pretrained` or `scratch`; `_bf16` marks an LSTM arm run under bf16 autocast with its
+recurrence in bf16 too. A pretraining is named by its architecture, plus `_bf16` for the LSTM
+language model that the bf16 pretrained arm starts from.
+"""
+
+ARMS = ("transformer_pretrained", "transformer_scratch", "lstm_scratch", "lstm_pretrained")
+BF16_SUFFIX = "_bf16"
+# What a `*_bf16` arm or pretraining changes in its stage recipes.
+BF16_RECURRENCE = {"mixed_precision": "bf16", "lstm_fp32_recurrence": False}
+
+
+def architecture_of(name: str) -> str:
+    """`transformer` or `lstm`, for an arm or a pretraining name."""
+    return name.split("_")[0]
+
+
+def is_bf16(name: str) -> bool:
+    return name.endswith(BF16_SUFFIX)
+
+
+def is_scratch(arm: str) -> bool:
+    return "_scratch" in arm
+
+
+def fp32_twin(name: str) -> str:
+    """The same arm (or pretraining) with its recurrence in fp32."""
+    return name.removesuffix(BF16_SUFFIX)
+
+
+def pretraining_of(arm: str) -> str:
+    """The pretraining a pretrained arm starts from: its architecture, plus `_bf16` for the
+    bf16-recurrence LSTM, whose language model is pretrained in bf16 as well."""
+    return architecture_of(arm) + (BF16_SUFFIX if is_bf16(arm) else "")
+
+
+def pretraining_order(name: str) -> tuple[bool, str]:
+    """Pretrainings run, and are reported, transformer first: the LSTM's token budget is read from it."""
+    return architecture_of(name) != "transformer", name
