@@ -9,7 +9,7 @@ import sys
 
 from tunekit.cli import setup_logging
 from tunekit.errors import TunekitError
-from tunekit.walkthrough import format_table, run_walkthrough
+from tunekit.study.walkthrough import format_table, run_walkthrough
 
 if __name__ == "__main__":
     setup_logging()

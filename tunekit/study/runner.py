@@ -17,7 +17,11 @@ from typing import Any
 import yaml
 from accelerate import PartialState
 
-from tunekit.arms import (
+from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
+from tunekit.data import load_raw, prepare_splits
+from tunekit.errors import TunekitError
+from tunekit.study.arguments import StudyArguments
+from tunekit.study.arms import (
     BF16_RECURRENCE,
     BF16_SUFFIX,
     architecture_of,
@@ -27,13 +31,15 @@ from tunekit.arms import (
     pretraining_of,
     pretraining_order,
 )
-from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
-from tunekit.data import load_raw, prepare_splits
-from tunekit.errors import TunekitError
-from tunekit.plots import plot_learning_curve
-from tunekit.probes import describe_probes, probe_pretrained
-from tunekit.report import format_summary_table, load_results, machine_description, summarize, write_report
-from tunekit.study_arguments import StudyArguments
+from tunekit.study.plots import plot_learning_curve
+from tunekit.study.probes import describe_probes, probe_pretrained
+from tunekit.study.report import (
+    format_summary_table,
+    load_results,
+    machine_description,
+    summarize,
+    write_report,
+)
 from tunekit.tasks import run_finetuning, run_pretraining
 from tunekit.tokenization import train_wordpiece
 

@@ -1,8 +1,7 @@
 import yaml
 
-from tunekit.walkthrough import STAGES, format_table, run_walkthrough
-
-from .conftest import TINY_RECIPE
+from tests.conftest import TINY_RECIPE
+from tunekit.study.walkthrough import STAGES, format_table, run_walkthrough
 
 TINY = {**TINY_RECIPE, "max_steps": 3, "per_device_train_batch_size": 4}
 

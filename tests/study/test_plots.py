@@ -1,7 +1,7 @@
 import pytest
 
 from tunekit.errors import TunekitError
-from tunekit.plots import plot_learning_curve
+from tunekit.study.plots import plot_learning_curve
 
 from .test_report import row, study_rows
 

@@ -2,7 +2,7 @@ import torch
 from transformers import AutoConfig, AutoModelForMaskedLM
 
 from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling
-from tunekit.probes import describe_probes, linear_probe, masked_word_probe, next_word_probe
+from tunekit.study.probes import describe_probes, linear_probe, masked_word_probe, next_word_probe
 from tunekit.synthetic import build_synthetic_corpus
 from tunekit.tokenization import train_wordpiece
 

@@ -36,10 +36,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from transformers import AutoModelForMaskedLM
 
-from . import synthetic
-from .arms import architecture_of, is_bf16
-from .lstm import LSTMForLanguageModeling
-from .tokenization import load_tokenizer
+from tunekit import synthetic
+from tunekit.lstm import LSTMForLanguageModeling
+from tunekit.study.arms import architecture_of, is_bf16
+from tunekit.tokenization import load_tokenizer
 
 
 def _device(model: torch.nn.Module) -> torch.device:

@@ -4,7 +4,7 @@ import logging
 import pytest
 
 from tunekit.errors import TunekitError
-from tunekit.report import (
+from tunekit.study.report import (
     bf16_effect,
     format_summary_table,
     load_results,
@@ -52,7 +52,7 @@ def test_load_results_skips_a_truncated_last_line(tmp_path, caplog):
     path = tmp_path / "results.jsonl"
     rows = study_rows()[:3]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"arm": "lstm_scr')
-    with caplog.at_level(logging.WARNING, logger="tunekit.report"):
+    with caplog.at_level(logging.WARNING, logger="tunekit.study.report"):
         assert load_results(path) == rows
     assert "truncated" in caplog.text
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tunekit.arms import architecture_of, is_bf16, is_scratch
 from tunekit.errors import TunekitError
-from tunekit.report import _arm_key, _budget_key, _budget_label, summarize
+from tunekit.study.arms import architecture_of, is_bf16, is_scratch
+from tunekit.study.report import _arm_key, _budget_key, _budget_label, summarize
 
 
 def _style(arm: str, index: int) -> dict:

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import TINY_RECIPE
 from tunekit.config import parse_recipe
 from tunekit.errors import TunekitError
 from tunekit.study import Study, StudyArguments
-
-from .conftest import TINY_RECIPE
 
 
 def write_recipe(path: Path, values: dict) -> str:

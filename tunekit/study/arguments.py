@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass, field
 
-from tunekit.arms import ARMS
 from tunekit.errors import TunekitError
+from tunekit.study.arms import ARMS
 
 
 @dataclass

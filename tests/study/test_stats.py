@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from tunekit.stats import difference_ci, mean_ci
+from tunekit.study.stats import difference_ci, mean_ci
 
 
 def test_mean_ci_matches_the_hand_computed_t_interval():

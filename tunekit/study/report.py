@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tunekit.arms import architecture_of, fp32_twin, is_bf16, is_scratch
 from tunekit.errors import TunekitError
-from tunekit.stats import difference_ci, mean_ci
+from tunekit.study.arms import architecture_of, fp32_twin, is_bf16, is_scratch
+from tunekit.study.stats import difference_ci, mean_ci
 
 logger = logging.getLogger(__name__)
 
