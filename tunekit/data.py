@@ -42,11 +42,11 @@ def drop_texts(dataset: Dataset, texts: Dataset, column: str) -> tuple[Dataset, 
 
 
 def builder_for(path: str) -> str:
-    suffixes = [s for s in Path(path).suffixes if s != ".gz"]
+    suffixes = [s for s in Path(path).suffixes if s not in {".gz", ".xz", ".bz2"}]
     builder = _BUILDERS.get(suffixes[-1].lower()) if suffixes else None
     if builder is None:
         raise TunekitError(
-            f"{path}: unsupported file type (use {', '.join(sorted(_BUILDERS))}, optionally .gz)"
+            f"{path}: unsupported file type (use {', '.join(sorted(_BUILDERS))}, optionally .gz, .xz or .bz2)"
         )
     return builder
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The GPU run, prepared so that one or two device calls get it done (see tunekit/device_plan.py).
+#
+# Here, once:   bash scripts/prepare_gpu_run.sh      (wheels -> .whl/, compact IMDb -> device_data/)
+# Smoke on CPU: SMOKE=1 bash scripts/gpu_run.sh       (tiny sizes, a slice of the local data, < 2 min)
+# Device call 1 (timeout_s 560, carry [".whl", "device_data/imdb"]):
+#               PHASE=1 bash scripts/gpu_run.sh
+# Unpack what came back into device_data/previous/ (the gpu_run.tar.gz or its parts), then
+# device call 2 (carry [".whl", "device_data/imdb_labeled", "device_data/previous"]):
+#               PHASE=2 DATA_DIR=device_data/imdb_labeled bash scripts/gpu_run.sh
+# Each call stops itself at BUDGET_S (default 510 s), rebuilds the study report from the cells that
+# finished and packs everything into $OUT/gpu_run.tar.gz (in < 16 MiB parts when larger).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+export TRANSFORMERS_NO_ADVISORY_WARNINGS=1
+PHASE=${PHASE:-1}
+if [[ "${SMOKE:-0}" == 1 ]]; then
+  PY=${PYTHON:-python}
+  export DATA_DIR=${DATA_DIR:-outputs/gpu_run_smoke/data} RUN_DIR=${RUN_DIR:-outputs/gpu_run_smoke/run}
+  export OUT=${OUT:-outputs/gpu_run_smoke/out} BUDGET_S=${BUDGET_S:-110}
+  "$PY" scripts/prepare_gpu_data.py --rows 240 --output_dir "$DATA_DIR" || exit 2
+  exec "$PY" scripts/gpu_run.py run --smoke --phase "$PHASE"
+fi
+# The device image lacks datasets/evaluate (and their pins): carried as wheels, installed aside.
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 2
+  if ! python3 -c "import pyarrow as p, sys; sys.exit(int(p.__version__.split('.')[0]) < 24)"; then
+    # datasets 5 wants pyarrow >= 24; an older image gets datasets 4.4 and its pins.
+    rm -rf /tmp/site
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
+      .whl/evaluate*.whl .whl/transformers*.whl .whl/alt/*.whl || exit 2
+  fi
+fi
+export PYTHONPATH=/tmp/site:$PWD
+exec python3 scripts/gpu_run.py run --phase "$PHASE"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Before a device call: the wheels the GPU image lacks (.whl/, git-ignored) and the compact IMDb copy
+# (device_data/, git-ignored), then the size that would travel. Idempotent; run from anywhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+mkdir -p .whl/alt
+# Same versions as here, built for the image's Python 3.12. The image has torch 2.11, transformers
+# 5.17, accelerate, peft, pyarrow; its pyarrow may be older than datasets 5 wants (>= 24), hence
+# datasets 4.4 and its pins in .whl/alt.
+GET=("$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12)
+"${GET[@]}" -d .whl datasets==5.2.0 evaluate==0.4.6 dill==0.4.1 multiprocess==0.70.19 fsspec==2026.9.0 \
+  transformers==5.24.0
+"${GET[@]}" -d .whl/alt datasets==4.4.1 dill==0.4.0 multiprocess==0.70.18 fsspec==2025.10.0
+"$PY" scripts/prepare_gpu_data.py --output_dir device_data/imdb --splits train test unsup
+mkdir -p device_data/imdb_labeled
+for split in train test; do cp -n "device_data/imdb/$split.jsonl.xz" device_data/imdb_labeled/; done
+du -sh .whl device_data/imdb device_data/imdb_labeled
+echo "call 1 carries .whl + device_data/imdb: $(du -cm .whl device_data/imdb | tail -1 | cut -f1) MiB of 64"

@@ -1,0 +1,120 @@
+import gzip
+import json
+import lzma
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tunekit import device_run
+from tunekit.device_plan import PlanConfig, plan_steps, pretrain_steps
+from tunekit.device_run import Step, compact_jsonl, pack, restore_previous, run_plan, run_step
+
+from .conftest import REPO
+
+
+def test_a_step_over_its_cap_is_stopped_and_the_plan_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(device_run, "PACK_RESERVE_S", 0)
+    monkeypatch.setattr(device_run, "MIN_STEP_S", 0.5)
+    monkeypatch.setattr(device_run, "GRACE_S", 2)
+    slow = Step("slow", [sys.executable, "-c", "import time; time.sleep(30)"], budget_s=1)
+    failing = Step("failing", [sys.executable, "-c", "import sys; sys.exit(3)"], budget_s=10)
+    report = Step("report", [sys.executable, "-c", "open('report.txt', 'w').write('ok')"], budget_s=10)
+    monkeypatch.chdir(tmp_path)
+    results = run_plan([slow, failing], budget_s=20, run_dir=tmp_path / "run", finally_steps=[report])
+    assert [(r.name, r.status, r.returncode) for r in results] == [
+        ("slow", "timed_out", -15),
+        ("failing", "failed", 3),
+        ("report", "ok", 0),
+    ]
+    assert results[0].wall_s < 10
+    assert (tmp_path / "report.txt").read_text() == "ok"
+    summary = json.loads((tmp_path / "run" / "steps.json").read_text())
+    assert [step["status"] for step in summary["steps"]] == ["timed_out", "failed", "ok"]
+
+
+def test_a_step_without_time_left_is_skipped(tmp_path):
+    import time
+
+    result = run_step(Step("late", ["true"], 100), deadline=time.monotonic() + 5, log_dir=tmp_path)
+    assert result.status == "skipped" and result.returncode is None
+
+
+def test_the_archive_is_cut_below_the_return_limit_and_restores(tmp_path, monkeypatch):
+    monkeypatch.setattr(device_run, "PART_BYTES", 4096)
+    run = tmp_path / "run"
+    (run / "study" / "checkpoints").mkdir(parents=True)
+    (run / "study" / "checkpoints" / "big.bin").write_bytes(os.urandom(50_000))
+    (run / "study" / "results.jsonl").write_text('{"arm": "a"}\n')
+    (run / "study" / "model.bin").write_bytes(os.urandom(10_000))
+    parts = pack(run, tmp_path / "out")
+    assert len(parts) == 3 and all(part.stat().st_size <= 4096 for part in parts)
+    restored = tmp_path / "elsewhere" / "run"
+    assert restore_previous(tmp_path / "out", restored)
+    assert (restored / "study" / "results.jsonl").read_text() == '{"arm": "a"}\n'
+    assert (restored / "study" / "model.bin").read_bytes() == (run / "study" / "model.bin").read_bytes()
+    assert not (restored / "study" / "checkpoints").exists()  # checkpoints never travel back
+    assert not restore_previous(tmp_path / "nothing", restored)
+
+
+def test_compact_copy_keeps_text_and_label_and_balances_a_sorted_file(tmp_path):
+    source = tmp_path / "train.jsonl.gz"
+    with gzip.open(source, "wt") as handle:
+        for i in range(100):
+            handle.write(json.dumps({"text": f"review {i}", "label": int(i >= 50), "id": i}) + "\n")
+    assert compact_jsonl(source, tmp_path / "slice.jsonl.xz", rows=10) == 10
+    with lzma.open(tmp_path / "slice.jsonl.xz", "rt") as handle:
+        rows = [json.loads(line) for line in handle]
+    assert set(rows[0]) == {"text", "label"}
+    assert sum(row["label"] for row in rows) == 5
+
+
+def test_pretraining_is_sized_by_the_measured_tokens_per_second(tmp_path):
+    config = PlanConfig(tmp_path, tmp_path, smoke=False, phase=1, pretrain_seconds=100)
+    assert pretrain_steps(config, tokens_per_step=1000, default=77) == 77  # no benchmark yet
+    (tmp_path / "benchmark").mkdir()
+    rows = [
+        {"task": "pretraining", "system": "tunekit", "model": "imdb-4x256", "tokens_per_second": 50_000.0},
+        {"task": "pretraining", "system": "trainer", "model": "imdb-4x256", "tokens_per_second": 90_000.0},
+    ]
+    (tmp_path / "benchmark" / "benchmark.json").write_text(json.dumps({"rows": rows}))
+    assert pretrain_steps(config, tokens_per_step=1000, default=77) == 5000
+
+
+def test_phase_two_adds_the_launcher_checks_and_the_figure(tmp_path):
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.jsonl.xz").touch()
+    names = [step.name for step in plan_steps(PlanConfig(tmp_path, tmp_path, smoke=False, phase=2))[0]]
+    assert names[:4] == ["env", "accelerate_single_gpu", "accelerate_fsdp", "fsdp_loads"]
+    assert names[4:] == ["sequence_length", "study", "lstm_bf16"]
+
+
+@pytest.mark.slow
+def test_smoke_mode_runs_the_whole_script_on_cpu(tmp_path):
+    shared = os.environ.get("TUNEKIT_SHARED_DATA")
+    if not shared:
+        pytest.skip("TUNEKIT_SHARED_DATA is unset: the smoke run slices the local IMDb copy")
+    env = {
+        **os.environ,
+        "SMOKE": "1",
+        "PYTHON": sys.executable,
+        "DATA_DIR": str(tmp_path / "data"),
+        "RUN_DIR": str(tmp_path / "run"),
+        "OUT": str(tmp_path / "out"),
+    }
+    done = subprocess.run(
+        ["bash", "scripts/gpu_run.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    steps = json.loads((tmp_path / "run" / "steps.json").read_text())["steps"]
+    assert {step["name"]: step["status"] for step in steps} == {
+        "env": "ok",
+        "benchmark": "ok",
+        "study": "ok",
+        "study_report": "ok",
+    }
+    assert (tmp_path / "out" / "gpu_run.tar.gz").is_file()
+    assert (tmp_path / "run" / "study" / "report.md").is_file()
+    assert Path(tmp_path / "run" / "benchmark").is_dir()

@@ -1,0 +1,187 @@
+"""What the GPU run does, in order of value, and the same plan at smoke size for CPU.
+
+Phase 1 (one device call, ~9 min): (a) environment, (b) benchmark against the Trainer,
+(c) the IMDb study (pretraining sized from (b)'s measured tokens/s, then cells budget -> seed ->
+arm until the deadline). Phase 2 (a second call that restores phase 1's archive): the accelerate
+launcher checks (single GPU, FSDP on one process), (d) the sequence-length figure, (c) the study's
+remaining cells, (e) the LSTM bf16-recurrence arms at T = 512.
+"""
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunekit.device_run import Step
+
+PY = sys.executable
+
+
+@dataclass
+class PlanConfig:
+    run_dir: Path  # everything a call produces; packed into the archive
+    data_dir: Path  # train/test (and for phase 1 unsup) IMDb files
+    smoke: bool
+    phase: int
+    pretrain_seconds: float = 150.0  # the transformer's share of phase 1; the LSTM LM matches its tokens
+
+    @property
+    def study_dir(self) -> Path:
+        return self.run_dir / "study"
+
+
+def _files(config: PlanConfig, *names: str) -> list[str]:
+    return [str(next(config.data_dir.glob(f"{name}.jsonl*"))) for name in names]
+
+
+def _study_argv(config: PlanConfig, pretrain_steps: int) -> list[str]:
+    train, test = _files(config, "train", "test")
+    pretrain_files = [*_files(config, "unsup"), train] if config.phase == 1 else [train]
+    if config.smoke:
+        recipe = "recipes/tiny/study.yaml"
+        stage = (
+            "--max_seq_length 32 --hidden_size 32 --num_hidden_layers 1 --num_attention_heads 2 "
+            "--intermediate_size 64 --vocab_size 400 --report_to none --disable_tqdm true"
+        )
+        extra = ["--budgets", "20", "--seeds", "0", "--min_finetune_steps", "4"]
+        finetune = "--num_train_epochs 1 --eval_steps 0 --max_eval_samples 40 --label_names negative positive"
+    else:
+        recipe = "recipes/imdb/study.yaml"
+        stage = "--mixed_precision bf16 --dataloader_num_workers 4 --report_to none --disable_tqdm true"
+        extra = ["--min_finetune_steps", "150"]
+        finetune = "--num_train_epochs 2 --eval_steps 50"
+    return [
+        PY,
+        "scripts/study.py",
+        recipe,
+        "--output_dir",
+        str(config.study_dir),
+        *extra,
+        f"--stage_overrides={stage}",
+        f"--pretrain_overrides=--train_file {' '.join(pretrain_files)} --train_split train "
+        f"--test_file {test} --max_steps {pretrain_steps} --save_steps 0 --eval_steps 0",
+        f"--finetune_overrides=--train_file {train} --test_file {test} {finetune}",
+    ]
+
+
+def pretrain_steps(config: PlanConfig, tokens_per_step: int, default: int) -> int:
+    """Pretraining steps that fill `pretrain_seconds` at the tokens/s the benchmark measured for the
+    IMDb encoder (bf16, tunekit); `default` when the benchmark did not get that far."""
+    table = config.run_dir / "benchmark" / "benchmark.json"
+    if not table.is_file():
+        return default
+    rows = json.loads(table.read_text()).get("rows", [])
+    rates = [
+        row["tokens_per_second"]
+        for row in rows
+        if row.get("system") == "tunekit"
+        and row.get("task") == "pretraining"
+        and "imdb" in row.get("model", "")
+    ]
+    if not rates:
+        return default
+    return max(100, math.floor(max(rates) * config.pretrain_seconds / tokens_per_step))
+
+
+def plan_steps(config: PlanConfig) -> tuple[list[Step], list[Step]]:
+    """(steps, finally_steps) for this phase."""
+    run = config.run_dir
+    env = Step("env", [PY, "scripts/gpu_run.py", "env", *(["--smoke"] if config.smoke else [])], 60)
+    preset = "smoke" if config.smoke else "gpu"
+    benchmark = Step(
+        "benchmark",
+        [
+            PY,
+            "scripts/benchmark.py",
+            "--preset",
+            preset,
+            "--data_dir",
+            str(config.data_dir),
+            "--output_dir",
+            str(run / "benchmark"),
+        ],
+        150,
+    )
+
+    def study_argv() -> list[str]:
+        if config.smoke:
+            return _study_argv(config, 10)
+        return _study_argv(config, pretrain_steps(config, tokens_per_step=128 * 256, default=6000))
+
+    study = Step("study", study_argv, 10_000)
+    report = Step("study_report", lambda: [*study_argv(), "--report_only", "true"], 60)
+    sequence_length = Step(
+        "sequence_length",
+        [
+            PY,
+            "scripts/sequence_length.py",
+            "--output_dir",
+            str(run / "sequence_length"),
+            *(["--preset", "smoke"] if config.smoke else ["--device", "cuda", "--precision", "bf16"]),
+        ],
+        90,
+    )
+    if config.phase == 1:
+        # The study takes what is left; its argv is built when it starts, after the benchmark has
+        # measured the tokens/s that size its pretraining.
+        return [env, benchmark, study], [report]
+    launcher = "cpu" if config.smoke else "single_gpu"
+    train = _files(config, "train")[0]
+    short = ["--train_file", train, "--max_steps", "10", "--save_steps", "0", "--report_to", "none"]
+    tokenizer = ["--tokenizer_name_or_path", str(config.study_dir / "tokenizer")]
+    pretrain_recipe = "recipes/tiny/pretrain.yaml" if config.smoke else "recipes/imdb/pretrain.yaml"
+    single = Step(
+        "accelerate_single_gpu",
+        [
+            "accelerate",
+            "launch",
+            "--config_file",
+            f"recipes/accelerate/{launcher}.yaml",
+            "scripts/pretrain.py",
+            pretrain_recipe,
+            *short,
+            *tokenizer,
+            "--train_split",
+            "train",
+            "--output_dir",
+            str(run / "single_gpu"),
+        ],
+        90,
+    )
+    bf16 = Step(
+        "lstm_bf16",
+        lambda: [
+            *study_argv(),
+            "--lstm_bf16_recurrence",
+            "true",
+            "--arms",
+            "lstm_scratch",
+            "lstm_pretrained",
+        ],
+        10_000,
+    )
+    steps_list = [env, single]
+    if not config.smoke:
+        steps_list.append(
+            Step(
+                "accelerate_fsdp",
+                [
+                    "accelerate",
+                    "launch",
+                    "--config_file",
+                    "recipes/accelerate/fsdp.yaml",
+                    "scripts/pretrain.py",
+                    pretrain_recipe,
+                    *short,
+                    *tokenizer,
+                    "--train_split",
+                    "train",
+                    "--output_dir",
+                    str(run / "fsdp"),
+                ],
+                120,
+            )
+        )
+        steps_list.append(Step("fsdp_loads", [PY, "scripts/gpu_run.py", "check-load", str(run / "fsdp")], 60))
+    return [*steps_list, sequence_length, study, bf16], [report]
