@@ -57,7 +57,7 @@ class StepWork:
 
     loss: torch.Tensor  # this process's share of the step's mean loss; summed over processes = the mean
     tokens: torch.Tensor  # real (unpadded) tokens this process trained on
-    targets: torch.Tensor  # target items of the step, over all processes
+    targets: torch.Tensor  # target items (masked tokens, or examples) this process trained on
     examples: int  # sequences this process trained on
     positions: int  # padded positions this process ran (examples x padded length)
 
@@ -75,7 +75,8 @@ def optimizer_step(
 
     Items (masked tokens, or examples) are counted over the whole optimizer step and all processes
     (an all-reduce, which the host does not wait on), so the gradient is the exact per-item mean."""
-    items = accelerator.reduce(sum((b["labels"] != -100).sum() for b in window), "sum").clamp(min=1)
+    local_items = sum((b["labels"] != -100).sum() for b in window)
+    items = accelerator.reduce(local_items.clone(), "sum").clamp(min=1)
     step_loss = torch.zeros((), device=accelerator.device)
     tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
     for index, batch in enumerate(window):
@@ -96,7 +97,7 @@ def optimizer_step(
     return StepWork(
         loss=step_loss / items,
         tokens=tokens,
-        targets=items,
+        targets=local_items,
         examples=sum(shape[0] for shape in shapes),
         positions=sum(shape[0] * shape[1] for shape in shapes),
     )

@@ -181,7 +181,8 @@ def train_loop(
         (here, at logging steps and checkpoints; evaluation and checkpointing wait on the device
         anyway)."""
         nonlocal window
-        sums = torch.stack([window.loss, window.tokens.float(), window.targets.float()])
+        # float64 holds token counts exactly far beyond what one logging window sees.
+        sums = torch.stack([window.loss.double(), window.tokens.double(), window.targets.double()])
         loss, tokens, targets = accelerator.reduce(sums, "sum").tolist()
         meter.pause()
         progress.tokens_seen += int(tokens)
