@@ -153,3 +153,26 @@ def test_lstm_language_model_never_sees_the_token_it_predicts(tokenizer):
         build_pretraining_model(tiny("lstm", num_hidden_layers=2), tokenizer)
     stacked = build_pretraining_model(tiny("lstm", num_hidden_layers=2, bidirectional=False), tokenizer)
     assert stacked.config.num_hidden_layers == 2
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert", "modernbert"])
+def test_vocabulary_rows_padded_to_64_and_never_predicted(tokenizer, tmp_path, model_type):
+    from transformers import AutoModelForMaskedLM, pipeline
+
+    from tunekit.models import PADDING_ROW_BIAS
+
+    model = build_pretraining_model(tiny(model_type), tokenizer)
+    real = len(tokenizer)
+    assert real % 64 and model.config.vocab_size == -(-real // 64) * 64
+    assert model.get_input_embeddings().weight.shape[0] == model.config.vocab_size
+    assert (model.get_output_embeddings().bias[real:] == PADDING_ROW_BIAS).all()
+    # The padded rows change no loss: their softmax probability is exactly 0.
+    inputs = batch(tokenizer)
+    logits = model.eval()(**inputs).logits
+    assert logits.softmax(-1)[..., real:].max() == 0
+    torch.testing.assert_close(logits[..., :real].log_softmax(-1), logits.log_softmax(-1)[..., :real])
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    fill = pipeline("fill-mask", model=str(tmp_path), tokenizer=str(tmp_path), top_k=real)
+    assert all(guess["token"] < real for guess in fill(f"a truly {tokenizer.mask_token} film"))
+    assert AutoModelForMaskedLM.from_pretrained(tmp_path).config.vocab_size == model.config.vocab_size

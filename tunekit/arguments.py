@@ -198,10 +198,11 @@ class TrainArguments:
     warmup_ratio: float = field(default=0.06, metadata=_help("Share of optimizer steps spent warming up."))
     max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm; 0 disables."))
     mixed_precision: str | None = field(
-        default=None,
+        default="auto",
         metadata=_help(
-            "no, fp16 or bf16; unset = whatever `accelerate launch` was given.",
-            choices=("no", "fp16", "bf16"),
+            "no, fp16, bf16, or auto = what `accelerate launch` was given, else bf16 on CUDA and fp32 on "
+            "CPU (see tunekit/optim.py for the CPU measurement).",
+            choices=("auto", "no", "fp16", "bf16"),
         ),
     )
     use_cpu: bool = field(
@@ -236,6 +237,13 @@ class TrainArguments:
         default=True, metadata=_help("Save the final model and tokenizer (a study's cells may skip it).")
     )
     disable_tqdm: bool = field(default=False, metadata=_help("Hide progress bars."))
+    torch_compile: bool = field(
+        default=False,
+        metadata=_help(
+            "torch.compile the model (inductor). Packed pretraining has static shapes; fine-tuning "
+            "recompiles once for a shape-generic graph (see tunekit/optim.py)."
+        ),
+    )
 
     def __post_init__(self) -> None:
         _positive(

@@ -20,6 +20,9 @@ from tunekit.config import ModelArguments
 from tunekit.errors import TunekitError
 from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling, LSTMForSequenceClassification
 
+VOCAB_MULTIPLE = 64
+PADDING_ROW_BIAS = -1e4  # exp() of it is 0 in fp32, bf16 and fp16 alike; fp16 still represents it
+
 # Each architecture names its dropout knobs differently; one recipe field drives them all.
 _DROPOUT_FIELDS = {
     "modernbert": ("embedding_dropout", "mlp_dropout", "attention_dropout", "classifier_dropout"),
@@ -77,12 +80,35 @@ def transformer_config(
     sizes = {renames.get(name, name): value for name, value in sizes.items()}
     return AutoConfig.for_model(
         model_args.model_type,
-        vocab_size=len(tokenizer),
+        vocab_size=padded_vocab_size(len(tokenizer)),
         **sizes,
         **_token_ids(tokenizer),
         **_overrides(model_args),
         **extra,
     )
+
+
+def padded_vocab_size(size: int) -> int:
+    """Embedding rows rounded up to a multiple of 64: matmuls over the vocabulary then tile evenly on
+    tensor cores. The tokenizer keeps its size; the extra rows are never inputs nor targets."""
+    return -(-size // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+
+
+def pad_vocabulary(model: PreTrainedModel, used_rows: int) -> PreTrainedModel:
+    """Round a transformer's embedding rows up to a multiple of 64 and keep the rows from `used_rows`
+    on out of every prediction.
+
+    Their decoder bias is set far below any real logit, so they are never an argmax (fill-mask,
+    probes), their softmax probability is 0 and they get no gradient: training leaves them there.
+    A decoder without a bias cannot be silenced this way; its padding rows stay as initialised."""
+    if model.config.vocab_size % VOCAB_MULTIPLE:
+        model.resize_token_embeddings(model.config.vocab_size, pad_to_multiple_of=VOCAB_MULTIPLE)
+    output = model.get_output_embeddings()
+    bias = getattr(output, "bias", None)
+    if bias is not None and used_rows < bias.shape[0]:
+        with torch.no_grad():
+            bias[used_rows:] = PADDING_ROW_BIAS
+    return model
 
 
 def lstm_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, **extra: Any) -> LSTMConfig:
@@ -128,8 +154,11 @@ def build_pretraining_model(
         except ValueError as error:
             raise TunekitError(str(error)) from None
     if model_args.model_name_or_path:
-        return _from_pretrained(AutoModelForMaskedLM, model_args, **_overrides(model_args))
-    return AutoModelForMaskedLM.from_config(transformer_config(model_args, tokenizer))
+        model = _from_pretrained(AutoModelForMaskedLM, model_args, **_overrides(model_args))
+        return pad_vocabulary(model, max(len(tokenizer), model.config.vocab_size))
+    return pad_vocabulary(
+        AutoModelForMaskedLM.from_config(transformer_config(model_args, tokenizer)), len(tokenizer)
+    )
 
 
 def build_classifier(
@@ -154,19 +183,3 @@ def build_classifier(
 
 def count_parameters(model: PreTrainedModel) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def estimate_train_flops(model: torch.nn.Module, tokens: int) -> float:
-    """About 6 FLOPs per token per weight used in a matrix product (2 forward, 4 backward).
-
-    Counts Linear and LSTM weights, so an embedding lookup is free but an output projection tied
-    to it is not; attention's sequence-length term is left out, which at these sizes and block
-    lengths undercounts a transformer by well under a third.
-    """
-    weights = 0
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
-            weights += module.weight.numel()
-        elif isinstance(module, torch.nn.LSTM):
-            weights += sum(p.numel() for name, p in module.named_parameters() if name.startswith("weight"))
-    return 6.0 * weights * tokens

@@ -26,7 +26,7 @@ from tunekit.data import load_raw, prepare_splits
 from tunekit.errors import TunekitError
 from tunekit.lstm import language_model_labels
 from tunekit.metrics import classification_metrics
-from tunekit.models import build_classifier, build_pretraining_model, count_parameters, estimate_train_flops
+from tunekit.models import build_classifier, build_pretraining_model, count_parameters
 from tunekit.tokenization import (
     load_tokenizer,
     mlm_collator,
@@ -34,7 +34,7 @@ from tunekit.tokenization import (
     tokenize_for_classification,
     train_wordpiece,
 )
-from tunekit.train import LoopResult, evaluate_model, make_accelerator, train_loop
+from tunekit.train import LoopResult, evaluate_model, make_accelerator, plain_model, train_loop
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _finish(
     output_dir: Path,
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    model = accelerator.unwrap_model(loop.model)
+    model = plain_model(accelerator, loop.model)
     train_args = configs[2]
     results = {
         **extra,
@@ -104,7 +104,9 @@ def _finish(
         "train_runtime": round(loop.progress.train_runtime, 2),
         "wall_time": round(time.perf_counter() - started, 2),
         "num_parameters": count_parameters(model),
-        "train_flops": estimate_train_flops(model, loop.progress.tokens_seen),
+        # PaLM model FLOPs (tunekit.flops): flops_per_token x the tokens trained in this run's steps.
+        "train_flops": loop.throughput["flops_per_token"] * loop.progress.tokens_seen,
+        **loop.throughput,
         "mixed_precision": accelerator.mixed_precision,
         "num_processes": accelerator.num_processes,
         "device": str(accelerator.device),

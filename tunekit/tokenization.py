@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from tunekit.errors import TunekitError
+from tunekit.mlm_head import MASKED_POSITIONS, masked_positions
 
 SPECIAL_TOKENS = {
     "pad_token": "[PAD]",
@@ -187,7 +188,15 @@ class BlockSeededMLMCollator(DataCollatorForLanguageModeling):
             self.generator, self._generator_pid = torch.Generator().manual_seed(seed), os.getpid()
             rows.append(super().torch_call([example]))
         # Packed blocks all have the same length, so rows stack without padding.
-        return {key: torch.cat([row[key] for row in rows]) for key in rows[0]}
+        batch = {key: torch.cat([row[key] for row in rows]) for key in rows[0]}
+        # No padding, so no mask: attention then runs without one (ModernBERT keeps SDPA's flash
+        # path, which any mask, even all ones, would cost it).
+        if "attention_mask" in batch and bool(batch["attention_mask"].all()):
+            del batch["attention_mask"]
+        # Computed here, on the host, so the masked-only MLM head never makes the host wait for
+        # the device to learn how many tokens are masked.
+        batch[MASKED_POSITIONS] = masked_positions(batch["labels"])
+        return batch
 
 
 def mlm_collator(

@@ -10,15 +10,13 @@ tokens.
 """
 
 import importlib.util
-import json
 import logging
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +30,12 @@ from transformers import get_scheduler
 from tunekit.checkpoint import Progress, resolve_checkpoint, save_checkpoint
 from tunekit.config import TrainArguments
 from tunekit.metrics import language_model_metrics
+from tunekit.mlm_head import install_masked_only_head
+from tunekit.optim import build_optimizer, configure_matmul, resolve_mixed_precision
+from tunekit.step import LossWindow, model_forward, optimizer_step, summed_loss
+from tunekit.throughput import MetricsLog, ThroughputMeter, postfix
+
+__all__ = ["LoopResult", "evaluate_model", "make_accelerator", "plain_model", "summed_loss", "train_loop"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ class LoopResult:
     model: torch.nn.Module  # as prepared by accelerate; `accelerator.unwrap_model` gives the plain one
     progress: Progress
     final_metrics: dict[str, float]
+    throughput: dict[str, Any]  # tokens/s, MFU, peak memory over the run's optimizer steps
 
 
 def make_accelerator(args: TrainArguments) -> Accelerator:
@@ -50,9 +55,12 @@ def make_accelerator(args: TrainArguments) -> Accelerator:
     # Every run (a demo stage, a study cell) brings its own precision; accelerate keeps one global
     # state per process, so it is reset here. The process group (PartialState) is kept.
     AcceleratorState._reset_state()
-    return Accelerator(
+    accelerator = Accelerator(
         cpu=args.use_cpu,
-        mixed_precision=args.mixed_precision,
+        mixed_precision=resolve_mixed_precision(args.mixed_precision, args.use_cpu),
+        # accelerate compiles the model in `prepare` (after wrapping it for DDP); see optim.py for
+        # what that does with fine-tuning's variable shapes.
+        dynamo_backend="inductor" if args.torch_compile else None,
         log_with="tensorboard" if tracker else None,
         project_config=ProjectConfiguration(
             project_dir=args.output_dir, logging_dir=f"{args.output_dir}/runs"
@@ -63,33 +71,13 @@ def make_accelerator(args: TrainArguments) -> Accelerator:
         # The loop steps the scheduler itself, once per optimizer step, whatever the process count.
         step_scheduler_with_optimizer=False,
     )
+    configure_matmul(accelerator.device)
+    return accelerator
 
 
-def build_optimizer(model: torch.nn.Module, args: TrainArguments) -> torch.optim.AdamW:
-    """AdamW with no weight decay on biases, norms and other 1-d parameters (as in BERT)."""
-    decay, no_decay = [], []
-    for _, param in model.named_parameters():
-        if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(
-        groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon
-    )
-
-
-def summed_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example summed cross-entropy over target positions, and per-example target counts."""
-    flat = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100, reduction="none"
-    )
-    batch = labels.shape[0]
-    return flat.view(batch, -1).sum(1), (labels != -100).view(batch, -1).sum(1)
-
-
-def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    inputs = {key: value for key, value in batch.items() if key != "labels"}
-    logits = model(**inputs).logits
-    return (*summed_loss(logits, batch["labels"]), logits)
+def plain_model(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module:
+    """The model without DDP or compile wrappers: what is saved, and whose state is read."""
+    return accelerator.unwrap_model(model, keep_torch_compile=False)
 
 
 def evaluate_model(
@@ -98,6 +86,7 @@ def evaluate_model(
     accelerator: Accelerator,
     metric_fn: MetricFn | None,
     prefix: str = "eval",
+    masked_only: bool = False,
 ) -> dict[str, float]:
     """Exact distributed evaluation: per-example sums go through `gather_for_metrics`, which drops
     the duplicates that even batches add on the last step."""
@@ -105,7 +94,7 @@ def evaluate_model(
     sums, counts, predictions, references = [], [], [], []
     with torch.no_grad():
         for batch in dataloader:
-            loss_sum, count, logits = _forward(model, batch)
+            loss_sum, count, logits = model_forward(model, batch, accelerator, masked_only)
             loss_sum, count = accelerator.gather_for_metrics((loss_sum, count))
             sums.append(loss_sum.cpu())
             counts.append(count.cpu())
@@ -128,20 +117,6 @@ def _is_better(value: float, best: float | None, metric: str) -> bool:
     return value < best if metric.endswith("loss") else value > best
 
 
-class _MetricsLog:
-    """metrics.jsonl on the main process, plus accelerate's trackers."""
-
-    def __init__(self, accelerator: Accelerator, output_dir: str) -> None:
-        self.accelerator = accelerator
-        self.path = Path(output_dir) / "metrics.jsonl"
-
-    def write(self, record: dict, step: int) -> None:
-        self.accelerator.log({k: v for k, v in record.items() if isinstance(v, int | float)}, step=step)
-        if self.accelerator.is_main_process:
-            with self.path.open("a") as handle:
-                handle.write(json.dumps({"step": step, **record}) + "\n")
-
-
 def train_loop(
     model: torch.nn.Module,
     train_dataloader: DataLoader,
@@ -154,8 +129,13 @@ def train_loop(
 
     Pass dataloaders that are not yet prepared; the loop prepares them with the model.
     """
-    optimizer = build_optimizer(model, args)
+    masked_only = install_masked_only_head(model)
+    # On the device before the optimizer is built, so it can pick the fused CUDA kernel.
+    optimizer = build_optimizer(model.to(accelerator.device), args)
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
+    # Drop accelerate's per-forward autocast + fp32-output wrapper: `model_forward` enters autocast
+    # itself, and the wrapper would upcast the full logits to fp32.
+    accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     if eval_dataloader is not None:
         eval_dataloader = accelerator.prepare(eval_dataloader)
     accumulation = args.gradient_accumulation_steps
@@ -179,7 +159,7 @@ def train_loop(
             best_state = torch.load(checkpoint / "best_state.pt", weights_only=True)
         logger.info("resumed from %s at step %d", checkpoint, progress.global_step)
 
-    log = _MetricsLog(accelerator, args.output_dir)
+    log = MetricsLog(accelerator, args.output_dir)
     if accelerator.is_main_process:
         accelerator.init_trackers("tunekit")
     bar = tqdm(
@@ -190,33 +170,43 @@ def train_loop(
         disable=args.disable_tqdm or not accelerator.is_local_main_process,
     )
     started = time.perf_counter() - progress.train_runtime
-    window_loss, window_steps = 0.0, 0
-    # Counted on the device and read only when logging: an int() per micro-batch would make the
-    # host wait for the GPU at every step.
-    local_tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
+    meter = ThroughputMeter(accelerator.device, accelerator.num_processes, masked_only)
+    window = LossWindow(accelerator.device)
+    fine_tuning = metric_fn is not None
     final_metrics: dict[str, float] = {}
     model.train()
 
-    def flush_tokens() -> None:
-        nonlocal local_tokens
-        counted = accelerator.reduce(local_tokens.clone(), "sum")
-        progress.tokens_seen += int(counted)
-        local_tokens = torch.zeros_like(local_tokens)
+    def flush(keep_loss: bool = False) -> float:
+        """Read the window's device sums and stop the clock: the step loop's only host-device sync
+        (here, at logging steps and checkpoints; evaluation and checkpointing wait on the device
+        anyway)."""
+        nonlocal window
+        # float64 holds token counts exactly far beyond what one logging window sees.
+        sums = torch.stack([window.loss.double(), window.tokens.double(), window.targets.double()])
+        loss, tokens, targets = accelerator.reduce(sums, "sum").tolist()
+        meter.pause()
+        progress.tokens_seen += int(tokens)
+        processes = accelerator.num_processes
+        meter.count(int(tokens), window.examples * processes, window.positions * processes, int(targets))
+        mean_loss = loss / max(1, window.steps)
+        window = window.counted() if keep_loss else LossWindow(accelerator.device)
+        return mean_loss
 
     def run_eval() -> dict[str, float]:
         nonlocal best_state
         if eval_dataloader is None:
             return {}
-        metrics = evaluate_model(model, eval_dataloader, accelerator, metric_fn)
+        metrics = evaluate_model(model, eval_dataloader, accelerator, metric_fn, masked_only=masked_only)
         log.write({"epoch": progress.epoch, **metrics}, progress.global_step)
         value = metrics.get(f"eval_{args.metric_for_best_model}")
         if value is not None and _is_better(value, progress.best_metric, args.metric_for_best_model):
             progress.best_metric, progress.best_step = value, progress.global_step
             if args.load_best_model_at_end:
-                state = accelerator.unwrap_model(model).state_dict()
+                state = plain_model(accelerator, model).state_dict()
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
         return metrics
 
+    meter.resume()
     while progress.global_step < total_steps:
         train_dataloader.set_epoch(progress.epoch)
         if hasattr(train_dataloader.collate_fn, "set_epoch"):
@@ -226,66 +216,49 @@ def train_loop(
             epoch_loader = accelerator.skip_first_batches(train_dataloader, progress.batches_in_epoch)
         batches = iter(epoch_loader)
         while progress.global_step < total_steps:
-            window = list(islice(batches, accumulation))
-            if not window:
+            micro_batches = list(islice(batches, accumulation))
+            if not micro_batches:
                 break
             # Dropout draws from torch's global RNG, which dataloader iterators and evaluation also
             # consume; re-seeding per step makes the stream a function of the step alone, so a
             # resumed run draws exactly what the uninterrupted one did.
             torch.manual_seed(args.seed * 1_000_003 + progress.global_step)
-            # Items (masked tokens, or examples) in the whole optimizer step, over all processes.
-            items = accelerator.reduce(sum((b["labels"] != -100).sum() for b in window), "sum").clamp(min=1)
-            step_loss = torch.zeros((), device=accelerator.device)
-            for index, batch in enumerate(window):
-                last = index == len(window) - 1
-                with nullcontext() if last else accelerator.no_sync(model):
-                    loss_sum, _, _ = _forward(model, batch)
-                    # DDP averages gradients over processes; multiplying back makes the result the
-                    # global per-item mean.
-                    accelerator.backward(loss_sum.sum() * accelerator.num_processes / items)
-                step_loss += loss_sum.sum().detach()
-                local_tokens += (
-                    batch["attention_mask"].sum() if "attention_mask" in batch else batch["input_ids"].numel()
-                )
-            if args.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            work = optimizer_step(model, optimizer, scheduler, micro_batches, accelerator, args, masked_only)
+            # Per-step checks (e.g. a non-finite loss, a stop signal) belong here, one per optimizer step;
+            # anything that reads `work` on the host makes it wait for the device.
+            window.add(work)
             progress.global_step += 1
-            progress.batches_in_epoch += len(window)
-            window_loss += float(accelerator.reduce(step_loss, "sum") / items)
-            window_steps += 1
+            progress.batches_in_epoch += len(micro_batches)
             bar.update(1)
 
             if progress.global_step % args.logging_steps == 0 or progress.global_step == total_steps:
-                flush_tokens()
-                record = {
-                    "epoch": progress.epoch,
-                    "loss": window_loss / window_steps,
-                    "learning_rate": scheduler.get_last_lr()[0],
-                    "tokens_seen": progress.tokens_seen,
-                }
+                record = {"epoch": progress.epoch, "loss": flush()}
+                record |= {"learning_rate": scheduler.get_last_lr()[0], "tokens_seen": progress.tokens_seen}
+                record |= meter.report(plain_model(accelerator, model), window=True, fine_tuning=fine_tuning)
                 log.write(record, progress.global_step)
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
-                window_loss, window_steps = 0.0, 0
+                bar.set_postfix(postfix(record))
+                meter.resume()
             if args.eval_steps and progress.global_step % args.eval_steps == 0:
+                meter.pause(sync=True)
                 final_metrics = run_eval()
+                meter.resume()
             if args.save_steps and progress.global_step % args.save_steps == 0:
-                flush_tokens()
+                flush(keep_loss=True)  # the loss window runs on to the next logging step
                 progress.train_runtime = time.perf_counter() - started
                 path = save_checkpoint(accelerator, args.output_dir, progress, args.save_total_limit)
                 if best_state is not None and accelerator.is_main_process:
                     torch.save(best_state, path / "best_state.pt")
+                meter.resume()
         if progress.global_step < total_steps:  # the epoch ran out of batches
             progress.epoch += 1
             progress.batches_in_epoch = 0
 
-    flush_tokens()
+    flush()
+    run_throughput = meter.report(plain_model(accelerator, model), window=False, fine_tuning=fine_tuning)
     if not (args.eval_steps and progress.global_step % args.eval_steps == 0):
         final_metrics = run_eval()
     if args.load_best_model_at_end and best_state is not None:
-        accelerator.unwrap_model(model).load_state_dict(best_state)
+        plain_model(accelerator, model).load_state_dict(best_state)
         logger.info(
             "restored the best weights (step %s, %s=%s)",
             progress.best_step,
@@ -294,4 +267,4 @@ def train_loop(
         )
     progress.train_runtime = time.perf_counter() - started
     bar.close()
-    return LoopResult(model=model, progress=progress, final_metrics=final_metrics)
+    return LoopResult(model=model, progress=progress, final_metrics=final_metrics, throughput=run_throughput)
