@@ -15,6 +15,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import (
     AutoTokenizer,
     DataCollatorForLanguageModeling,
+    DataCollatorWithPadding,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
@@ -162,6 +163,12 @@ def tokenize_for_classification(
         load_from_cache_file=load_from_cache,
         desc="tokenizing",
     )
+
+
+def padding_collator(tokenizer: PreTrainedTokenizerBase, mixed_precision: str) -> DataCollatorWithPadding:
+    """Pads each batch to its own longest example; under fp16/bf16 up to a multiple of 8, the
+    shapes tensor cores tile without remainder."""
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None if mixed_precision == "no" else 8)
 
 
 class BlockSeededMLMCollator(DataCollatorForLanguageModeling):
