@@ -71,7 +71,7 @@ def get_tokenizer(
         return load_tokenizer(source, field)
     if accelerator.is_main_process:
         tokenizer = train_wordpiece(
-            texts[data_args.text_column], model_args.vocab_size, model_args.max_position_embeddings
+            texts, model_args.vocab_size, model_args.max_position_embeddings, data_args.text_column
         )
         tokenizer.save_pretrained(output_dir)
     accelerator.wait_for_everyone()
