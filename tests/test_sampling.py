@@ -1,16 +1,24 @@
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
+from accelerate import Accelerator
 from accelerate.data_loader import prepare_data_loader, skip_first_batches
 from datasets import Dataset
+from torch.utils.data import DataLoader
 
-from tunekit.config import TrainArguments
+from tunekit.config import ModelArguments, TrainArguments
+from tunekit.metrics import classification_metrics
+from tunekit.models import build_classifier
 from tunekit.sampling import (
     LengthGroupedSampler,
     eval_dataloader,
     sequence_lengths,
     train_dataloader,
 )
+from tunekit.tokenization import padding_collator, tokenize_for_classification, train_wordpiece
+from tunekit.train import evaluate_model
 
 RNG = np.random.default_rng(0)
 LENGTHS = RNG.integers(5, 400, size=301)  # 301: the last batch is short
@@ -129,3 +137,39 @@ def test_the_order_does_not_depend_on_torch_global_rng(dataset):
     first = epoch_batches(loader, 0)
     torch.manual_seed(1)
     assert epoch_batches(loader, 0) == first
+
+
+def test_length_sorted_evaluation_gives_the_metrics_of_the_plain_order():
+    words = ["great", "awful", "plot", "film", "not", "the", "was", "it"]
+    texts = [" ".join(words[(i * j) % len(words)] for j in range(3 + (i * 7) % 40)) for i in range(50)]
+    tokenizer = train_wordpiece(texts, vocab_size=60, model_max_length=64)
+    dataset = tokenize_for_classification(
+        Dataset.from_dict({"text": texts, "label": [i % 2 for i in range(50)]}),
+        tokenizer,
+        "text",
+        "label",
+        48,
+    )
+    torch.manual_seed(0)
+    model_args = ModelArguments(
+        model_type="modernbert",
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        classifier_pooling="mean",
+    )
+    model = build_classifier(model_args, tokenizer, ["a", "b"]).eval()
+    collator = padding_collator(tokenizer, "no")
+    accelerator = Accelerator(cpu=True)
+    metric_fn = partial(classification_metrics, num_labels=2)
+    plain = DataLoader(dataset, batch_size=8, collate_fn=collator)
+    sorted_loader = eval_dataloader(dataset, collator, args(per_device_eval_batch_size=8))
+    first, second = (
+        evaluate_model(model, accelerator.prepare(loader), accelerator, metric_fn)
+        for loader in (plain, sorted_loader)
+    )
+    assert first.keys() == second.keys()
+    for key in first:
+        assert second[key] == pytest.approx(first[key], abs=1e-5), key

@@ -31,6 +31,7 @@ class PreprocessMemory:
     baseline_mb: float  # peak RSS after the imports, before any data is touched
     peak_mb: float  # peak RSS over the whole preprocessing
     seconds: float
+    peak_mb_by_phase: dict[str, float]  # the running peak after splitting, tokenizer training, packing
 
 
 def peak_rss_mb() -> float:
@@ -75,10 +76,13 @@ def _child(config: dict) -> dict:
     )
     splits = prepare_splits(load_raw(mlm_data), mlm_data, seed, labeled=False)
     model_args = ModelArguments(vocab_size=config["vocab_size"], max_position_embeddings=512)
+    phases = {"split": peak_rss_mb()}
     tokenizer = get_tokenizer(model_args, mlm_data, splits.train, output_dir, accelerator)
+    phases["tokenizer"] = peak_rss_mb()
     blocks = [
         tokenize_and_pack(split, tokenizer, "text", block) for split in (splits.train, splits.validation)
     ]
+    phases["pack"] = peak_rss_mb()
 
     labeled = DataArguments(train_file=[config["classification_file"]], max_seq_length=config["max_length"])
     labeled_splits = prepare_splits(load_raw(labeled), labeled, seed, labeled=True)
@@ -91,6 +95,7 @@ def _child(config: dict) -> dict:
         "baseline_mb": round(baseline, 1),
         "peak_mb": round(peak_rss_mb(), 1),
         "seconds": round(time.perf_counter() - started, 1),
+        "peak_mb_by_phase": {phase: round(value, 1) for phase, value in phases.items()},
     }
 
 
