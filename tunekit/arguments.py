@@ -13,6 +13,12 @@ from tunekit.errors import TunekitError
 
 TRANSFORMER_TYPES = ("modernbert", "bert", "roberta", "distilbert")
 MODEL_TYPES = (*TRANSFORMER_TYPES, "lstm")
+# Why `padding_free` is refused (README, "Padding-free batches are not available here").
+PADDING_FREE_UNAVAILABLE = (
+    "padding_free needs attn_implementation=flash_attention_2 (flash-attn is not installed) and a "
+    "classifier that pools each flattened sequence; sdpa/flex ignore packed position_ids in "
+    "bidirectional encoders, so fine-tuning uses group_by_length with dynamic padding instead"
+)
 
 
 def _help(text: str, **metadata: Any) -> dict[str, Any]:
@@ -268,13 +274,6 @@ class TrainArguments:
                 raise TunekitError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.padding_free:
             raise TunekitError(PADDING_FREE_UNAVAILABLE)
-
-
-PADDING_FREE_UNAVAILABLE = (
-    "padding_free needs attn_implementation=flash_attention_2 (flash-attn is not installed) and a "
-    "classifier that pools each flattened sequence; sdpa/flex ignore packed position_ids in "
-    "bidirectional encoders, so fine-tuning uses group_by_length with dynamic padding instead"
-)
 
 
 def _none_words(obj: object, *names: str) -> None:

@@ -131,6 +131,9 @@ def measure_preprocessing_memory(
         # An empty cache, so every map really runs; offline, as in the tests.
         env = {**os.environ, "HF_DATASETS_CACHE": str(root / "cache"), "HF_HUB_OFFLINE": "1"}
         env["HF_DATASETS_OFFLINE"] = "1"
+        # The child measures the tunekit this process imported, wherever it was imported from.
+        package_root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         code = "import json, sys; from tunekit.preprocess_memory import _child; "
         code += "print(json.dumps(_child(json.loads(sys.argv[1]))))"
         child = subprocess.run(
