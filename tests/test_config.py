@@ -55,6 +55,7 @@ def test_unknown_cli_flag_names_it():
         (["--hidden_size", "30", "--num_attention_heads", "4"], "hidden_size"),
         (["--model_type", "bert", "--classifier_pooling", "mean"], "classifier_pooling"),
         (["--test_file", "/nonexistent.csv"], "test_file"),
+        (["--padding_free", "true"], "padding_free"),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_the_field(argv, field):
@@ -124,3 +125,8 @@ def test_study_recipes_parse_and_name_their_stage_recipes(recipe):
 def test_yaml_null_clears_an_optional_text_field(tmp_path):
     _, data, _ = parse_recipe([write(tmp_path, "validation_split: null\nmax_train_samples: null\n")])
     assert data.validation_split is None and data.max_train_samples is None
+
+
+def test_padding_free_is_refused_with_what_it_needs():
+    with pytest.raises(TunekitError, match="padding_free needs attn_implementation=flash_attention_2"):
+        parse_recipe(["--padding_free", "true"])

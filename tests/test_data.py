@@ -14,6 +14,7 @@ from tunekit.tokenization import (
     BLOCK_ID,
     load_tokenizer,
     mlm_collator,
+    padding_collator,
     tokenize_and_pack,
     tokenize_for_classification,
     train_wordpiece,
@@ -177,6 +178,13 @@ def test_classification_features_truncate_and_keep_labels(tokenizer):
     features = tokenize_for_classification(dataset, tokenizer, "text", "label", max_length=5)
     assert max(len(ids) for ids in features["input_ids"]) == 5
     assert features["labels"] == dataset["label"]
+
+
+@pytest.mark.parametrize(("mixed_precision", "width"), [("no", 11), ("bf16", 16), ("fp16", 16)])
+def test_padding_is_dynamic_and_a_multiple_of_8_under_mixed_precision(tokenizer, mixed_precision, width):
+    rows = [{"input_ids": list(range(1, n + 1)), "labels": 0} for n in (3, 11, 7)]
+    batch = padding_collator(tokenizer, mixed_precision)(rows)
+    assert batch["input_ids"].shape == (3, width) and batch["attention_mask"].sum().item() == 21
 
 
 def test_test_texts_are_dropped_from_pretraining_text(tmp_path):

@@ -74,11 +74,13 @@ def test_gradient_accumulation_matches_one_big_batch(pretrain_argv, tmp_path):
     assert_same_weights(tmp_path / "big", tmp_path / "accumulated", atol=1e-5)
 
 
-@pytest.mark.parametrize("task", ["finetune", "pretrain"])
+@pytest.mark.parametrize("task", ["finetune", "finetune_shuffled", "pretrain"])
 def test_resume_mid_epoch_ends_with_the_same_weights(task, pretrain_argv, finetune_argv, tmp_path):
-    run = run_finetuning if task == "finetune" else run_pretraining
+    """Fine-tuning batches are length-grouped by default; `finetune_shuffled` turns that off."""
+    run = run_pretraining if task == "pretrain" else run_finetuning
     argv = [
-        *(finetune_argv if task == "finetune" else pretrain_argv),
+        *(pretrain_argv if task == "pretrain" else finetune_argv),
+        *(["--group_by_length", "false"] if task == "finetune_shuffled" else []),
         "--dropout",
         "0.1",
         "--max_steps",

@@ -13,6 +13,12 @@ from tunekit.errors import TunekitError
 
 TRANSFORMER_TYPES = ("modernbert", "bert", "roberta", "distilbert")
 MODEL_TYPES = (*TRANSFORMER_TYPES, "lstm")
+# Why `padding_free` is refused (README, "Padding-free batches are not available here").
+PADDING_FREE_UNAVAILABLE = (
+    "padding_free needs attn_implementation=flash_attention_2 (flash-attn is not installed) and a "
+    "classifier that pools each flattened sequence; sdpa/flex ignore packed position_ids in "
+    "bidirectional encoders, so fine-tuning uses group_by_length with dynamic padding instead"
+)
 
 
 def _help(text: str, **metadata: Any) -> dict[str, Any]:
@@ -244,6 +250,17 @@ class TrainArguments:
             "recompiles once for a shape-generic graph (see tunekit/optim.py)."
         ),
     )
+    group_by_length: bool = field(
+        default=True,
+        metadata=_help(
+            "Fine-tuning: batch examples of similar length (seeded per epoch, resumable, the same on "
+            "every process) so little compute goes to padding. Packed pretraining blocks need none."
+        ),
+    )
+    padding_free: bool = field(
+        default=False,
+        metadata=_help("Flattened batches without padding: not available here (see README); refused."),
+    )
 
     def __post_init__(self) -> None:
         _positive(
@@ -263,6 +280,8 @@ class TrainArguments:
         for name in ("eval_steps", "save_steps", "weight_decay", "max_grad_norm"):
             if getattr(self, name) < 0:
                 raise TunekitError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.padding_free:
+            raise TunekitError(PADDING_FREE_UNAVAILABLE)
 
 
 def _none_words(obj: object, *names: str) -> None:

@@ -4,6 +4,7 @@ Everything here returns `datasets` objects, so loading, caching and `map` stay t
 Nothing here knows about devices or processes.
 """
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from functools import cache
@@ -32,11 +33,22 @@ class Splits:
     dropped_test_copies: int = 0  # pretraining texts removed because the test split holds them
 
 
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 def drop_texts(dataset: Dataset, texts: Dataset, column: str) -> tuple[Dataset, int]:
-    """Remove rows whose text occurs verbatim in `texts` (e.g. test reviews inside unlabeled text)."""
-    forbidden = set(texts[column])
+    """Remove rows whose text occurs verbatim in `texts` (e.g. test reviews inside unlabeled text).
+
+    `texts` are held as 16-byte digests read in batches, not as a set of whole reviews.
+    """
+    forbidden = {
+        _digest(text) for batch in texts.select_columns([column]).iter(1000) for text in batch[column]
+    }
     kept = dataset.filter(
-        lambda batch: [t not in forbidden for t in batch[column]], batched=True, desc="dropping test texts"
+        lambda batch: [_digest(t) not in forbidden for t in batch[column]],
+        batched=True,
+        desc="dropping test texts",
     )
     return kept, len(dataset) - len(kept)
 

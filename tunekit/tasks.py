@@ -19,7 +19,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from datasets import Dataset
 from torch.utils.data import DataLoader
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
 from tunekit.data import load_raw, prepare_splits
@@ -27,9 +27,11 @@ from tunekit.errors import TunekitError
 from tunekit.lstm import language_model_labels
 from tunekit.metrics import classification_metrics
 from tunekit.models import build_classifier, build_pretraining_model, count_parameters
+from tunekit.sampling import eval_dataloader, train_dataloader
 from tunekit.tokenization import (
     load_tokenizer,
     mlm_collator,
+    padding_collator,
     tokenize_and_pack,
     tokenize_for_classification,
     train_wordpiece,
@@ -69,7 +71,7 @@ def get_tokenizer(
         return load_tokenizer(source, field)
     if accelerator.is_main_process:
         tokenizer = train_wordpiece(
-            texts[data_args.text_column], model_args.vocab_size, model_args.max_position_embeddings
+            texts, model_args.vocab_size, model_args.max_position_embeddings, data_args.text_column
         )
         tokenizer.save_pretrained(output_dir)
     accelerator.wait_for_everyone()
@@ -217,22 +219,13 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
         )
         train_set, eval_set = encode(splits.train), encode(splits.validation)
         test_set = encode(splits.test) if splits.test is not None else None
-    collator = DataCollatorWithPadding(tokenizer)
-    batch = train_args.per_device_eval_batch_size
-    train_loader = DataLoader(
-        train_set,
-        num_workers=train_args.dataloader_num_workers,
-        batch_size=train_args.per_device_train_batch_size,
-        shuffle=True,
-        collate_fn=collator,
-    )
+    collator = padding_collator(tokenizer, accelerator.mixed_precision)
+    train_loader = train_dataloader(train_set, collator, train_args, accelerator.num_processes)
     metric_fn = partial(classification_metrics, num_labels=len(label_names))
     loop = train_loop(
         model,
         train_loader,
-        DataLoader(
-            eval_set, num_workers=train_args.dataloader_num_workers, batch_size=batch, collate_fn=collator
-        ),
+        eval_dataloader(eval_set, collator, train_args),
         train_args,
         accelerator,
         metric_fn,
@@ -245,11 +238,7 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
         "labels": label_names,
     }
     if test_set is not None:
-        test_loader = accelerator.prepare(
-            DataLoader(
-                test_set, num_workers=train_args.dataloader_num_workers, batch_size=batch, collate_fn=collator
-            )
-        )
+        test_loader = accelerator.prepare(eval_dataloader(test_set, collator, train_args))
         # The test split is touched once, after training and model selection on validation.
         extra |= evaluate_model(loop.model, test_loader, accelerator, metric_fn, prefix="test")
     return _finish(

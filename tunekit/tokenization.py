@@ -6,7 +6,7 @@ directory loads with plain `AutoTokenizer.from_pretrained` next to the model.
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from itertools import chain
 
 import torch
@@ -15,6 +15,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import (
     AutoTokenizer,
     DataCollatorForLanguageModeling,
+    DataCollatorWithPadding,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
@@ -32,22 +33,30 @@ SPECIAL_TOKENS = {
 BLOCK_ID = "block_id"
 
 
-def train_wordpiece(texts: Sequence[str], vocab_size: int, model_max_length: int) -> PreTrainedTokenizerFast:
-    """A BERT-style uncased WordPiece trained on `texts` ([PAD] is id 0, like BERT's); deterministic."""
+def train_wordpiece(
+    texts: Sequence[str] | Dataset, vocab_size: int, model_max_length: int, text_column: str = "text"
+) -> PreTrainedTokenizerFast:
+    """A BERT-style uncased WordPiece trained on `texts` ([PAD] is id 0, like BERT's); deterministic.
+
+    `texts` is a list of strings or a Dataset whose `text_column` is read in batches, so the corpus
+    streams from Arrow through the trainer and never sits in Python memory as a whole.
+    """
     normalizer = normalizers.BertNormalizer(lowercase=True)
     specials = list(SPECIAL_TOKENS.values())
     # The trainer creates "##x" pieces lazily in hash-map order, so their ids, and through merge
     # tie-breaking the whole vocabulary, change from run to run (huggingface/tokenizers#1794).
     # Declaring every "##x" up front gives them fixed ids and makes training reproducible.
-    alphabet = sorted(
-        {char for text in texts for char in normalizer.normalize_str(text) if not char.isspace()}
-    )
+    # The normalizer works character by character, so a whitespace-joined batch gives each text's set.
+    characters: set[str] = set()
+    for batch in _text_batches(texts, text_column):
+        characters.update(normalizer.normalize_str("\n".join(batch)))
+    alphabet = sorted(char for char in characters if not char.isspace())
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size, special_tokens=specials + [f"##{c}" for c in alphabet]
     )
     scratch = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"]))
     scratch.normalizer, scratch.pre_tokenizer = normalizer, pre_tokenizers.BertPreTokenizer()
-    scratch.train_from_iterator(_batched(texts), trainer=trainer)
+    scratch.train_from_iterator(_text_batches(texts, text_column), trainer=trainer)
 
     # Rebuild from the learned vocabulary so the "##x" pieces are ordinary tokens, not specials.
     tokenizer = Tokenizer(models.WordPiece(scratch.get_vocab(), unk_token=SPECIAL_TOKENS["unk_token"]))
@@ -64,7 +73,11 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, model_max_length: int
     )
 
 
-def _batched(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
+def _text_batches(texts: Sequence[str] | Dataset, column: str, size: int = 1000) -> Iterator[list[str]]:
+    if isinstance(texts, Dataset):
+        for batch in texts.select_columns([column]).iter(batch_size=size):
+            yield batch[column]
+        return
     batch: list[str] = []
     for text in texts:
         batch.append(text)
@@ -163,6 +176,12 @@ def tokenize_for_classification(
         load_from_cache_file=load_from_cache,
         desc="tokenizing",
     )
+
+
+def padding_collator(tokenizer: PreTrainedTokenizerBase, mixed_precision: str) -> DataCollatorWithPadding:
+    """Pads each batch to its own longest example; under fp16/bf16 up to a multiple of 8, the
+    shapes tensor cores tile without remainder."""
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None if mixed_precision == "no" else 8)
 
 
 class BlockSeededMLMCollator(DataCollatorForLanguageModeling):

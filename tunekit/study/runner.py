@@ -96,7 +96,7 @@ class Study:
         )
         splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=False)
         tokenizer = train_wordpiece(
-            splits.train[data_args.text_column], model_args.vocab_size, model_args.max_position_embeddings
+            splits.train, model_args.vocab_size, model_args.max_position_embeddings, data_args.text_column
         )
         tokenizer.save_pretrained(self.tokenizer_dir)
 

@@ -1,0 +1,43 @@
+import gzip
+import json
+
+import pytest
+
+from tunekit.errors import TunekitError
+from tunekit.preprocess_memory import head_of_jsonl_gz, measure_preprocessing_memory
+
+WORDS = ["great", "awful", "plot", "film", "acting", "not", "the", "was", "a", "scene"]
+
+
+def write_imdb_like(directory, rows: int) -> None:
+    for name, label in (("unsup", -1), ("train", None)):
+        with gzip.open(directory / f"{name}.jsonl.gz", "wt") as handle:
+            for i in range(rows):
+                text = " ".join(WORDS[(i * j + j) % len(WORDS)] for j in range(30 + i % 50))
+                handle.write(
+                    json.dumps({"text": text, "label": label if label is not None else i % 2}) + "\n"
+                )
+
+
+def test_head_of_jsonl_gz_copies_the_first_rows(tmp_path):
+    write_imdb_like(tmp_path, 40)
+    assert head_of_jsonl_gz(tmp_path / "train.jsonl.gz", 0.25, tmp_path / "head.jsonl.gz") == 10
+    with (
+        gzip.open(tmp_path / "head.jsonl.gz", "rt") as head,
+        gzip.open(tmp_path / "train.jsonl.gz", "rt") as full,
+    ):
+        assert head.read().splitlines() == full.read().splitlines()[:10]
+
+
+def test_preprocessing_runs_in_a_child_and_reports_its_peak(tmp_path):
+    write_imdb_like(tmp_path, 80)
+    report = measure_preprocessing_memory(tmp_path, 0.5, vocab_size=200, block_size=32, max_length=48)
+    assert report.pretraining_texts == 80 and report.classification_texts == 40 and report.mlm_blocks > 0
+    assert 0 < report.baseline_mb <= report.peak_mb_by_phase["tokenizer"] <= report.peak_mb
+
+
+def test_bad_fraction_and_missing_files_are_named(tmp_path):
+    with pytest.raises(TunekitError, match="fraction"):
+        measure_preprocessing_memory(tmp_path, 0.0)
+    with pytest.raises(TunekitError, match="lacks unsup.jsonl.gz, train.jsonl.gz"):
+        measure_preprocessing_memory(tmp_path, 0.5)

@@ -1,0 +1,145 @@
+"""Peak memory of preprocessing alone, measured in a fresh process with an empty datasets cache.
+
+The child runs exactly what `run_pretraining` and `run_finetuning` run before the model exists:
+load the files, split, train the WordPiece tokenizer, tokenize and pack into MLM blocks, then
+tokenize the labeled reviews for classification. Its peak resident set size
+(`getrusage(RUSAGE_SELF).ru_maxrss`) is compared at two corpus sizes: if preprocessing streams
+through Arrow, the peak does not grow with the corpus.
+"""
+
+import gzip
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunekit.errors import TunekitError
+
+
+@dataclass
+class PreprocessMemory:
+    fraction: float
+    pretraining_texts: int
+    classification_texts: int
+    mlm_blocks: int
+    baseline_mb: float  # peak RSS after the imports, before any data is touched
+    peak_mb: float  # peak RSS over the whole preprocessing
+    seconds: float
+    peak_mb_by_phase: dict[str, float]  # the running peak after splitting, tokenizer training, packing
+
+
+def peak_rss_mb() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def head_of_jsonl_gz(source: Path, fraction: float, target: Path) -> int:
+    """Copy the first `fraction` of a gzip JSON Lines file's rows, streaming; returns the rows copied."""
+    with gzip.open(source, "rt", encoding="utf-8") as handle:
+        total = sum(1 for _ in handle)
+    keep = max(1, math.ceil(total * fraction))
+    with (
+        gzip.open(source, "rt", encoding="utf-8") as reader,
+        gzip.open(target, "wt", encoding="utf-8") as out,
+    ):
+        for index, line in enumerate(reader):
+            if index == keep:
+                break
+            out.write(line)
+    return keep
+
+
+def _child(config: dict) -> dict:
+    """Runs in the fresh process: the preprocessing of a pretraining run and a fine-tuning run."""
+    from tunekit.config import DataArguments, ModelArguments, TrainArguments
+    from tunekit.data import load_raw, prepare_splits
+    from tunekit.tasks import get_tokenizer
+    from tunekit.tokenization import tokenize_and_pack, tokenize_for_classification
+    from tunekit.train import make_accelerator
+
+    baseline = peak_rss_mb()
+    started = time.perf_counter()
+    output_dir = Path(config["output_dir"])
+    accelerator = make_accelerator(TrainArguments(output_dir=str(output_dir), use_cpu=True, report_to="none"))
+    block, seed = config["block_size"], 42
+    mlm_data = DataArguments(
+        train_file=config["pretraining_files"],
+        train_split="train",
+        validation_split_percentage=1,
+        max_seq_length=block,
+    )
+    splits = prepare_splits(load_raw(mlm_data), mlm_data, seed, labeled=False)
+    model_args = ModelArguments(vocab_size=config["vocab_size"], max_position_embeddings=512)
+    phases = {"split": peak_rss_mb()}
+    tokenizer = get_tokenizer(model_args, mlm_data, splits.train, output_dir, accelerator)
+    phases["tokenizer"] = peak_rss_mb()
+    blocks = [
+        tokenize_and_pack(split, tokenizer, "text", block) for split in (splits.train, splits.validation)
+    ]
+    phases["pack"] = peak_rss_mb()
+
+    labeled = DataArguments(train_file=[config["classification_file"]], max_seq_length=config["max_length"])
+    labeled_splits = prepare_splits(load_raw(labeled), labeled, seed, labeled=True)
+    for split in (labeled_splits.train, labeled_splits.validation):
+        tokenize_for_classification(split, tokenizer, "text", "label", config["max_length"])
+    return {
+        "pretraining_texts": len(splits.train) + len(splits.validation),
+        "classification_texts": len(labeled_splits.train) + len(labeled_splits.validation),
+        "mlm_blocks": sum(len(part) for part in blocks),
+        "baseline_mb": round(baseline, 1),
+        "peak_mb": round(peak_rss_mb(), 1),
+        "seconds": round(time.perf_counter() - started, 1),
+        "peak_mb_by_phase": {phase: round(value, 1) for phase, value in phases.items()},
+    }
+
+
+def measure_preprocessing_memory(
+    data_dir: Path,
+    fraction: float,
+    vocab_size: int = 16384,
+    block_size: int = 256,
+    max_length: int = 512,
+) -> PreprocessMemory:
+    """Preprocess the first `fraction` of IMDb unsup + train (the IMDb recipes' data) in a child process."""
+    if not 0.0 < fraction <= 1.0:
+        raise TunekitError(f"fraction must be in (0, 1], got {fraction}")
+    names = ["unsup.jsonl.gz", "train.jsonl.gz"]
+    missing = [name for name in names if not (data_dir / name).is_file()]
+    if missing:
+        raise TunekitError(f"data_dir {data_dir} lacks {', '.join(missing)}")
+    with tempfile.TemporaryDirectory(prefix="tunekit-memory-") as scratch:
+        root = Path(scratch)
+        files = [data_dir / name for name in names]
+        if fraction < 1.0:
+            files = [root / name for name in names]
+            for name, target in zip(names, files, strict=True):
+                head_of_jsonl_gz(data_dir / name, fraction, target)
+        config = {
+            "pretraining_files": [str(path) for path in files],
+            "classification_file": str(files[1]),
+            "output_dir": str(root / "run"),
+            "vocab_size": vocab_size,
+            "block_size": block_size,
+            "max_length": max_length,
+        }
+        # An empty cache, so every map really runs; offline, as in the tests.
+        env = {**os.environ, "HF_DATASETS_CACHE": str(root / "cache"), "HF_HUB_OFFLINE": "1"}
+        env["HF_DATASETS_OFFLINE"] = "1"
+        # The child measures the tunekit this process imported, wherever it was imported from.
+        package_root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        code = "import json, sys; from tunekit.preprocess_memory import _child; "
+        code += "print(json.dumps(_child(json.loads(sys.argv[1]))))"
+        child = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(config)], capture_output=True, text=True, env=env
+        )
+        if child.returncode != 0:
+            raise TunekitError(f"preprocessing child failed: {child.stderr.strip().splitlines()[-1:]}")
+        measured = json.loads(child.stdout.strip().splitlines()[-1])
+    return PreprocessMemory(fraction=fraction, **measured)
