@@ -138,9 +138,10 @@ def check_carve(dataset: Dataset, percentage: float, label_column: str | None, w
         fits = 1 <= held_out < total
     if not fits:
         what = f"{classes} classes" if label_column is not None else "text"
+        need = f"about {needed}, at least 2 per class" if label_column is not None else "at least 2"
         raise TunekitError(
             f"{where}: {total} examples are too few to carve a {percentage:g}% validation split of {what} "
-            f"(needs about {needed}, at least 2 per class); give a validation file/split or more data"
+            f"(needs {need}); give a validation file/split or more data"
         )
 
 
