@@ -224,7 +224,7 @@ def prepare_splits(raw: DatasetDict, data_args: DataArguments, seed: int, labele
         test = raw[test_split]
     if label_column:
         names = train.features[label_column].names
-        for split_name, split in (("validation", validation), ("test", test)):
+        for split_name, split in ((validation_split, validation), (test_split, test)):
             if split is not None and split_name in raw:
                 check_texts(split, data_args.text_column, _where(data_args, split_name))
         validation, test = (

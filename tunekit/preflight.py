@@ -74,8 +74,8 @@ def _is_hub_id(value: str) -> bool:
     return not value.startswith((".", "~"))
 
 
-def check_local_source(value: str, field: str, needs: tuple[str, ...]) -> bool:
-    """A saved directory holding one of `needs`; False when `value` is a Hub name to fetch (online)."""
+def check_local_source(value: str, field: str, needs: tuple[str, ...]) -> None:
+    """A saved directory holding one of `needs`, or a Hub name that can be fetched (or is cached)."""
     path = Path(value).expanduser()
     if not path.exists():
         if not _is_hub_id(value):
@@ -85,7 +85,7 @@ def check_local_source(value: str, field: str, needs: tuple[str, ...]) -> bool:
                 f"{field}: no such directory {value}, and HF_HUB_OFFLINE=1 rules out fetching it "
                 "from the Hub (it is not in the local cache)"
             )
-        return False
+        return
     if not path.is_dir():
         raise TunekitError(f"{field}: {value} is a file; expected a directory written by save_pretrained")
     if not any(path.iterdir()):
@@ -94,7 +94,6 @@ def check_local_source(value: str, field: str, needs: tuple[str, ...]) -> bool:
         raise TunekitError(
             f"{field}: {value} has no {' or '.join(needs)}; expected a directory written by save_pretrained"
         )
-    return True
 
 
 def check_model_source(value: str) -> Any:
