@@ -45,7 +45,7 @@ def run_script(
     """
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv or os.environ.get("TUNEKIT_DEBUG", "") not in ("", "0")
+    debug = "--debug" in argv or os.environ.get("TUNEKIT_DEBUG", "").lower() in ("1", "true", "yes")
     argv = [item for item in argv if item != "--debug"]
     use_default = bool(default_recipe) and (not argv or argv[0].startswith("-"))
     if use_default and not {"-h", "--help"} & set(argv):

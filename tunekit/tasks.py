@@ -26,7 +26,7 @@ from tunekit.data import load_raw, prepare_splits
 from tunekit.lstm import language_model_labels
 from tunekit.metrics import classification_metrics
 from tunekit.models import build_classifier, build_pretraining_model, count_parameters, estimate_train_flops
-from tunekit.preflight import check_model_fits, check_output_dir, check_run, save_run_recipe
+from tunekit.preflight import check_model_fits, check_run, save_run_recipe
 from tunekit.tokenization import (
     load_tokenizer,
     mlm_collator,
@@ -40,9 +40,9 @@ logger = logging.getLogger(__name__)
 
 
 def prepare_output_dir(args: TrainArguments, accelerator: Accelerator) -> Path:
-    """Refuse to mix a new run into old outputs unless asked to resume or overwrite."""
+    """Create output_dir, or empty it when asked to overwrite (check_run has refused every other
+    non-empty one, on every process, before any process deletes anything)."""
     output_dir = Path(args.output_dir)
-    check_output_dir(args)
     replace = args.overwrite_output_dir and not args.resume_from_checkpoint
     if accelerator.is_main_process and replace and output_dir.is_dir() and any(output_dir.iterdir()):
         shutil.rmtree(output_dir)
