@@ -77,9 +77,18 @@ def test_bad_columns_and_splits_are_named(tmp_path):
     args = DataArguments(train_file=[path], text_column="body")
     with pytest.raises(TunekitError, match="text_column 'body'"):
         prepare_splits(load_raw(args), args, 0, True)
-    args = DataArguments(train_file=[path], train_split="train+unsupervised")
+    args = DataArguments(dataset_name="synthetic", train_split="train+unsupervised")
     with pytest.raises(TunekitError, match="train_split: no split.*unsupervised"):
         prepare_splits(load_raw(args), args, 0, True)
+
+
+def test_data_files_are_their_own_splits_whatever_the_recipe_names(tmp_path):
+    # The tiny pretraining recipe names the synthetic corpus's 'unlabeled' split; given files, the
+    # files are the data.
+    path = str(write_source(tmp_path, "csv"))
+    args = DataArguments(train_file=[path], train_split="unlabeled", validation_split=None)
+    splits = prepare_splits(load_raw(args), args, 0, labeled=False)
+    assert len(splits.train) + len(splits.validation) == 40
 
 
 def test_validation_carve_is_deterministic_and_seeded(tmp_path):
@@ -211,7 +220,7 @@ def test_label_names_name_integer_labels(tmp_path):
     assert splits.train.features["label"].names == ["negative", "positive"]
     assert splits.validation.features["label"].names == ["negative", "positive"]
     bad = DataArguments(train_file=args.train_file, label_names=["only"])
-    with pytest.raises(TunekitError, match="label_names gives 1 classes"):
+    with pytest.raises(TunekitError, match=r"labels \[0, 1\] are out of range; expected the 1 label_names"):
         prepare_splits(load_raw(bad), bad, 0, True)
 
 

@@ -153,8 +153,9 @@ class DataArguments:
             "test_file",
         )
         _positive(self, "max_seq_length")
-        if self.max_train_samples is not None and self.max_train_samples <= 0:
-            raise TunekitError(f"max_train_samples must be positive, got {self.max_train_samples}")
+        for name in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise TunekitError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 < self.validation_split_percentage < 100.0:
             raise TunekitError(
                 f"validation_split_percentage must be in (0, 100), got {self.validation_split_percentage}"
@@ -273,8 +274,14 @@ class TrainArguments:
         )
         if self.learning_rate <= 0:
             raise TunekitError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.max_steps <= 0 and self.num_train_epochs <= 0:
-            raise TunekitError("set max_steps > 0 or num_train_epochs > 0")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise TunekitError(
+                f"max_steps must be positive (or -1 to train num_train_epochs), got {self.max_steps}"
+            )
+        if self.max_steps == -1 and self.num_train_epochs <= 0:
+            raise TunekitError(
+                f"num_train_epochs must be positive when max_steps is unset, got {self.num_train_epochs}"
+            )
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise TunekitError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         for name in ("eval_steps", "save_steps", "weight_decay", "max_grad_norm"):

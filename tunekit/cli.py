@@ -1,12 +1,17 @@
 """Shared plumbing for the thin scripts: parse the recipe, set up logging, report errors in one line."""
 
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from tunekit.config import RECIPE_DATACLASSES, parse_recipe
+from tunekit.config import RECIPE_DATACLASSES, ModelArguments, parse_recipe
 from tunekit.errors import TunekitError
+
+logger = logging.getLogger(__name__)
 
 
 def setup_logging() -> None:
@@ -33,17 +38,47 @@ def run_script(
     default_recipe: str | None = None,
     dataclass_types: tuple[type, ...] = RECIPE_DATACLASSES,
 ) -> int:
-    """`script.py [RECIPE] [--field value ...]`: run `task` on the parsed recipe.
+    """`script.py [RECIPE] [--field value ...] [--debug]`: run `task` on the parsed recipe.
 
-    A TunekitError becomes one line on stderr and exit status 2.
+    A TunekitError becomes one line on stderr and exit status 2; `--debug` or TUNEKIT_DEBUG=1
+    prints its traceback first.
     """
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if default_recipe and (not argv or argv[0].startswith("-")) and not {"-h", "--help"} & set(argv):
-        argv.insert(0, default_recipe)
+    debug = "--debug" in argv or os.environ.get("TUNEKIT_DEBUG", "").lower() in ("1", "true", "yes")
+    argv = [item for item in argv if item != "--debug"]
+    use_default = bool(default_recipe) and (not argv or argv[0].startswith("-"))
+    if use_default and not {"-h", "--help"} & set(argv):
+        argv = [str(default_recipe), *_default_recipe_adjustments(argv)]
     try:
-        task(*parse_recipe(argv, dataclass_types))
+        configs = parse_recipe(argv, dataclass_types)
+        if use_default:
+            _check_default_recipe_model(configs, argv)
+        task(*configs)
     except TunekitError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        print("error: " + " ".join(str(error).split("\n")), file=sys.stderr)
         return 2
     return 0
+
+
+def _default_recipe_adjustments(argv: list[str]) -> list[str]:
+    """With the default recipe, choosing a model type means training that type from scratch."""
+    flags = {item.split("=")[0] for item in argv}
+    if "--model_type" in flags and "--model_name_or_path" not in flags:
+        logger.info("--model_type given: training it from scratch instead of the default recipe's model")
+        return [*argv, "--model_name_or_path", "none"]
+    return argv
+
+
+def _check_default_recipe_model(configs: tuple[Any, ...], argv: list[str]) -> None:
+    """The default fine-tuning recipe starts from the tiny pretraining's output; say so when it is missing."""
+    model_args = next((c for c in configs if isinstance(c, ModelArguments)), None)
+    source = model_args.model_name_or_path if model_args else None
+    given = any(item.split("=")[0] == "--model_name_or_path" for item in argv)
+    if source and not given and not Path(source).exists():
+        raise TunekitError(
+            f"the default recipe fine-tunes {source}: run scripts/pretrain.py first, "
+            "or pass --model_name_or_path / --model_type"
+        )

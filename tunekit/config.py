@@ -5,6 +5,8 @@ Only this module knows YAML and the command line; everything below it takes the 
 
 import dataclasses
 import difflib
+import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,9 @@ __all__ = [
     "save_recipe",
 ]
 
+logger = logging.getLogger(__name__)
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$", re.IGNORECASE)
+
 RECIPE_DATACLASSES = (ModelArguments, DataArguments, TrainArguments)
 
 
@@ -39,7 +44,8 @@ class _RecipeParser(HfArgumentParser):
     """argparse calls `error()` and exits with a usage dump; we want one line naming the field."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise TunekitError(message)
+        # HfArgumentParser adds a dashed alias to every flag; name the field once, as recipes spell it.
+        raise TunekitError(re.sub(r"(--\w+)/--[\w-]+", r"\1", message))
 
 
 def _yaml_to_argv(values: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
@@ -61,14 +67,27 @@ def _yaml_to_argv(values: dict[str, Any], defaults: dict[str, Any]) -> list[str]
     return argv
 
 
+def _yaml_position(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else f" ({problem})"
+
+
 def load_recipe_file(path: str | Path, known: set[str]) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise TunekitError(f"recipe {path} is a directory; expected a YAML file")
     if not path.is_file():
         raise TunekitError(f"recipe not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise TunekitError(f"recipe {path} is not UTF-8 text") from None
     except yaml.YAMLError as error:
-        raise TunekitError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        raise TunekitError(f"{path}: not valid YAML{_yaml_position(error)}") from None
+    if values is None:
+        logger.info("recipe %s is empty: every field takes its default", path)
+        values = {}
     if not isinstance(values, dict):
         raise TunekitError(f"{path}: a recipe is a mapping of field: value")
     for key in values:
@@ -99,7 +118,7 @@ def parse_recipe(
             parser.parse_known_args(recipe_argv)
         except TunekitError as error:
             raise TunekitError(f"{recipe_path}: {error}") from None
-    namespace, unknown = parser.parse_known_args(recipe_argv + argv)
+    namespace, unknown = parser.parse_known_args(recipe_argv + _attach_negative_numbers(argv))
     if unknown:
         flag = next((item for item in unknown if item.startswith("-")), unknown[0])
         name = flag.lstrip("-").split("=")[0].replace("-", "_")
@@ -111,6 +130,18 @@ def parse_recipe(
         names = {f.name for f in dataclasses.fields(cls) if f.init}
         outputs.append(cls(**{k: v for k, v in vars(namespace).items() if k in names}))
     return tuple(outputs)
+
+
+def _attach_negative_numbers(argv: list[str]) -> list[str]:
+    """`--learning_rate -1e-3` -> `--learning_rate=-1e-3`: argparse takes '-1e-3' for a flag, and the
+    user then hears 'expected one argument' instead of what is wrong with the value."""
+    joined: list[str] = []
+    for item in argv:
+        if joined and _NEGATIVE_NUMBER.match(item) and joined[-1].startswith("--") and "=" not in joined[-1]:
+            joined[-1] = f"{joined[-1]}={item}"
+        else:
+            joined.append(item)
+    return joined
 
 
 def recipe_dict(*configs: Any) -> dict[str, Any]:

@@ -4,8 +4,10 @@ Everything here returns `datasets` objects, so loading, caching and `map` stay t
 Nothing here knows about devices or processes.
 """
 
+import gzip
 import hashlib
 import logging
+import zlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -15,6 +17,16 @@ from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, loa
 from datasets.exceptions import DatasetGenerationError
 
 from tunekit.config import DataArguments
+from tunekit.data_checks import (
+    check_budget,
+    check_carve,
+    check_classes,
+    check_file,
+    check_rows,
+    check_texts,
+    class_label_for,
+    drop_null_texts,
+)
 from tunekit.errors import TunekitError
 
 logger = logging.getLogger(__name__)
@@ -65,14 +77,26 @@ def builder_for(path: str) -> str:
 
 def _load_files(paths: str | list[str], split: str) -> Dataset:
     paths = [paths] if isinstance(paths, str) else paths
+    field = f"{split}_file"
     builders = {builder_for(path) for path in paths}
     if len(builders) > 1:
-        raise TunekitError(f"{split}_file: mixes file types {sorted(builders)}")
+        raise TunekitError(f"{field}: mixes file types {sorted(builders)}")
+    builder = builders.pop()
+    for path in paths:
+        check_file(path, field, builder)
     try:
-        return load_dataset(builders.pop(), data_files={split: paths}, split=split)
+        dataset = load_dataset(builder, data_files={split: paths}, split=split)
     except DatasetGenerationError as error:
         cause = error.__cause__ or error
-        raise TunekitError(f"{split}_file: cannot read {', '.join(paths)} ({type(cause).__name__})") from None
+        detail = (
+            f"{type(cause).__name__}: {str(cause).splitlines()[0]}" if str(cause) else type(cause).__name__
+        )
+        raise TunekitError(f"{field}: cannot read {', '.join(paths)} ({detail})") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error, UnicodeDecodeError) as error:
+        # Past the checked head of the file, `datasets` meets the damage itself.
+        raise TunekitError(f"{field}: cannot read {', '.join(paths)} ({type(error).__name__})") from None
+    check_rows(dataset, f"{field} {', '.join(paths)}")
+    return dataset
 
 
 def load_raw(data_args: DataArguments) -> DatasetDict:
@@ -115,21 +139,13 @@ def select_splits(raw: DatasetDict, expression: str, field_name: str) -> Dataset
     return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
-def ensure_class_labels(dataset: Dataset, label_column: str, names: list[str] | None = None) -> Dataset:
+def ensure_class_labels(
+    dataset: Dataset, label_column: str, names: list[str] | None = None, where: str = "train"
+) -> Dataset:
     """Make the label column a ClassLabel so stratification and id2label work for any source."""
-    if label_column not in dataset.column_names:
-        raise TunekitError(f"label_column {label_column!r} not in columns {dataset.column_names}")
-    feature = dataset.features[label_column]
-    if isinstance(feature, ClassLabel):
+    if label_column in dataset.column_names and isinstance(dataset.features[label_column], ClassLabel):
         return dataset
-    if names is not None:
-        values = set(dataset.unique(label_column))
-        if not values <= set(range(len(names))):
-            raise TunekitError(
-                f"label_names gives {len(names)} classes but {label_column!r} holds {sorted(values)}"
-            )
-        return dataset.cast_column(label_column, ClassLabel(names=names))
-    return dataset.class_encode_column(label_column)
+    return dataset.cast_column(label_column, class_label_for(dataset, label_column, names, where))
 
 
 def carve_validation(dataset: Dataset, percentage: float, seed: int, label_column: str | None) -> DatasetDict:
@@ -166,40 +182,72 @@ def stratified_subset(dataset: Dataset, budget: int, label_column: str, seed: in
     return dataset.select(np.sort(np.concatenate(chosen)))
 
 
+def _where(data_args: DataArguments, split: str) -> str:
+    """How messages name a split: the file it came from, or the dataset's split."""
+    if data_args.train_file:
+        paths = data_args.train_file if split == "train" else [getattr(data_args, f"{split}_file", None)]
+        return f"{split}_file {', '.join(paths)}" if all(paths) else f"{split} carved from train_file"
+    return f"split {split!r} of {data_args.dataset_name or 'synthetic'}"
+
+
 def prepare_splits(raw: DatasetDict, data_args: DataArguments, seed: int, labeled: bool) -> Splits:
     """Train/validation(/test) for one run: named splits, a carved validation, the label budget."""
-    train = select_splits(raw, data_args.train_split, "train_split")
+    # Data files always load as train/validation/test: a recipe's split names (e.g. the tiny
+    # pretraining recipe's 'unlabeled') name the splits of its dataset, not of the user's files.
+    names = ("train", "validation", "test") if data_args.train_file else None
+    train_split, validation_split, test_split = names or (
+        data_args.train_split,
+        data_args.validation_split,
+        data_args.test_split,
+    )
+    if names and data_args.train_split != "train":
+        logger.info("train_file given: its rows are the train split (train_split names a dataset's splits)")
+    train = select_splits(raw, train_split, "train_split")
+    where = _where(data_args, train_split)
     label_column = data_args.label_column if labeled else None
-    dropped = 0
-    if not labeled and data_args.exclude_test_texts and data_args.test_split in raw:
-        # Pretraining on text that contains test examples would leak them into the encoder.
-        train, dropped = drop_texts(train, raw[data_args.test_split], data_args.text_column)
-        logger.info("dropped %d pretraining texts that also appear in the test split", dropped)
     for name, dataset in raw.items():
         if data_args.text_column not in dataset.column_names:
             raise TunekitError(
-                f"text_column {data_args.text_column!r} not in split {name!r} "
+                f"text_column {data_args.text_column!r} not in {_where(data_args, name)} "
                 f"(columns {dataset.column_names})"
             )
-    if label_column:
-        train = ensure_class_labels(train, label_column, data_args.label_names)
-    if data_args.validation_split and data_args.validation_split in raw:
-        validation = raw[data_args.validation_split]
+    if labeled:
+        check_texts(train, data_args.text_column, where)
     else:
+        train = drop_null_texts(train, data_args.text_column, where)
+    check_rows(train, where)
+    dropped = 0
+    if not labeled and data_args.exclude_test_texts and test_split in raw:
+        # Pretraining on text that contains test examples would leak them into the encoder.
+        train, dropped = drop_texts(train, raw[test_split], data_args.text_column)
+        logger.info("dropped %d pretraining texts that also appear in the test split", dropped)
+    if label_column:
+        train = ensure_class_labels(train, label_column, data_args.label_names, where)
+        check_classes(train, label_column, where)
+    if validation_split and validation_split in raw:
+        validation = raw[validation_split]
+    else:
+        check_carve(train, data_args.validation_split_percentage, label_column, where)
         carved = carve_validation(train, data_args.validation_split_percentage, seed, label_column)
         train, validation = carved["train"], carved["test"]
         logger.info("carved %d validation examples from train (seed %d)", len(validation), seed)
     test = None
-    if labeled and data_args.test_split and data_args.test_split in raw:
-        test = raw[data_args.test_split]
+    if labeled and test_split and test_split in raw:
+        test = raw[test_split]
     if label_column:
         names = train.features[label_column].names
+        for split_name, split in ((validation_split, validation), (test_split, test)):
+            if split is not None and split_name in raw:
+                check_texts(split, data_args.text_column, _where(data_args, split_name))
         validation, test = (
-            None if split is None else _align_labels(split, label_column, names)
-            for split in (validation, test)
+            None if split is None else _align_labels(split, label_column, names, _where(data_args, name))
+            for split, name in ((validation, validation_split), (test, test_split))
         )
         if data_args.max_train_samples is not None:
+            check_budget(data_args.max_train_samples, len(train), len(names))
             train = stratified_subset(train, data_args.max_train_samples, label_column, seed)
+    elif validation_split in raw:
+        validation = drop_null_texts(validation, data_args.text_column, _where(data_args, validation_split))
     if data_args.max_eval_samples is not None:
         validation = validation.select(range(min(len(validation), data_args.max_eval_samples)))
         if test is not None:
@@ -208,13 +256,13 @@ def prepare_splits(raw: DatasetDict, data_args: DataArguments, seed: int, labele
     return Splits(train=train, validation=validation, test=test, dropped_test_copies=dropped)
 
 
-def _align_labels(dataset: Dataset, label_column: str, names: list[str]) -> Dataset:
+def _align_labels(dataset: Dataset, label_column: str, names: list[str], where: str) -> Dataset:
     """Give validation/test the train split's label ids, whatever order their files listed them in."""
     if label_column not in dataset.column_names:
-        raise TunekitError(f"label_column {label_column!r} missing from an evaluation split")
+        raise TunekitError(f"label_column {label_column!r} not in {where} (columns {dataset.column_names})")
     feature = dataset.features[label_column]
     if isinstance(feature, ClassLabel):
         if feature.names != names:
             dataset = dataset.align_labels_with_mapping({n: i for i, n in enumerate(names)}, label_column)
         return dataset
-    return dataset.cast_column(label_column, ClassLabel(names=names))
+    return dataset.cast_column(label_column, class_label_for(dataset, label_column, names, where))

@@ -7,6 +7,7 @@ every saved model loads with plain `AutoModel*.from_pretrained` and `pipeline()`
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModelForMaskedLM,
@@ -136,7 +137,7 @@ def _from_pretrained(auto_class: Any, model_args: ModelArguments, **kwargs: Any)
                 f"{model_args.model_type}"
             )
         return auto_class.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SafetensorError) as error:
         raise TunekitError(
             f"model_name_or_path: cannot load {source!r} ({str(error).splitlines()[0]})"
         ) from None

@@ -23,10 +23,10 @@ from transformers import PreTrainedTokenizerBase
 
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
 from tunekit.data import load_raw, prepare_splits
-from tunekit.errors import TunekitError
 from tunekit.lstm import language_model_labels
 from tunekit.metrics import classification_metrics
 from tunekit.models import build_classifier, build_pretraining_model, count_parameters
+from tunekit.preflight import check_model_fits, check_run, save_run_recipe
 from tunekit.sampling import eval_dataloader, train_dataloader
 from tunekit.tokenization import (
     load_tokenizer,
@@ -42,16 +42,12 @@ logger = logging.getLogger(__name__)
 
 
 def prepare_output_dir(args: TrainArguments, accelerator: Accelerator) -> Path:
-    """Refuse to mix a new run into old outputs unless asked to resume or overwrite."""
+    """Create output_dir, or empty it when asked to overwrite (check_run has refused every other
+    non-empty one, on every process, before any process deletes anything)."""
     output_dir = Path(args.output_dir)
-    if accelerator.is_main_process and output_dir.is_dir() and any(output_dir.iterdir()):
-        if args.overwrite_output_dir and not args.resume_from_checkpoint:
-            shutil.rmtree(output_dir)
-        elif not args.resume_from_checkpoint:
-            raise TunekitError(
-                f"output_dir {output_dir} is not empty; pass --overwrite_output_dir true to replace it "
-                "or --resume_from_checkpoint latest to continue it"
-            )
+    replace = args.overwrite_output_dir and not args.resume_from_checkpoint
+    if accelerator.is_main_process and replace and output_dir.is_dir() and any(output_dir.iterdir()):
+        shutil.rmtree(output_dir)
     accelerator.wait_for_everyone()
     output_dir.mkdir(parents=True, exist_ok=True)
     return output_dir
@@ -76,14 +72,6 @@ def get_tokenizer(
         tokenizer.save_pretrained(output_dir)
     accelerator.wait_for_everyone()
     return tokenizer if accelerator.is_main_process else load_tokenizer(str(output_dir))
-
-
-def _check_lengths(model_args: ModelArguments, data_args: DataArguments, config: Any) -> None:
-    limit = getattr(config, "max_position_embeddings", None)
-    if limit is not None and data_args.max_seq_length > limit:
-        raise TunekitError(
-            f"max_seq_length={data_args.max_seq_length} exceeds the model's max_position_embeddings={limit}"
-        )
 
 
 def _finish(
@@ -151,13 +139,15 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     bidirectional language model for the LSTM."""
     started = time.perf_counter()
     accelerator = make_accelerator(train_args)
-    output_dir = prepare_output_dir(train_args, accelerator)
+    check_run(model_args, data_args, train_args, accelerator)
     set_seed(train_args.seed)
     with accelerator.main_process_first():
         splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=False)
+    output_dir = prepare_output_dir(train_args, accelerator)
+    with accelerator.main_process_first():
         tokenizer = get_tokenizer(model_args, data_args, splits.train, output_dir, accelerator)
         model = build_pretraining_model(model_args, tokenizer)
-        _check_lengths(model_args, data_args, model.config)
+        check_model_fits(model, tokenizer, model_args)
         pack = partial(
             tokenize_and_pack,
             tokenizer=tokenizer,
@@ -183,6 +173,7 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
         batch_size=train_args.per_device_eval_batch_size,
         collate_fn=collate(),
     )
+    save_run_recipe(output_dir, accelerator, model_args, data_args, train_args)
     loop = train_loop(model, train_loader, eval_loader, train_args, accelerator)
     extra = {
         "task": "language-model" if model_args.is_lstm else "masked-lm",
@@ -200,14 +191,16 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
     """Sequence classification: a transformer from a pretrained dir or from scratch, or the LSTM."""
     started = time.perf_counter()
     accelerator = make_accelerator(train_args)
-    output_dir = prepare_output_dir(train_args, accelerator)
+    check_run(model_args, data_args, train_args, accelerator)
     set_seed(train_args.seed)
     with accelerator.main_process_first():
         splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=True)
-        label_names = splits.train.features[data_args.label_column].names
+    label_names = splits.train.features[data_args.label_column].names
+    output_dir = prepare_output_dir(train_args, accelerator)
+    with accelerator.main_process_first():
         tokenizer = get_tokenizer(model_args, data_args, splits.train, output_dir, accelerator)
         model = build_classifier(model_args, tokenizer, label_names)
-        _check_lengths(model_args, data_args, model.config)
+        check_model_fits(model, tokenizer, model_args)
         encode = partial(
             tokenize_for_classification,
             tokenizer=tokenizer,
@@ -222,6 +215,7 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
     collator = padding_collator(tokenizer, accelerator.mixed_precision)
     train_loader = train_dataloader(train_set, collator, train_args, accelerator.num_processes)
     metric_fn = partial(classification_metrics, num_labels=len(label_names))
+    save_run_recipe(output_dir, accelerator, model_args, data_args, train_args)
     loop = train_loop(
         model,
         train_loader,

@@ -92,7 +92,10 @@ def load_tokenizer(name_or_path: str, field_name: str = "tokenizer_name_or_path"
     try:
         return AutoTokenizer.from_pretrained(name_or_path)
     except (OSError, ValueError) as error:
-        raise TunekitError(f"{field_name}: cannot load a tokenizer from {name_or_path!r} ({error})") from None
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TunekitError(
+            f"{field_name}: cannot load a tokenizer from {name_or_path!r} ({detail})"
+        ) from None
 
 
 def tokenize_and_pack(

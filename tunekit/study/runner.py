@@ -18,7 +18,7 @@ import yaml
 from accelerate import PartialState
 
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
-from tunekit.data import load_raw, prepare_splits
+from tunekit.data import load_raw, prepare_splits, stratified_subset
 from tunekit.errors import TunekitError
 from tunekit.study.arguments import StudyArguments
 from tunekit.study.arms import (
@@ -133,10 +133,12 @@ class Study:
         architecture = architecture_of(name)
         recipe = getattr(self.args, f"{architecture}_finetune_recipe")
         _, data_args, train_args = _stage(
-            recipe, self.args, self.args.finetune_overrides, max_train_samples=500
+            recipe, self.args, self.args.finetune_overrides, max_train_samples=None
         )
         splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=True)
         column, label = data_args.text_column, data_args.label_column
+        # Up to 500 probe examples (a label budget larger than the data is an error; this is a cap).
+        splits.train = stratified_subset(splits.train, 500, label, train_args.seed)
         validation = splits.validation.select(range(min(1000, len(splits.validation))))
         probes = probe_pretrained(
             output_dir,
