@@ -39,7 +39,7 @@ def check_file(path: str, field: str, builder: str) -> None:
     try:
         with opener(file, "rb") as handle:
             head = handle.read(_PROBE_BYTES)
-    except (gzip.BadGzipFile, EOFError, zlib.error, lzma.LZMAError, OSError) as error:
+    except (gzip.BadGzipFile, EOFError, zlib.error, lzma.LZMAError) as error:
         kind = file.suffix.lstrip(".") if opener is not open else "data"
         raise TunekitError(f"{field}: {path} is not a readable {kind} file ({error})") from None
     if not head.strip():
