@@ -59,6 +59,13 @@ class SequenceLengthArguments:
     repeats: int = field(default=5, metadata={"help": "Timed steps per model and T; the median is kept."})
     device: str = field(default="auto", metadata={"help": "auto (CUDA if available), cuda or cpu."})
     seed: int = field(default=0, metadata={"help": "Seed for weights and random token ids."})
+    num_threads: int = field(
+        default=0,
+        metadata={
+            "help": "CPU threads for torch (0: torch's default). On a shared machine 1 avoids waiting for "
+            "descheduled worker threads at every small operation, which dominates an LSTM's time."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not self.lengths or min(self.lengths) < 2:
@@ -73,6 +80,8 @@ class SequenceLengthArguments:
             raise TunekitError(
                 f"repeats/warmup: need repeats >= 1 and warmup >= 0, got {self.repeats}/{self.warmup}"
             )
+        if self.num_threads < 0:
+            raise TunekitError(f"num_threads: {self.num_threads} is negative")
         if self.transformer_type not in ("bert", "modernbert"):
             raise TunekitError(f"transformer_type: {self.transformer_type!r} is neither bert nor modernbert")
 
@@ -176,6 +185,8 @@ def device_description(device: torch.device) -> str:
 def measure(args: SequenceLengthArguments) -> dict:
     """Time both models at every length; returns the models' sizes and one row per (model, T)."""
     device = _device(args.device)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
     torch.manual_seed(args.seed)
     transformer = build_transformer(args)
     target = non_embedding_parameters(transformer)
