@@ -179,7 +179,36 @@ def device_description(device: torch.device) -> str:
         if cpuinfo.is_file()
         else []
     )
-    return f"CPU {names[0] if names else platform.machine()}, {torch.get_num_threads()} threads"
+    return f"CPU {names[0] if names else platform.machine()}, {torch.get_num_threads()} thread(s)"
+
+
+def _random_batch(args: SequenceLengthArguments, length: int, device: torch.device) -> dict:
+    """batch_tokens // T sequences of T random token ids, all real tokens (no padding), random labels."""
+    batch_size = args.batch_tokens // length
+    generator = torch.Generator().manual_seed(args.seed + length)
+    batch = {
+        "input_ids": torch.randint(1, args.vocab_size, (batch_size, length), generator=generator),
+        "attention_mask": torch.ones(batch_size, length, dtype=torch.long),
+        "labels": torch.randint(0, 2, (batch_size,), generator=generator),
+    }
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+def _row(name: str, model: PreTrainedModel, length: int, batch_size: int, times: list[float]) -> dict:
+    tokens, median = batch_size * length, statistics.median(times)
+    layers = model.config.num_hidden_layers
+    return {
+        "model": name,
+        "seq_len": length,
+        "batch_size": batch_size,
+        "tokens_per_step": tokens,
+        "step_seconds_median": median,
+        "step_seconds_all": times,
+        "microseconds_per_token": 1e6 * median / tokens,
+        "tokens_per_second": tokens / median,
+        # dependent steps in one forward pass (per direction for the LSTM)
+        "sequential_depth": length * layers if name == "LSTM" else layers,
+    }
 
 
 def measure(args: SequenceLengthArguments) -> dict:
@@ -203,40 +232,22 @@ def measure(args: SequenceLengthArguments) -> dict:
     }
     for name, size in sizes.items():
         logger.info("%s: %s", name, size)
-    rows = []
-    for name, model in models.items():
+    for model in models.values():
         model.to(device).train()
-        for length in sorted(args.lengths):
-            batch_size = args.batch_tokens // length
-            generator = torch.Generator().manual_seed(args.seed + length)
-            batch = {
-                "input_ids": torch.randint(1, args.vocab_size, (batch_size, length), generator=generator),
-                "attention_mask": torch.ones(batch_size, length, dtype=torch.long),
-                "labels": torch.randint(0, 2, (batch_size,), generator=generator),
-            }
-            batch = {key: value.to(device) for key, value in batch.items()}
-            times = time_training_step(model, batch, device, args.precision, args.warmup, args.repeats)
-            tokens = batch_size * length
-            median = statistics.median(times)
-            is_lstm = name == "LSTM"
-            rows.append(
-                {
-                    "model": name,
-                    "seq_len": length,
-                    "batch_size": batch_size,
-                    "tokens_per_step": tokens,
-                    "step_seconds_median": median,
-                    "step_seconds_all": times,
-                    "microseconds_per_token": 1e6 * median / tokens,
-                    "tokens_per_second": tokens / median,
-                    # dependent steps in one forward pass, per direction
-                    "sequential_depth": length * model.config.num_hidden_layers
-                    if is_lstm
-                    else model.config.num_hidden_layers,
-                }
-            )
+    rows = []
+    for length in sorted(args.lengths):
+        batch = _random_batch(args, length, device)
+        for model in models.values():  # warm-up: allocator, kernels, caches
+            time_training_step(model, batch, device, args.precision, args.warmup, 0)
+        # Interleaved repeats: a load change on a shared machine hits both models alike, so their
+        # ratio at one T stays fair even when the absolute times drift.
+        times: dict[str, list[float]] = {name: [] for name in models}
+        for _ in range(args.repeats):
+            for name, model in models.items():
+                times[name] += time_training_step(model, batch, device, args.precision, 0, 1)
+        for name, model in models.items():
+            rows.append(_row(name, model, length, batch["input_ids"].shape[0], times[name]))
             logger.info("%s T=%d: %.1f us/token", name, length, rows[-1]["microseconds_per_token"])
-        model.to("cpu")
     return {
         "arguments": asdict(args),
         "device": device_description(device),

@@ -76,8 +76,8 @@ def write_outputs(measured: dict, output_dir: str | Path, command: str) -> dict[
         "",
         f"**Device:** {measured['device']}, torch {measured['torch']}, {args['precision']}. "
         f"**Batch:** {args['batch_tokens']:,} tokens at every T. **Timing:** median of {args['repeats']} "
-        f"forward+backward passes (optimizer step excluded) after {args['warmup']} untimed warm-up "
-        "pass(es).",
+        f"forward+backward passes per model (optimizer step excluded), the two models alternating, "
+        f"after {args['warmup']} untimed warm-up pass(es) each.",
         "",
         f"**Models:** {_describe_models(measured)}.",
         "",
