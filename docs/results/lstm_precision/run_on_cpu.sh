@@ -8,8 +8,9 @@
 #   bash docs/results/lstm_precision/run_on_cpu.sh            # the real run (hours on 2 cores; not yet timed)
 #   SMOKE=1 bash docs/results/lstm_precision/run_on_cpu.sh    # T=256, a few steps, one seed: checks the plumbing
 #
-# Knobs (environment): DATA (IMDb folder), OUT (outputs), LENGTHS, SEEDS, LM_STEPS, FT_STEPS,
-# TOKENS_PER_STEP (LM batch = TOKENS_PER_STEP / T, so both lengths see the same tokens).
+# Knobs (environment): DATA (IMDb folder), OUT (outputs), LENGTHS, SEEDS, BUDGETS, LM_STEPS, FT_STEPS,
+# FT_BATCH, EVAL (validation/test examples), TOKENS_PER_STEP (LM batch = TOKENS_PER_STEP / T, so both
+# lengths see the same tokens). On a shared machine set OMP_NUM_THREADS=1 (see README.md).
 # Re-running resumes: finished pretrainings and cells are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -17,13 +18,15 @@ DATA=${DATA:-${TUNEKIT_SHARED_DATA:-../shared/data}/imdb}
 PYTHON=${PYTHON:-.venv/bin/python}
 if [[ "${SMOKE:-0}" == 1 ]]; then
   OUT=${OUT:-outputs/lstm_precision_smoke}; LENGTHS=${LENGTHS:-256}; SEEDS=${SEEDS:-"0 1"}
-  LM_STEPS=${LM_STEPS:-30}; FT_STEPS=${FT_STEPS:-15}; TOKENS_PER_STEP=${TOKENS_PER_STEP:-2048}
-  BUDGETS=${BUDGETS:-"200"}; EVAL=${EVAL:-300}; NOTE=" (SMOKE RUN: a few steps, not the finding)"
-  SPEED_SIZES="--hidden_size 128 --num_hidden_layers 2 --num_attention_heads 2 --intermediate_size 512"
+  LM_STEPS=${LM_STEPS:-15}; FT_STEPS=${FT_STEPS:-8}; TOKENS_PER_STEP=${TOKENS_PER_STEP:-2048}
+  BUDGETS=${BUDGETS:-"200"}; EVAL=${EVAL:-100}; FT_BATCH=${FT_BATCH:-8}; NOTE=" (SMOKE RUN: a few steps, not the finding)"
+  SPEED_SIZES="--hidden_size 32 --num_hidden_layers 1 --num_attention_heads 2 --intermediate_size 64"
+  MODEL_SIZES="--hidden_size 32"; VOCAB="--vocab_size 1024"  # bf16 matmuls crawl on CPUs without AVX512-BF16/AMX
 else
   OUT=${OUT:-outputs/lstm_precision}; LENGTHS=${LENGTHS:-"256 512"}; SEEDS=${SEEDS:-"0 1 2"}
   LM_STEPS=${LM_STEPS:-1000}; FT_STEPS=${FT_STEPS:-300}; TOKENS_PER_STEP=${TOKENS_PER_STEP:-8192}
-  BUDGETS=${BUDGETS:-"1000 all"}; EVAL=${EVAL:-2000}; NOTE=""; SPEED_SIZES=""
+  BUDGETS=${BUDGETS:-"1000 all"}; EVAL=${EVAL:-2000}; FT_BATCH=${FT_BATCH:-32}; NOTE=""; SPEED_SIZES=""
+  MODEL_SIZES=""; VOCAB=""
 fi
 if [[ "${SMOKE:-0}" == 1 ]]; then  # a fixed random slice of IMDb, so the smoke takes minutes, not hours
   mkdir -p "$OUT/data"
@@ -44,8 +47,8 @@ for T in $LENGTHS; do
   $PYTHON scripts/study.py recipes/lstm_precision/study.yaml \
     --output_dir "$OUT/T$T" --seeds $SEEDS --budgets $BUDGETS \
     --stage_overrides="--max_seq_length $T --mixed_precision bf16" \
-    --pretrain_overrides="$PRETRAIN_DATA --max_steps $LM_STEPS --per_device_train_batch_size $((TOKENS_PER_STEP / T))" \
-    --finetune_overrides="$FINETUNE_DATA --max_steps $FT_STEPS --max_eval_samples $EVAL"
+    --pretrain_overrides="$PRETRAIN_DATA $MODEL_SIZES $VOCAB --max_steps $LM_STEPS --per_device_train_batch_size $((TOKENS_PER_STEP / T))" \
+    --finetune_overrides="$FINETUNE_DATA $MODEL_SIZES --max_steps $FT_STEPS --max_eval_samples $EVAL --per_device_train_batch_size $FT_BATCH"
   dirs+=("$OUT/T$T")
 done
 $PYTHON scripts/lstm_precision.py --study_dirs "${dirs[@]}" --lengths $LENGTHS \
