@@ -58,7 +58,7 @@ def test_gains_are_paired_and_the_crossover_is_the_first_budget_above_zero():
     assert gains[1].pretrain_tokens == 20_000
     assert [g.above_zero for g in gains] == [False, True, True]
     (sentence,) = budgets.crossover(gains, "steps")
-    assert "from 20 steps (20,000 pretraining tokens)" in sentence
+    assert "first lies above zero at 20 steps (20,000 pretraining tokens): +5.7 ± " in sentence
     section = "\n".join(budgets.report_section(gains, "steps", "gain.png"))
     assert "| `transformer_pretrained` | 100 | 40 | 40,000 | +10.0 ± " in section
 

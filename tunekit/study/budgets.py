@@ -121,9 +121,8 @@ def crossover(gains: list[BudgetGain], unit: str) -> list[str]:
         where = f"`{arm}` at {label_budget} labels"
         if first is not None:
             sentences.append(
-                f"{where}: the gain is above zero (95% interval) from {first.pretrain_budget:,} "
-                f"{unit} ({first.pretrain_tokens:,} pretraining tokens) on: "
-                f"{100 * first.difference:+.1f} ± {100 * first.half_width:.1f} points."
+                f"{where}: the gain's 95% interval first lies above zero at {first.pretrain_budget:,} "
+                f"{unit} ({first.pretrain_tokens:,} pretraining tokens): {_signed(first)} points."
             )
         elif any(math.isnan(g.half_width) for g in curve):
             sentences.append(f"{where}: no interval with one seed, so no crossover can be stated.")
