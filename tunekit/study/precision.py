@@ -91,7 +91,7 @@ def gradient_curves(study_dir: Path, input_ids: torch.Tensor) -> dict[str, list[
     return curves
 
 
-def plot_loss_curves(path: Path, studies: dict[int, Path]) -> None:
+def plot_loss_curves(path: Path, studies: dict[int, Path], title_note: str = "") -> None:
     """Training (lines) and validation (markers) LM loss against step, one panel per T."""
     from matplotlib.figure import Figure
 
@@ -103,10 +103,10 @@ def plot_loss_curves(path: Path, studies: dict[int, Path]) -> None:
             train = [(r["step"], r["loss"]) for r in records if "loss" in r]
             evals = [(r["step"], r["eval_loss"]) for r in records if "eval_loss" in r]
             if train:
-                ax.plot(*zip(*train, strict=True), color=color, label=f"{label}, train")
+                ax.plot(*zip(*train, strict=True), "-", marker=".", color=color, label=f"{label}, train")
             if evals:
                 ax.plot(*zip(*evals, strict=True), "o", color=color, label=f"{label}, validation")
-        ax.set(xlabel="optimizer step", ylabel="LM loss (nats/token)", title=f"T = {length}")
+        ax.set(xlabel="optimizer step", ylabel="LM loss (nats/token)", title=f"T = {length}{title_note}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     figure.tight_layout()
@@ -135,7 +135,7 @@ def write_precision_report(
     """precision.md, lm_loss.png and gradient_flow_T<T>.png under `output_dir`; returns the report."""
     output_dir.mkdir(parents=True, exist_ok=True)
     out = [f"# LSTM recurrence: bf16 vs fp32{title_note}", ""]
-    plot_loss_curves(output_dir / "lm_loss.png", studies)
+    plot_loss_curves(output_dir / "lm_loss.png", studies, title_note)
     out += ["## Language-model loss", "", "![LM loss curves](lm_loss.png)", ""]
     out += ["## Test accuracy: bf16 − fp32 recurrence", ""]
     out += ["| T | arm | labels | bf16 (%) | fp32 (%) | bf16 − fp32 (points, 95% CI) | method |"]
@@ -174,7 +174,9 @@ def write_precision_report(
         if curves:
             name = f"gradient_flow_T{length}.png"
             plot_gradient_flow(
-                output_dir / name, curves, title=f"Gradient flow back from the last token, T = {length}"
+                output_dir / name,
+                curves,
+                title=f"Gradient flow back from the last token, T = {length}{title_note}",
             )
             (output_dir / f"gradient_flow_T{length}.json").write_text(json.dumps(curves) + "\n")
             out += [f"![gradient flow, T = {length}]({name})", ""]
