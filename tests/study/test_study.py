@@ -143,3 +143,64 @@ def test_bf16_recurrence_arm_pretrains_and_fine_tunes_in_bf16(study_recipe, tmp_
         assert json.loads((pretraining / "config.json").read_text())["fp32_recurrence"] is fp32_recurrence
     report = (root / "report.md").read_text()
     assert "## bf16 recurrence vs fp32" in report and "pretrained with its recurrence in bf16" in report
+
+
+@pytest.mark.slow
+def test_pretraining_budget_axis_runs_each_pretraining_once_and_reports_the_gain(
+    study_recipe, tmp_path, monkeypatch
+):
+    import tunekit.study.runner as runner
+
+    calls = []
+
+    def counted(*run_args):
+        calls.append(run_args[2].max_steps)
+        return run_pretraining(*run_args)
+
+    run_pretraining = runner.run_pretraining
+    monkeypatch.setattr(runner, "run_pretraining", counted)
+    (args,) = parse_recipe(
+        [
+            study_recipe,
+            *("--arms", "transformer_pretrained", "transformer_scratch"),
+            *("--budgets", "8", "16"),
+            *("--pretrain_budgets", "2", "3"),
+        ],
+        (StudyArguments,),
+    )
+    Study(args).run()
+    root = tmp_path / "study"
+    # One pretraining per budget, each of exactly its length, shared by both label budgets.
+    assert calls == [2, 3]
+    assert sorted(p.parent.name for p in root.glob("pretrain/transformer/*/results.json")) == [
+        "steps_2",
+        "steps_3",
+    ]
+    rows = [json.loads(line) for line in (root / "results.jsonl").read_text().splitlines()]
+    pretrained = [row for row in rows if row["arm"] == "transformer_pretrained"]
+    assert sorted((row["budget"], row["pretrain_budget"]) for row in pretrained) == [
+        (8, 2),
+        (8, 3),
+        (16, 2),
+        (16, 3),
+    ]
+    assert {row["pretrain_tokens"] for row in pretrained} == {2 * 4 * 32, 3 * 4 * 32}
+    # Scratch does not depend on pretraining: one cell per label budget.
+    assert sorted(row["budget"] for row in rows if row["arm"] == "transformer_scratch") == [8, 16]
+    report = (root / "report.md").read_text()
+    assert "## Gain against pretraining budget" in report
+    assert "no interval with one seed" in report  # one seed: no crossover can be claimed
+    assert (root / "pretraining_gain.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Re-running trains nothing; report_only rebuilds the same report.
+    Study(args).run()
+    assert calls == [2, 3] and len((root / "results.jsonl").read_text().splitlines()) == 6
+    Study(dataclasses.replace(args, report_only=True)).run()
+    assert "## Gain against pretraining budget" in (root / "report.md").read_text()
+
+
+def test_pretraining_budget_arguments_are_validated():
+    with pytest.raises(TunekitError, match="pretrain_budgets"):
+        StudyArguments(pretrain_budgets=[100, 0])
+    with pytest.raises(TunekitError, match="pretrain_budget_unit: 'epochs'"):
+        StudyArguments(pretrain_budgets=[100], pretrain_budget_unit="epochs")

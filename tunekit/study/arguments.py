@@ -58,6 +58,17 @@ class StudyArguments:
     report_only: bool = field(
         default=False, metadata={"help": "Only rebuild report.md and the plot from results.jsonl."}
     )
+    pretrain_budgets: list[int] = field(
+        default_factory=list,
+        metadata={
+            "help": "Pretraining-budget axis, e.g. [500, 1000, 2000]: each pretraining runs once per budget "
+            "(a separate run of that length) and every pretrained cell runs from each; "
+            "empty: the recipe's length."
+        },
+    )
+    pretrain_budget_unit: str = field(
+        default="steps", metadata={"help": "Unit of pretrain_budgets: 'steps' (optimizer steps) or 'tokens'."}
+    )
 
     def __post_init__(self) -> None:
         unknown = [arm for arm in self.arms if arm not in ARMS]
@@ -66,5 +77,11 @@ class StudyArguments:
         for budget in self.budgets:
             if budget != "all" and not (budget.isdigit() and int(budget) > 0):
                 raise TunekitError(f"budgets: {budget!r} is neither a positive number nor 'all'")
+        if any(budget <= 0 for budget in self.pretrain_budgets):
+            raise TunekitError(f"pretrain_budgets: {self.pretrain_budgets} must be positive numbers")
+        if self.pretrain_budget_unit not in ("steps", "tokens"):
+            raise TunekitError(
+                f"pretrain_budget_unit: {self.pretrain_budget_unit!r} is neither 'steps' nor 'tokens'"
+            )
         if not self.seeds:
             raise TunekitError("seeds: give at least one seed")

@@ -63,3 +63,37 @@ def plot_learning_curve(
     ax.legend(title="mean ± 95% CI", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=150, bbox_inches="tight")
+
+
+def plot_pretraining_gain(path: str | Path, gains: list, title: str) -> None:
+    """Gain of pretraining (points, pretrained minus scratch, 95% CI) against pretraining tokens (log x),
+    one line per pretrained arm and label budget; `gains` are `budgets.BudgetGain`s."""
+    from matplotlib.figure import Figure
+
+    if not gains:
+        raise TunekitError(f"no pretraining-budget gains to plot in {path}")
+    figure = Figure(figsize=(8.5, 5), dpi=150)
+    ax = figure.add_subplot()
+    curves = dict.fromkeys((g.arm, g.label_budget) for g in gains)
+    for i, (arm, labels) in enumerate(curves):
+        curve = sorted(
+            (g for g in gains if (g.arm, g.label_budget) == (arm, labels)), key=lambda g: g.pretrain_tokens
+        )
+        style = {**_style(arm, i), "linestyle": ("-", "--", ":", "-.")[i % 4]}
+        ax.errorbar(
+            [g.pretrain_tokens for g in curve],
+            [100 * g.difference for g in curve],
+            yerr=[100 * np.nan_to_num(g.half_width) for g in curve],
+            label=f"{arm.replace('lstm', 'LSTM').replace('_', ', ')}, {labels} labels",
+            capsize=3,
+            linewidth=1.6,
+            markersize=5,
+            **style,
+        )
+    ax.axhline(0, color="0.4", linewidth=1)
+    ax.set_xscale("log")
+    ax.set(xlabel="pretraining tokens (log scale)", ylabel="gain over scratch (accuracy points)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(title="mean ± 95% CI", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=150, bbox_inches="tight")

@@ -211,8 +211,10 @@ def write_report(
     machine: str,
     notes: list[str],
     title: str = "tunekit study: what does pretraining buy?",
+    sections: list[str] = (),
 ) -> None:
-    """A markdown report of a study: accuracy per budget, gains, compute, bf16, notes, commands, recipe."""
+    """A markdown report of a study: accuracy per budget, gains, compute, bf16, `sections` (markdown
+    lines, e.g. the pretraining-budget axis), notes, commands, recipe."""
     if not (summaries := summarize(rows)):
         raise TunekitError(f"no results to report in {path}")
     out = [f"# {title}", "", f"**Machine:** {machine}", ""]
@@ -259,6 +261,7 @@ def write_report(
         out += ["bf16 minus fp32 mean test accuracy, in percentage points, ± the 95% interval.", ""]
         header = ["arm", "budget", "bf16 (%)", "fp32 (%)", "bf16 − fp32 (points)", "interval"]
         out += _table(header, _comparison_rows(bf16, lambda c: f"`{c.baseline}`"))
+    out += list(sections)
     if notes:
         out += ["## Notes", "", *[f"- {note}" for note in notes], ""]
     out += ["## Commands", "", "```bash", *commands, "```", ""]

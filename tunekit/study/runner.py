@@ -20,6 +20,7 @@ from accelerate import PartialState
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
 from tunekit.data import load_raw, prepare_splits, stratified_subset
 from tunekit.errors import TunekitError
+from tunekit.study import budgets
 from tunekit.study.arguments import StudyArguments
 from tunekit.study.arms import (
     BF16_RECURRENCE,
@@ -31,7 +32,7 @@ from tunekit.study.arms import (
     pretraining_of,
     pretraining_order,
 )
-from tunekit.study.plots import plot_learning_curve
+from tunekit.study.plots import plot_learning_curve, plot_pretraining_gain
 from tunekit.study.probes import describe_probes, probe_pretrained
 from tunekit.study.report import (
     format_summary_table,
@@ -100,9 +101,14 @@ class Study:
         )
         tokenizer.save_pretrained(self.tokenizer_dir)
 
-    def pretrain(self, name: str) -> dict:
-        """Run (or reuse, or resume) one pretraining (`arms.pretraining_of`); results.json marks it done."""
-        output_dir = self.root / "pretrain" / name
+    def pretrain_dir(self, name: str, budget: int | None = None) -> Path:
+        """A pretraining's directory, per pretraining budget when the study has that axis."""
+        return budgets.budget_dir(self.root, name, budget, self.args.pretrain_budget_unit)
+
+    def pretrain(self, name: str, budget: int | None = None) -> dict:
+        """Run (or reuse, or resume) one pretraining (`arms.pretraining_of`), of `budget` steps or
+        tokens when given; results.json marks it done."""
+        output_dir = self.pretrain_dir(name, budget)
         if (saved := _read_json(output_dir / "results.json")) is not None:
             return saved
         architecture = architecture_of(name)
@@ -117,16 +123,20 @@ class Study:
         if any(output_dir.glob("checkpoints/step_*/progress.json")):
             changes["resume_from_checkpoint"] = "latest"
         run_args = _stage(recipe, self.args, self.args.pretrain_overrides, **changes)
+        if budget is not None:
+            per_step = _examples_per_step(run_args[2]) * run_args[1].max_seq_length
+            unit = self.args.pretrain_budget_unit
+            run_args = (*run_args[:2], budgets.with_budget(run_args[2], budget, unit, per_step))
         if architecture == "lstm" and self.args.match_lstm_pretraining_tokens:
-            run_args = self._match_tokens(run_args)
+            run_args = self._match_tokens(run_args, self.pretrain_dir("transformer", budget))
         return run_pretraining(*run_args)
 
-    def probe(self, name: str) -> dict:
+    def probe(self, name: str, budget: int | None = None) -> dict:
         """What pretraining learned, before any fine-tuning: a linear probe on frozen mean-pooled
         features (labeled train subset -> validation) and, on the synthetic corpus, whether the
         model picks the right anchor for every polar word ('X means [MASK]' for the masked LM, the
         word after 'X means' for the LSTM LM). Measured once, cached next to the pretrained model."""
-        output_dir = self.root / "pretrain" / name
+        output_dir = self.pretrain_dir(name, budget)
         cached = output_dir / "probes.json"
         if (saved := _read_json(cached)) is not None:
             return saved
@@ -151,22 +161,23 @@ class Study:
         cached.write_text(json.dumps(probes, indent=2) + "\n")
         return probes
 
-    def _match_tokens(self, run_args: RunArgs) -> RunArgs:
+    def _match_tokens(self, run_args: RunArgs, transformer_dir: Path) -> RunArgs:
         """Equal-compute fairness starts with equal text: as many tokens as the transformer saw."""
         model_args, data_args, train_args = run_args
-        seen = json.loads((self.root / "pretrain" / "transformer" / "results.json").read_text())[
-            "tokens_seen"
-        ]
+        seen = json.loads((transformer_dir / "results.json").read_text())["tokens_seen"]
         per_step = _examples_per_step(train_args) * data_args.max_seq_length
         return model_args, data_args, dataclasses.replace(train_args, max_steps=math.ceil(seen / per_step))
 
-    def cell(self, arm: str, budget: str, seed: int) -> dict:
+    def cell(self, arm: str, budget: str, seed: int, pretrain_budget: int | None = None) -> dict:
         architecture, init = fp32_twin(arm).split("_")
         recipe = {
             ("transformer", "pretrained"): self.args.transformer_finetune_recipe,
             ("transformer", "scratch"): self.args.transformer_scratch_recipe,
         }.get((architecture, init), self.args.lstm_finetune_recipe)
         output_dir = self.root / "cells" / arm / f"budget_{budget}" / f"seed_{seed}"
+        if pretrain_budget is not None:
+            axis_dir = f"pretrain_{self.args.pretrain_budget_unit}_{pretrain_budget}"
+            output_dir = output_dir.parent / axis_dir / output_dir.name
         changes: dict[str, Any] = {
             "output_dir": str(output_dir),
             "overwrite_output_dir": True,
@@ -174,7 +185,7 @@ class Study:
             "seed": seed,
             "max_train_samples": None if budget == "all" else int(budget),
             "tokenizer_name_or_path": str(self.tokenizer_dir),
-            "model_name_or_path": str(self.root / "pretrain" / pretraining_of(arm))
+            "model_name_or_path": str(self.pretrain_dir(pretraining_of(arm), pretrain_budget))
             if init == "pretrained"
             else None,
         }
@@ -184,7 +195,15 @@ class Study:
         if budget != "all" and self.args.min_finetune_steps:
             run_args = self._at_least_min_steps(run_args, int(budget))
         results = run_finetuning(*run_args)
-        return {
+        axis = {}
+        if pretrain_budget is not None:
+            pretrained = self.pretrain_dir(pretraining_of(arm), pretrain_budget) / "results.json"
+            axis = {
+                "pretrain_budget": pretrain_budget,
+                "pretrain_budget_unit": self.args.pretrain_budget_unit,
+                "pretrain_tokens": json.loads(pretrained.read_text())["tokens_seen"],
+            }
+        return axis | {
             "arm": arm,
             "budget": budget if budget == "all" else int(budget),
             "seed": seed,
@@ -212,11 +231,12 @@ class Study:
         arms = self.arms()
         pretraining = {}
         if self.args.report_only:
-            for path in sorted(
-                self.root.glob("pretrain/*/results.json"), key=lambda p: pretraining_order(p.parent.name)
-            ):
-                probes = _read_json(path.with_name("probes.json")) or {}
-                pretraining[path.parent.name] = json.loads(path.read_text()) | probes
+            largest = budgets.axis(self.args.pretrain_budgets)[-1]
+            names = [d.name for d in self.root.glob("pretrain/*")]
+            for name in sorted(names, key=pretraining_order):
+                if (saved := _read_json(self.pretrain_dir(name, largest) / "results.json")) is not None:
+                    probes = _read_json(self.pretrain_dir(name, largest) / "probes.json") or {}
+                    pretraining[name] = saved | probes
             if not self.results_path.is_file():
                 raise TunekitError(f"report_only: no {self.results_path} yet; run the study first")
             rows = load_results(self.results_path)
@@ -226,30 +246,34 @@ class Study:
             handle.write(self.command + "\n")
         self.train_tokenizer()
         names = {pretraining_of(arm) for arm in arms if not is_scratch(arm)}
-        for name in sorted(names, key=pretraining_order):
-            pretraining[name] = self.pretrain(name)
-        if PartialState().is_main_process:
-            for name in pretraining:
-                pretraining[name] |= self.probe(name)
+        pretrain_budgets = budgets.axis(self.args.pretrain_budgets)
+        for budget in pretrain_budgets:  # the largest last: `pretraining` describes it in the report
+            for name in sorted(names, key=pretraining_order):
+                pretraining[name] = self.pretrain(name, budget)
+                if PartialState().is_main_process:
+                    pretraining[name] |= self.probe(name, budget)
         finished = load_results(self.results_path) if self.results_path.is_file() else []
         # Rewrite without a line that a killed run left half-written, so appends stay valid JSONL.
         self.results_path.write_text("".join(json.dumps(row) + "\n" for row in finished))
-        done = {(row["arm"], str(row["budget"]), row["seed"]) for row in finished}
+        done = {(row["arm"], str(row["budget"]), row["seed"], row.get("pretrain_budget")) for row in finished}
         for budget in self.args.budgets:
             for seed in self.args.seeds:
                 for arm in arms:
-                    if (arm, budget, seed) in done:
-                        logger.info("skipping finished cell %s / %s / seed %d", arm, budget, seed)
-                        continue
-                    logger.info("== cell %s / budget %s / seed %d", arm, budget, seed)
-                    row = self.cell(arm, budget, seed)
-                    with self.results_path.open("a") as handle:
-                        handle.write(json.dumps(row) + "\n")
+                    for pretrain_budget in [None] if is_scratch(arm) else pretrain_budgets:
+                        if (arm, budget, seed, pretrain_budget) in done:
+                            logger.info("skipping finished cell %s / %s / seed %d", arm, budget, seed)
+                            continue
+                        logger.info("== cell %s / budget %s / seed %d", arm, budget, seed)
+                        row = self.cell(arm, budget, seed, pretrain_budget)
+                        with self.results_path.open("a") as handle:
+                            handle.write(json.dumps(row) + "\n")
         rows = load_results(self.results_path)
         self.write_outputs(rows, pretraining)
         return rows
 
-    def write_outputs(self, rows: list[dict], pretraining: dict[str, dict]) -> None:
+    def write_outputs(self, all_rows: list[dict], pretraining: dict[str, dict]) -> None:
+        rows = budgets.main_rows(all_rows)
+        gains = budgets.budget_gains(all_rows)
         per_arm = {
             arm: pretraining.get(pretraining_of(arm), {}) for arm in self.arms() if not is_scratch(arm)
         }
@@ -279,7 +303,11 @@ class Study:
             commands=self.commands(),
             machine=machine_description(),
             notes=notes,
+            sections=budgets.report_section(gains, self.args.pretrain_budget_unit, "pretraining_gain.png"),
         )
+        if gains:
+            title = "Gain of pretraining against pretraining tokens"
+            plot_pretraining_gain(self.root / "pretraining_gain.png", gains, title=title)
         plot_learning_curve(
             self.root / "learning_curve.png", rows, title="Test accuracy vs labels: pretrained vs scratch"
         )

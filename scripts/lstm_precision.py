@@ -1,0 +1,30 @@
+"""Does the LSTM need fp32? Report bf16 vs fp32 recurrence from LSTM studies at several lengths.
+
+`python scripts/lstm_precision.py --study_dirs D256 D512 --lengths 256 512 --texts_file F --output_dir O`
+writes O/precision.md, O/lm_loss.png and O/gradient_flow_T<T>.png. The studies come from
+docs/results/lstm_precision/run_on_cpu.sh (`lstm_bf16_recurrence: true`).
+"""
+
+import sys
+from pathlib import Path
+
+from tunekit.cli import run_script
+from tunekit.study.precision import PrecisionArguments, read_texts, write_precision_report
+
+
+def main(args: PrecisionArguments) -> None:
+    studies = {length: Path(d) for length, d in zip(args.lengths, args.study_dirs, strict=True)}
+    texts = read_texts(args.texts_file, count=50 * args.num_blocks)
+    report = write_precision_report(
+        studies,
+        texts,
+        Path(args.output_dir),
+        blocks=args.num_blocks,
+        title_note=args.title_note,
+        texts_source=f"`{Path(args.texts_file).name}`",
+    )
+    print(f"report: {report}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main, dataclass_types=(PrecisionArguments,)))

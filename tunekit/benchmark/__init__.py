@@ -1,0 +1,1 @@
+"""Benchmarks: measured costs of training, written as tables and plots."""

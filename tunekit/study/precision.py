@@ -1,0 +1,185 @@
+"""Does the LSTM really need fp32? The evidence from LSTM studies run with `lstm_bf16_recurrence`.
+
+For each study (one per sequence length T) this reads what the study left on disk and writes:
+- the language-model loss curves of the fp32- and bf16-recurrence pretrainings (metrics.jsonl);
+- the test-accuracy difference bf16 - fp32 per label budget, with paired 95% intervals;
+- the speed of both recurrences (pretraining tokens per second);
+- gradient norms across time steps (`gradient_flow`) of both language models, each with its
+  recurrence in fp32 and in bf16, on the same validation blocks.
+"""
+
+import gzip
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from tunekit.errors import TunekitError
+from tunekit.lstm import LSTMForLanguageModeling
+from tunekit.study.gradient_flow import input_gradient_norms, plot_gradient_flow
+from tunekit.study.report import bf16_effect, load_results, summarize
+from tunekit.tokenization import load_tokenizer
+
+PRETRAININGS = {"fp32 recurrence": "lstm", "bf16 recurrence": "lstm_bf16"}
+
+
+@dataclass
+class PrecisionArguments:
+    study_dirs: list[str] = field(
+        default_factory=list, metadata={"help": "One LSTM study (lstm_bf16_recurrence: true) per length."}
+    )
+    lengths: list[int] = field(default_factory=list, metadata={"help": "The sequence length of each study."})
+    texts_file: str = field(
+        default="", metadata={"help": "JSON lines (.gz ok) with a 'text' field to probe on."}
+    )
+    num_blocks: int = field(default=16, metadata={"help": "Blocks of T tokens for the gradient-flow probe."})
+    output_dir: str = field(default="outputs/lstm_precision/report", metadata={"help": "Report and figures."})
+    title_note: str = field(default="", metadata={"help": "Appended to the title, e.g. ' (smoke run)'."})
+
+    def __post_init__(self) -> None:
+        if not self.study_dirs or len(self.study_dirs) != len(self.lengths):
+            raise TunekitError(
+                f"lengths: give one length per study dir ({self.lengths} vs {self.study_dirs})"
+            )
+        if not Path(self.texts_file).is_file():
+            raise TunekitError(f"texts_file: {self.texts_file!r} is not a file")
+
+
+def read_texts(path: str | Path, count: int) -> list[str]:
+    """The 'text' field of the first `count` lines of a JSON-lines file (gzip if it ends in .gz)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    texts = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            texts.append(json.loads(line)["text"])
+            if len(texts) >= count:
+                break
+    return texts
+
+
+def _metrics(path: Path) -> list[dict]:
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    )
+
+
+def blocks_of(tokenizer, texts: list[str], length: int, count: int) -> torch.Tensor:
+    """`count` blocks of exactly `length` token ids, packed from `texts` as the pretraining packs them."""
+    ids: list[int] = []
+    for text in texts:
+        ids += tokenizer(text, add_special_tokens=True)["input_ids"]
+        if len(ids) >= length * count:
+            break
+    if len(ids) < length * count:
+        raise TunekitError(f"texts: {len(ids)} tokens are too few for {count} blocks of {length}")
+    return torch.tensor(ids[: length * count]).view(count, length)
+
+
+def gradient_curves(study_dir: Path, input_ids: torch.Tensor) -> dict[str, list[float]]:
+    """Both language models of one study, each probed with its recurrence in fp32 and in bf16."""
+    curves = {}
+    for trained, name in PRETRAININGS.items():
+        model_dir = study_dir / "pretrain" / name
+        if not (model_dir / "config.json").is_file():
+            continue
+        model = LSTMForLanguageModeling.from_pretrained(model_dir)
+        for probe, fp32 in (("fp32", True), ("bf16", False)):
+            label = f"LM trained with {trained}, probed in {probe}"
+            curves[label] = input_gradient_norms(model, input_ids, autocast_bf16=True, fp32_recurrence=fp32)
+    return curves
+
+
+def plot_loss_curves(path: Path, studies: dict[int, Path], title_note: str = "") -> None:
+    """Training (lines) and validation (markers) LM loss against step, one panel per T."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5 * len(studies), 4), dpi=150)
+    for i, (length, study_dir) in enumerate(sorted(studies.items()), 1):
+        ax = figure.add_subplot(1, len(studies), i)
+        for (label, name), color in zip(PRETRAININGS.items(), ("#d94801", "#7f2704"), strict=True):
+            records = _metrics(study_dir / "pretrain" / name / "metrics.jsonl")
+            train = [(r["step"], r["loss"]) for r in records if "loss" in r]
+            evals = [(r["step"], r["eval_loss"]) for r in records if "eval_loss" in r]
+            if train:
+                ax.plot(*zip(*train, strict=True), "-", marker=".", color=color, label=f"{label}, train")
+            if evals:
+                ax.plot(*zip(*evals, strict=True), "o", color=color, label=f"{label}, validation")
+        ax.set(xlabel="optimizer step", ylabel="LM loss (nats/token)", title=f"T = {length}{title_note}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=150)
+
+
+def _speed(study_dir: Path) -> dict[str, float]:
+    speeds = {}
+    for label, name in PRETRAININGS.items():
+        results = study_dir / "pretrain" / name / "results.json"
+        if results.is_file():
+            saved = json.loads(results.read_text())
+            speeds[label] = saved["tokens_seen"] / max(saved["train_runtime"], 1e-9)
+    return speeds
+
+
+def write_precision_report(
+    studies: dict[int, Path],
+    texts: list[str],
+    output_dir: Path,
+    *,
+    blocks: int = 16,
+    title_note: str = "",
+    texts_source: str = "the given texts",
+) -> Path:
+    """precision.md, lm_loss.png and gradient_flow_T<T>.png under `output_dir`; returns the report."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    out = [f"# LSTM recurrence: bf16 vs fp32{title_note}", ""]
+    plot_loss_curves(output_dir / "lm_loss.png", studies, title_note)
+    out += ["## Language-model loss", "", "![LM loss curves](lm_loss.png)", ""]
+    out += ["## Test accuracy: bf16 − fp32 recurrence", ""]
+    out += ["| T | arm | labels | bf16 (%) | fp32 (%) | bf16 − fp32 (points, 95% CI) | method |"]
+    out += ["|---|---|---|---|---|---|---|"]
+    for length, study_dir in sorted(studies.items()):
+        if not (study_dir / "results.jsonl").is_file():
+            continue
+        for c in bf16_effect(summarize(load_results(study_dir / "results.jsonl"))):
+            half = "n/a" if math.isnan(c.half_width) else f"{100 * c.half_width:.1f}"
+            out.append(
+                f"| {length} | `{c.baseline}` | {c.budget} | {100 * c.arm_mean:.1f} | "
+                f"{100 * c.baseline_mean:.1f} | {100 * c.difference:+.1f} ± {half} | {c.method} |"
+            )
+    out += [
+        "",
+        "## Speed of the language-model pretraining (tokens/s)",
+        "",
+        "| T | fp32 recurrence | bf16 recurrence |",
+    ]
+    out += ["|---|---|---|"]
+    for length, study_dir in sorted(studies.items()):
+        speed = _speed(study_dir)
+        out.append(
+            f"| {length} | " + " | ".join(f"{speed.get(k, math.nan):,.0f}" for k in PRETRAININGS) + " |"
+        )
+    out += ["", "## Gradient norms across time steps", ""]
+    out += [
+        "‖∂ loss / ∂ input embedding‖ at each position, for the loss of the forward direction's last "
+        f"prediction, mean over {blocks} blocks of {texts_source}, under bf16 autocast "
+        "(`tunekit.study.gradient_flow`).",
+        "",
+    ]
+    for length, study_dir in sorted(studies.items()):
+        tokenizer = load_tokenizer(str(study_dir / "tokenizer"), "tokenizer_name_or_path")
+        curves = gradient_curves(study_dir, blocks_of(tokenizer, texts, length, blocks))
+        if curves:
+            name = f"gradient_flow_T{length}.png"
+            plot_gradient_flow(
+                output_dir / name,
+                curves,
+                title=f"Gradient flow back from the last token, T = {length}{title_note}",
+            )
+            (output_dir / f"gradient_flow_T{length}.json").write_text(json.dumps(curves) + "\n")
+            out += [f"![gradient flow, T = {length}]({name})", ""]
+    path = output_dir / "precision.md"
+    path.write_text("\n".join(out) + "\n")
+    return path
