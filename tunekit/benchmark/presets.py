@@ -1,0 +1,105 @@
+"""Benchmark presets: which encoders, sequence lengths, batches, precisions and step counts to time."""
+
+from dataclasses import dataclass, replace
+
+from tunekit.errors import TunekitError
+
+
+@dataclass(frozen=True)
+class EncoderSize:
+    name: str
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    vocab_size: int  # of the WordPiece trained for the run
+
+    @property
+    def label(self) -> str:
+        return f"{self.num_hidden_layers}x{self.hidden_size}"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One comparison: the same model, data, sequence length, batch and precision on every system."""
+
+    task: str  # "pretraining" (MLM on packed blocks) or "finetuning" (classification, IMDb length)
+    encoder: EncoderSize
+    seq_len: int  # block size, or the truncation length for fine-tuning
+    batch_size: int
+    precision: str  # "no" (fp32), "bf16" or "fp16"
+    compile: bool
+    warmup_steps: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    data: str  # "imdb" (the local IMDb copy) or "synthetic" (tunekit's built-in corpus)
+    pretraining_texts: int  # the first N unlabeled reviews
+    finetuning_examples: int  # a seeded sample of labeled reviews (a multiple of every batch size)
+    cases: tuple[Case, ...]
+
+
+# The BERT of the issue's CPU measurement, the IMDb recipe's encoder and a BERT-base-size encoder.
+SMALL_BERT = EncoderSize("small", 256, 4, 4, 1024, 8192)
+IMDB_RECIPE = EncoderSize("imdb-recipe", 256, 4, 4, 1024, 16384)
+BERT_BASE = EncoderSize("bert-base", 768, 12, 12, 3072, 30522)
+TINY = EncoderSize("tiny", 32, 1, 2, 64, 300)
+
+
+def _gpu_cases() -> tuple[Case, ...]:
+    cases = []
+    for compiled in (False, True):
+        cases += [
+            Case("pretraining", BERT_BASE, 512, 32, "bf16", compiled, 10, 30),
+            Case("pretraining", IMDB_RECIPE, 256, 128, "bf16", compiled, 10, 30),
+        ]
+    # Fine-tuning is eager only: its padded shapes change from batch to batch.
+    cases.append(Case("finetuning", IMDB_RECIPE, 512, 32, "bf16", False, 5, 20))
+    return tuple(cases)
+
+
+PRESETS = {
+    "smoke": Preset(
+        "smoke",
+        data="synthetic",
+        pretraining_texts=300,
+        finetuning_examples=64,
+        cases=(
+            Case("pretraining", TINY, 32, 8, "no", False, 2, 3),
+            Case("finetuning", TINY, 64, 8, "no", False, 2, 3),
+        ),
+    ),
+    "cpu": Preset(
+        "cpu",
+        data="imdb",
+        pretraining_texts=3000,
+        finetuning_examples=384,
+        cases=(
+            Case("pretraining", SMALL_BERT, 128, 32, "no", False, 5, 30),
+            Case("finetuning", SMALL_BERT, 512, 16, "no", False, 3, 15),
+        ),
+    ),
+    "gpu": Preset("gpu", data="imdb", pretraining_texts=8000, finetuning_examples=2048, cases=_gpu_cases()),
+}
+
+
+def get_preset(name: str, warmup_steps: int | None = None, steps: int | None = None) -> Preset:
+    """A preset by name, optionally with every case's warm-up and timed step counts replaced."""
+    if name not in PRESETS:
+        raise TunekitError(f"preset: unknown {name!r} (choose from {', '.join(PRESETS)})")
+    preset = PRESETS[name]
+    for value, field_name in ((warmup_steps, "warmup_steps"), (steps, "steps")):
+        if value is not None and value <= 0:
+            raise TunekitError(f"{field_name} must be positive, got {value}")
+    cases = tuple(
+        replace(
+            case,
+            warmup_steps=warmup_steps if warmup_steps is not None else case.warmup_steps,
+            steps=steps if steps is not None else case.steps,
+        )
+        for case in preset.cases
+    )
+    return replace(preset, cases=cases)
