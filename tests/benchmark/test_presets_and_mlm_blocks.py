@@ -22,8 +22,8 @@ def test_bad_preset_and_step_counts_name_the_field():
 def test_fine_tuning_window_must_fit_in_the_first_epochs_full_batches():
     for name in PRESETS:
         check_preset(get_preset(name))
-    with pytest.raises(TunekitError, match="warmup_steps \\+ steps <= 8"):
-        check_preset(get_preset("smoke", steps=7))
+    with pytest.raises(TunekitError, match="warmup_steps \\+ steps <= 4"):
+        check_preset(get_preset("smoke", steps=4))
 
 
 def test_gpu_preset_covers_bert_base_and_the_imdb_encoder_with_and_without_compile():

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+from tunekit.benchmark.presets import Preset
 from tunekit.errors import TunekitError
-
-VALIDATION_TEXTS = 32  # only scored after the timed window; kept small so it costs little
 
 
 @dataclass(frozen=True)
@@ -37,39 +36,41 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def _imdb_rows(data_dir: Path, pretraining_texts: int, finetuning_examples: int) -> tuple[list, list]:
-    unsup = _read_jsonl(data_dir / "imdb" / "unsup.jsonl.gz", pretraining_texts + VALIDATION_TEXTS)
+def _imdb_rows(
+    data_dir: Path, pretraining_texts: int, finetuning_examples: int, validation: int
+) -> tuple[list, list]:
+    unsup = _read_jsonl(data_dir / "imdb" / "unsup.jsonl.gz", pretraining_texts + validation)
     # train.jsonl.gz is sorted by label; a seeded sample mixes both classes.
     labeled = _read_jsonl(data_dir / "imdb" / "train.jsonl.gz")
-    sample = random.Random(0).sample(labeled, finetuning_examples + VALIDATION_TEXTS)
+    sample = random.Random(0).sample(labeled, finetuning_examples + validation)
     return [{"text": row["text"]} for row in unsup], [
         {"text": row["text"], "label": row["label"]} for row in sample
     ]
 
 
-def _synthetic_rows(pretraining_texts: int, finetuning_examples: int) -> tuple[list, list]:
+def _synthetic_rows(pretraining_texts: int, finetuning_examples: int, validation: int) -> tuple[list, list]:
     from tunekit.synthetic import build_synthetic_corpus
 
     corpus = build_synthetic_corpus(
-        num_unlabeled=pretraining_texts + VALIDATION_TEXTS,
-        num_train=finetuning_examples + VALIDATION_TEXTS,
+        num_unlabeled=pretraining_texts + validation,
+        num_train=finetuning_examples + validation,
         num_validation=1,
         num_test=1,
     )
     return [{"text": text} for text in corpus["unlabeled"]["text"]], list(corpus["train"])
 
 
-def write_benchmark_files(
-    directory: Path, source: str, data_dir: Path | None, pretraining_texts: int, finetuning_examples: int
-) -> BenchmarkFiles:
-    """Write the texts both systems read; the validation rows follow the training rows."""
-    if source == "imdb":
+def write_benchmark_files(directory: Path, preset: Preset, data_dir: Path | None) -> BenchmarkFiles:
+    """Write the texts both systems read; `validation_texts` validation rows follow the training rows."""
+    pretraining_texts, finetuning_examples = preset.pretraining_texts, preset.finetuning_examples
+    sizes = (pretraining_texts, finetuning_examples, preset.validation_texts)
+    if preset.data == "imdb":
         if data_dir is None:
             raise TunekitError("data_dir: the IMDb presets need a data directory holding imdb/*.jsonl.gz")
-        unlabeled, labeled = _imdb_rows(data_dir, pretraining_texts, finetuning_examples)
+        unlabeled, labeled = _imdb_rows(data_dir, *sizes)
     else:
-        unlabeled, labeled = _synthetic_rows(pretraining_texts, finetuning_examples)
-    if len(unlabeled) < pretraining_texts + VALIDATION_TEXTS:
+        unlabeled, labeled = _synthetic_rows(*sizes)
+    if len(unlabeled) < pretraining_texts + preset.validation_texts:
         raise TunekitError(f"data_dir: only {len(unlabeled)} unlabeled texts, need {pretraining_texts}")
     directory.mkdir(parents=True, exist_ok=True)
     return BenchmarkFiles(

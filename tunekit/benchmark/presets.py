@@ -40,6 +40,7 @@ class Preset:
     pretraining_texts: int  # the first N unlabeled reviews
     finetuning_examples: int  # a seeded sample of labeled reviews (a multiple of every batch size)
     cases: tuple[Case, ...]
+    validation_texts: int = 32  # scored only after the timed window; small, so it costs little
 
 
 # The BERT of the CPU measurement, the IMDb recipe's encoder and a BERT-base-size encoder.
@@ -65,12 +66,13 @@ PRESETS = {
     "smoke": Preset(
         "smoke",
         data="synthetic",
-        pretraining_texts=300,
-        finetuning_examples=64,
+        pretraining_texts=150,
+        finetuning_examples=32,
         cases=(
-            Case("pretraining", TINY, 32, 8, "no", False, 2, 3),
-            Case("finetuning", TINY, 64, 8, "no", False, 2, 3),
+            Case("pretraining", TINY, 32, 8, "no", False, 1, 2),
+            Case("finetuning", TINY, 64, 8, "no", False, 1, 2),
         ),
+        validation_texts=8,
     ),
     "cpu": Preset(
         "cpu",

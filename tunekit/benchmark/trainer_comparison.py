@@ -6,6 +6,7 @@ length, batch, precision and AdamW settings. Each leg times N optimizer steps af
 steps (see `tunekit.benchmark.measure`).
 """
 
+import gc
 import json
 import logging
 import os
@@ -150,13 +151,15 @@ def run_benchmark(
     check_preset(preset)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     started = time.perf_counter()
+    # Freezing what is alive now (mostly imported modules) keeps every full collection, the
+    # benchmark's own between legs and the systems' during them, from rescanning it.
+    gc.collect()
+    gc.freeze()
     rows: list[Row] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tunekit_benchmark_") as tmp:
         root = Path(tmp)
-        files = write_benchmark_files(
-            root / "data", preset.data, data_dir, preset.pretraining_texts, preset.finetuning_examples
-        )
+        files = write_benchmark_files(root / "data", preset, data_dir)
         tokenizer_dirs = _tokenizer_dirs(preset, files, root)
         for index, case in enumerate(preset.cases):
             if case.compile and not supports_compile():
@@ -167,6 +170,7 @@ def run_benchmark(
                 continue
             tokenizer_dir = tokenizer_dirs[case.encoder.vocab_size]
             rows += run_case(case, model_type, files, tokenizer_dir, root / f"case_{index}", device)
+    gc.unfreeze()
     add_ratios(rows)
     notes += _notes(rows, device)
     meta = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from tunekit.benchmark.corpus import VALIDATION_TEXTS, BenchmarkFiles
+from tunekit.benchmark.corpus import BenchmarkFiles
 from tunekit.benchmark.legs import SEED, WARMUP_RATIO, LegResult, optimizer_settings
 from tunekit.benchmark.measure import StepWindow, optimizer_steps_timed, peak_memory
 from tunekit.benchmark.presets import Case
@@ -49,7 +49,6 @@ def tunekit_arguments(
         validation_file=str(files.pretraining_validation if pretraining else files.finetuning_validation),
         label_names=None if pretraining else LABEL_NAMES,
         max_seq_length=case.seq_len,
-        max_eval_samples=VALIDATION_TEXTS,
         overwrite_cache=True,
     )
     extra = {"torch_compile": True} if case.compile else {}
