@@ -1,14 +1,18 @@
+from dataclasses import replace
+
 import pytest
 
-from tunekit.benchmark.presets import PRESETS, get_preset
+from tunekit.benchmark.presets import PRESETS, TINY, finetuning_case, get_preset
 from tunekit.benchmark.trainer_comparison import check_preset
 from tunekit.benchmark.trainer_legs import group_texts, trainer_optim
 from tunekit.errors import TunekitError
 
 
-def test_overrides_replace_every_cases_step_counts():
+def test_overrides_replace_the_pretraining_step_counts_only():
     preset = get_preset("cpu", warmup_steps=1, steps=4)
-    assert {(c.warmup_steps, c.steps) for c in preset.cases} == {(1, 4)}
+    pretraining, finetuning = preset.cases
+    assert (pretraining.warmup_steps, pretraining.steps) == (1, 4)
+    assert (finetuning.warmup_steps, finetuning.steps) == (16, 16)  # one epoch warm-up, one timed
     assert PRESETS["cpu"].cases[0].steps == 30  # the stored preset is unchanged
 
 
@@ -19,11 +23,15 @@ def test_bad_preset_and_step_counts_name_the_field():
         get_preset("cpu", steps=0)
 
 
-def test_fine_tuning_window_must_fit_in_the_first_epochs_full_batches():
+def test_fine_tuning_times_exactly_its_second_epoch():
     for name in PRESETS:
         check_preset(get_preset(name))
-    with pytest.raises(TunekitError, match="warmup_steps \\+ steps <= 4"):
-        check_preset(get_preset("smoke", steps=4))
+    preset = get_preset("smoke")
+    broken = replace(preset, cases=(replace(preset.cases[1], steps=1),))
+    with pytest.raises(TunekitError, match="warm up for one epoch and time the next \\(2 steps of 8"):
+        check_preset(broken)
+    with pytest.raises(TunekitError, match="must be a multiple of the batch"):
+        finetuning_case(TINY, 64, 8, "no", 20)
 
 
 def test_gpu_preset_covers_bert_base_and_the_imdb_encoder_with_and_without_compile():

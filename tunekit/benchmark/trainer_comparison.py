@@ -46,15 +46,13 @@ class BenchmarkReport:
 
 
 def check_preset(preset: Preset) -> None:
-    """Fine-tuning's timed window must hold only full batches of the first epoch."""
+    """Fine-tuning's timed window must be its second epoch, of full batches only."""
     for case in preset.cases:
-        if case.task != "finetuning":
-            continue
-        full_batches = preset.finetuning_examples // case.batch_size
-        if preset.finetuning_examples % case.batch_size or case.warmup_steps + case.steps > full_batches:
+        epoch = preset.finetuning_examples // case.batch_size
+        if case.task == "finetuning" and not case.warmup_steps == case.steps == epoch:
             raise TunekitError(
-                f"preset {preset.name}: fine-tuning needs warmup_steps + steps <= {full_batches} "
-                f"({preset.finetuning_examples} examples in batches of {case.batch_size})"
+                f"preset {preset.name}: fine-tuning must warm up for one epoch and time the next "
+                f"({epoch} steps of {case.batch_size} over {preset.finetuning_examples} examples)"
             )
 
 

@@ -101,7 +101,8 @@ def run_tunekit_leg(
     return LegResult(
         system="tunekit",
         seconds=window.seconds,
-        # Every fine-tuning batch in the window is full: the training set is a multiple of the batch.
+        # Every fine-tuning batch is full (the training set is a multiple of the batch) and the
+        # window is one whole epoch.
         examples=case.steps * case.batch_size,
         tokens=_tokens_in_window(output_dir / "metrics.jsonl", case),
         peak_memory_mib=memory["mib"],
