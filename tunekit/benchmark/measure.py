@@ -118,7 +118,10 @@ def _release_freed_memory() -> None:
 
 
 MEMORY_NOTES = {
-    "cuda": "peak memory = torch.cuda.max_memory_allocated over the leg",
+    "cuda": (
+        "peak memory = torch.cuda.max_memory_allocated over the leg, less what was allocated when it "
+        "started (nothing, unless an earlier leg left tensors alive)"
+    ),
     "cpu": (
         "peak memory on CPU = highest resident set size sampled every 20 ms during the leg, minus the "
         "resident size at its start (after gc and malloc_trim); an approximation, since one process runs "
@@ -135,8 +138,9 @@ def peak_memory(device: torch.device) -> Iterator[dict[str, float]]:
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+        already = torch.cuda.memory_allocated(device)
         yield result
-        result["mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        result["mib"] = (torch.cuda.max_memory_allocated(device) - already) / 2**20
         return
     baseline, peak, done = _resident_bytes(), [0], threading.Event()
 
