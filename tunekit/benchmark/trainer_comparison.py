@@ -148,7 +148,7 @@ def run_benchmark(
     preset = get_preset(preset_name, warmup_steps, steps)
     check_preset(preset)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), _load_average()
     # Freezing what is alive now (mostly imported modules) keeps every full collection, the
     # benchmark's own between legs and the systems' during them, from rescanning it.
     gc.collect()
@@ -181,9 +181,18 @@ def run_benchmark(
         "data": f"{preset.data}: {preset.pretraining_texts} pretraining texts, "
         f"{preset.finetuning_examples} fine-tuning reviews",
         "wall time": f"{time.perf_counter() - started:.0f} s",
+        # Other work on the machine slows the legs unevenly; the load average says how much there was.
+        "load average (1 min) before / after": f"{load_before} / {_load_average()}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     return BenchmarkReport(rows, notes, meta)
+
+
+def _load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "unknown"
 
 
 def _notes(rows: list[Row], device: str) -> list[str]:
