@@ -40,12 +40,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model_type", choices=("bert", "modernbert"), default="bert")
     parser.add_argument("--warmup_steps", type=int, default=None, help="Override every case's W.")
     parser.add_argument("--steps", type=int, default=None, help="Override every case's timed N.")
+    parser.add_argument(
+        "--tasks", nargs="+", choices=("pretraining", "finetuning"), default=["pretraining", "finetuning"]
+    )
+    parser.add_argument(
+        "--compile",
+        choices=("both", "off", "on"),
+        default="both",
+        help="Which compile cases of the preset run.",
+    )
     args = parser.parse_args(argv)
+    compile_modes = {"both": (False, True), "off": (False,), "on": (True,)}[args.compile]
     setup_logging()
     datasets.disable_progress_bars()  # the per-leg map bars would bury the table
     try:
         report = run_benchmark(
-            args.preset, args.data_dir or default_data_dir(), args.model_type, args.warmup_steps, args.steps
+            args.preset,
+            args.data_dir or default_data_dir(),
+            args.model_type,
+            args.warmup_steps,
+            args.steps,
+            tuple(args.tasks),
+            compile_modes,
         )
     except TunekitError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -16,6 +16,15 @@ def test_overrides_replace_the_pretraining_step_counts_only():
     assert PRESETS["cpu"].cases[0].steps == 30  # the stored preset is unchanged
 
 
+def test_cases_can_be_chosen_by_task_and_compile_mode():
+    eager = get_preset("gpu", compile_modes=(False,))
+    assert len(eager.cases) == 3 and not any(case.compile for case in eager.cases)
+    compiled_pretraining = get_preset("gpu", tasks=("pretraining",), compile_modes=(True,))
+    assert {(c.task, c.compile) for c in compiled_pretraining.cases} == {("pretraining", True)}
+    with pytest.raises(TunekitError, match="no case left"):
+        get_preset("cpu", compile_modes=(True,))
+
+
 def test_bad_preset_and_step_counts_name_the_field():
     with pytest.raises(TunekitError, match="preset: unknown 'tpu'"):
         get_preset("tpu")

@@ -106,9 +106,16 @@ PRESETS = {
 }
 
 
-def get_preset(name: str, warmup_steps: int | None = None, steps: int | None = None) -> Preset:
-    """A preset by name, optionally with the pretraining cases' warm-up and timed steps replaced
-    (fine-tuning always warms up for one epoch and times the next)."""
+def get_preset(
+    name: str,
+    warmup_steps: int | None = None,
+    steps: int | None = None,
+    tasks: tuple[str, ...] = ("pretraining", "finetuning"),
+    compile_modes: tuple[bool, ...] = (False, True),
+) -> Preset:
+    """A preset by name, keeping the cases of `tasks` and `compile_modes`, optionally with the
+    pretraining cases' warm-up and timed steps replaced (fine-tuning always warms up for one
+    epoch and times the next)."""
     if name not in PRESETS:
         raise TunekitError(f"preset: unknown {name!r} (choose from {', '.join(PRESETS)})")
     preset = PRESETS[name]
@@ -124,5 +131,8 @@ def get_preset(name: str, warmup_steps: int | None = None, steps: int | None = N
             steps=steps if steps is not None else case.steps,
         )
         for case in preset.cases
+        if case.task in tasks and case.compile in compile_modes
     )
+    if not cases:
+        raise TunekitError(f"preset {name}: no case left for tasks {tasks} and compile {compile_modes}")
     return replace(preset, cases=cases)

@@ -144,8 +144,10 @@ def run_benchmark(
     model_type: str = "bert",
     warmup_steps: int | None = None,
     steps: int | None = None,
+    tasks: tuple[str, ...] = ("pretraining", "finetuning"),
+    compile_modes: tuple[bool, ...] = (False, True),
 ) -> BenchmarkReport:
-    preset = get_preset(preset_name, warmup_steps, steps)
+    preset = get_preset(preset_name, warmup_steps, steps, tasks, compile_modes)
     check_preset(preset)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     started, load_before = time.perf_counter(), _load_average()
