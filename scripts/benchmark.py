@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import datasets
+import torch
 
 from tunekit.benchmark.presets import PRESETS
 from tunekit.benchmark.table import format_text, write_outputs
@@ -49,7 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         default="both",
         help="Which compile cases of the preset run.",
     )
+    parser.add_argument(
+        "--finetuning_examples",
+        type=int,
+        default=None,
+        help="Override the fine-tuning set (a multiple of its batch).",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads; default: torch's.")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     compile_modes = {"both": (False, True), "off": (False,), "on": (True,)}[args.compile]
     setup_logging()
     datasets.disable_progress_bars()  # the per-leg map bars would bury the table
@@ -62,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             args.steps,
             tuple(args.tasks),
             compile_modes,
+            args.finetuning_examples,
         )
     except TunekitError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -14,6 +14,9 @@ def test_overrides_replace_the_pretraining_step_counts_only():
     assert (pretraining.warmup_steps, pretraining.steps) == (1, 4)
     assert (finetuning.warmup_steps, finetuning.steps) == (16, 16)  # one epoch warm-up, one timed
     assert PRESETS["cpu"].cases[0].steps == 30  # the stored preset is unchanged
+    smaller = get_preset("cpu", finetuning_examples=32)
+    assert smaller.finetuning_examples == 32
+    assert (smaller.cases[1].warmup_steps, smaller.cases[1].steps) == (4, 4)
 
 
 def test_cases_can_be_chosen_by_task_and_compile_mode():

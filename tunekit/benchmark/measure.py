@@ -125,7 +125,7 @@ MEMORY_NOTES = {
     "cpu": (
         "peak memory on CPU = highest resident set size sampled every 20 ms during the leg, minus the "
         "resident size at its start (after gc and malloc_trim); an approximation, since one process runs "
-        "every leg and memory the allocator keeps from earlier legs is reused"
+        "every leg and memory the allocator keeps from earlier legs is reused."
     ),
 }
 

@@ -112,18 +112,20 @@ def get_preset(
     steps: int | None = None,
     tasks: tuple[str, ...] = ("pretraining", "finetuning"),
     compile_modes: tuple[bool, ...] = (False, True),
+    finetuning_examples: int | None = None,
 ) -> Preset:
     """A preset by name, keeping the cases of `tasks` and `compile_modes`, optionally with the
-    pretraining cases' warm-up and timed steps replaced (fine-tuning always warms up for one
-    epoch and times the next)."""
+    pretraining cases' warm-up and timed steps and the fine-tuning set's size replaced
+    (fine-tuning always warms up for one epoch and times the next)."""
     if name not in PRESETS:
         raise TunekitError(f"preset: unknown {name!r} (choose from {', '.join(PRESETS)})")
     preset = PRESETS[name]
     for value, field_name in ((warmup_steps, "warmup_steps"), (steps, "steps")):
         if value is not None and value <= 0:
             raise TunekitError(f"{field_name} must be positive, got {value}")
+    examples = finetuning_examples or preset.finetuning_examples
     cases = tuple(
-        case
+        finetuning_case(case.encoder, case.seq_len, case.batch_size, case.precision, examples)
         if case.task == "finetuning"
         else replace(
             case,
@@ -135,4 +137,4 @@ def get_preset(
     )
     if not cases:
         raise TunekitError(f"preset {name}: no case left for tasks {tasks} and compile {compile_modes}")
-    return replace(preset, cases=cases)
+    return replace(preset, cases=cases, finetuning_examples=examples)

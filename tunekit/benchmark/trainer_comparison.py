@@ -146,8 +146,9 @@ def run_benchmark(
     steps: int | None = None,
     tasks: tuple[str, ...] = ("pretraining", "finetuning"),
     compile_modes: tuple[bool, ...] = (False, True),
+    finetuning_examples: int | None = None,
 ) -> BenchmarkReport:
-    preset = get_preset(preset_name, warmup_steps, steps, tasks, compile_modes)
+    preset = get_preset(preset_name, warmup_steps, steps, tasks, compile_modes, finetuning_examples)
     check_preset(preset)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     started, load_before = time.perf_counter(), _load_average()
