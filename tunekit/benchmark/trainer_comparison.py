@@ -118,7 +118,8 @@ def _tokenizer_dirs(preset: Preset, files: BenchmarkFiles, root: Path) -> dict[i
 
 def run_case(
     case: Case, model_type: str, files: BenchmarkFiles, tokenizer_dir: Path, work: Path, device: str
-):
+) -> list[Row]:
+    """tunekit's leg, then the Trainer's on the same case (with tunekit's AdamW implementation)."""
     logger.info(
         "benchmark: %s %s %s compile=%s: tunekit", case.task, case.encoder.name, case.precision, case.compile
     )
