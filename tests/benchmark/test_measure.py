@@ -17,6 +17,7 @@ def test_window_times_exactly_the_steps_after_warmup():
     closed = time.perf_counter()
     window.step_ended()  # steps after the window do not move it
     assert 0.03 <= window.seconds <= closed - opened + 1e-3
+    assert 0 <= window.cpu_seconds < window.seconds  # sleeping uses no CPU
 
 
 def test_an_unfinished_window_says_how_many_steps_ran():

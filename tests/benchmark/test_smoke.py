@@ -33,6 +33,7 @@ def test_smoke_table_has_both_systems_with_positive_throughput(smoke_run, capsys
     for row in rows:
         assert row["tokens_per_second"] > 0 and row["examples_per_second"] > 0 and row["seconds"] > 0
         assert row["mfu"] is None  # CPU: no peak FLOP/s
+        assert row["cpu_seconds"] > 0 and set(row["cpu_ratios"]) == set(row["ratios"])
     assert any(note.startswith("MFU: no peak FLOP/s") for note in payload["notes"])
 
 

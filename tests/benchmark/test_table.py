@@ -56,9 +56,22 @@ def test_fine_tuning_compares_examples_per_second_with_each_trainer_variant():
     assert format_ratios(rows[0].ratios) == "3.00× pad-max · 1.50× grouped"
 
 
+def test_cpu_time_ratios_use_process_cpu_seconds():
+    rows = add_ratios(
+        [
+            row("tunekit", tokens=1000.0, seconds=4.0, cpu_seconds=2.0),
+            row("Trainer", tokens=1000.0, seconds=4.0, cpu_seconds=4.0),
+        ]
+    )
+    assert rows[0].cpu_time_throughput == 2000.0 and rows[0].cpu_ratios == {"Trainer": 2.0}
+    assert rows[0].ratios == {"Trainer": 1.0}
+    assert "2,000 tok/s" in format_text(rows).splitlines()[2]
+
+
 def test_a_case_without_a_trainer_row_has_no_ratio():
     (only,) = add_ratios([row("tunekit")])
     assert only.ratios == {} and format_ratios(only.ratios) == "—"
+    assert only.cpu_time_throughput is None and only.cpu_ratios == {}
 
 
 def test_text_table_is_aligned_and_shows_units_and_missing_mfu():
@@ -79,5 +92,5 @@ def test_markdown_and_json_files_hold_the_rows_notes_and_meta(tmp_path):
     markdown = md_path.read_text()
     assert markdown == format_markdown(rows, ["a note"], {"device": "cpu"})
     table = [line for line in markdown.splitlines() if line.startswith("|")]
-    assert len(table) == 4 and all(line.count("|") == 10 for line in table)
+    assert len(table) == 4 and all(line.count("|") == 12 for line in table)
     assert "2.00×" in table[2] and "- a note" in markdown

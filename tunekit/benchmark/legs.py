@@ -30,6 +30,7 @@ class LegResult:
     tokens: int  # non-padding tokens in the timed steps' batches
     peak_memory_mib: float
     optimizer: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # process CPU time over the window
 
 
 def optimizer_settings(task: str) -> dict[str, float]:

@@ -36,15 +36,23 @@ class StepWindow:
     completed: int = 0
     started_at: float | None = None
     ended_at: float | None = None
+    # Process CPU time over the same window: on a CPU shared with other work, it measures the
+    # compute a leg used, which wall time (its share of the cores) does not.
+    cpu_started_at: float = 0.0
+    cpu_ended_at: float = 0.0
 
     def step_ended(self) -> None:
         self.completed += 1
         if self.completed == self.warmup_steps:
             synchronize(self.device)
-            self.started_at = time.perf_counter()
+            self.started_at, self.cpu_started_at = time.perf_counter(), time.process_time()
         elif self.completed == self.warmup_steps + self.steps:
             synchronize(self.device)
-            self.ended_at = time.perf_counter()
+            self.ended_at, self.cpu_ended_at = time.perf_counter(), time.process_time()
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.cpu_ended_at - self.cpu_started_at
 
     @property
     def seconds(self) -> float:

@@ -27,6 +27,8 @@ class Row:
     peak_memory_mib: float
     optimizer: str
     ratios: dict[str, float] = field(default_factory=dict)  # Trainer system -> throughput ratio
+    cpu_seconds: float | None = None  # process CPU time of the window (CPU runs only)
+    cpu_ratios: dict[str, float] = field(default_factory=dict)  # the same ratios over CPU time
 
     @property
     def case_key(self) -> tuple:
@@ -36,6 +38,13 @@ class Row:
     def throughput(self) -> float:
         """The compared figure: tokens/s for pretraining, examples/s for fine-tuning."""
         return self.tokens_per_second if self.task == "pretraining" else self.examples_per_second
+
+    @property
+    def cpu_time_throughput(self) -> float | None:
+        """The compared figure per second of process CPU time."""
+        if not self.cpu_seconds:
+            return None
+        return self.throughput * self.seconds / self.cpu_seconds
 
 
 def is_reference(row: Row) -> bool:
@@ -47,13 +56,21 @@ def add_ratios(rows: list[Row]) -> list[Row]:
     for row in rows:
         references = [r for r in rows if is_reference(r) and r.case_key == row.case_key]
         row.ratios = {r.system: row.throughput / r.throughput for r in references if r.throughput > 0}
+        if row.cpu_time_throughput is not None:
+            row.cpu_ratios = {
+                r.system: row.cpu_time_throughput / r.cpu_time_throughput
+                for r in references
+                if r.cpu_time_throughput
+            }
     return rows
 
 
-def format_throughput(row: Row) -> str:
-    if row.task == "pretraining":
-        return f"{row.tokens_per_second:,.0f} tok/s"
-    return f"{row.examples_per_second:,.1f} ex/s"
+def format_throughput(task: str, value: float | None) -> str:
+    if value is None:
+        return DASH
+    if task == "pretraining":
+        return f"{value:,.0f} tok/s"
+    return f"{value:,.2f} ex/s" if value < 10 else f"{value:,.1f} ex/s"
 
 
 def format_ratios(ratios: dict[str, float]) -> str:
@@ -78,6 +95,8 @@ COLUMNS = (
     "MFU",
     "peak memory",
     "vs Trainer",
+    "per CPU-second",
+    "vs Trainer (CPU time)",
 )
 
 
@@ -88,10 +107,12 @@ def cells(row: Row) -> list[str]:
         row.system,
         _precision(row),
         "yes" if row.compile else "no",
-        format_throughput(row),
+        format_throughput(row.task, row.throughput),
         DASH if row.mfu is None else f"{100 * row.mfu:.1f} %",
         f"{row.peak_memory_mib:,.0f} MiB",
         format_ratios(row.ratios),
+        format_throughput(row.task, row.cpu_time_throughput),
+        format_ratios(row.cpu_ratios),
     ]
 
 

@@ -103,6 +103,7 @@ def to_row(case: Case, leg: LegResult, config: PretrainedConfig, device: str) ->
         mfu=usage.mfu,
         peak_memory_mib=leg.peak_memory_mib,
         optimizer=describe_optimizer(leg.optimizer),
+        cpu_seconds=round(leg.cpu_seconds, 3) if device == "cpu" else None,
     )
 
 
@@ -208,6 +209,12 @@ def _notes(rows: list[Row], device: str) -> list[str]:
         "pretraining compares tokens/s, fine-tuning examples/s.",
         MEMORY_NOTES["cuda" if device == "cuda" else "cpu"],
     ]
+    if device == "cpu":
+        notes.append(
+            "CPU time: the same throughput over the process CPU time of the window (time.process_time, "
+            "all threads), and its ratios; on a machine shared with other work this is the steadier "
+            "figure, since wall time also measures the leg's share of the cores."
+        )
     optimizers = sorted({row.optimizer for row in rows})
     notes.append(
         f"Optimizer: AdamW lr/betas/eps/weight decay/clipping identical on both sides; implementation "

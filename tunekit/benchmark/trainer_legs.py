@@ -161,7 +161,8 @@ def _train(
         )
         trainer.train()
     examples, tokens = counter.window(case.warmup_steps, case.steps)
-    return LegResult(system, window.seconds, examples, tokens, memory["mib"], _optimizer_settings(trainer))
+    optimizer = _optimizer_settings(trainer)
+    return LegResult(system, window.seconds, examples, tokens, memory["mib"], optimizer, window.cpu_seconds)
 
 
 def run_trainer_pretraining(

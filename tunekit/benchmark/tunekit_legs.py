@@ -107,4 +107,5 @@ def run_tunekit_leg(
         tokens=_tokens_in_window(output_dir / "metrics.jsonl", case),
         peak_memory_mib=memory["mib"],
         optimizer=optimizer,
+        cpu_seconds=window.cpu_seconds,
     )
