@@ -5,9 +5,9 @@
 # Smoke on CPU: SMOKE=1 bash scripts/gpu_run.sh       (tiny sizes, a slice of the local data, < 2 min)
 # Device call 1 (timeout_s 560, carry [".whl", "device_data/imdb"]):
 #               PHASE=1 bash scripts/gpu_run.sh
-# Unpack what came back into device_data/previous/ (the gpu_run.tar.gz or its parts), then
-# device call 2 (carry [".whl", "device_data/imdb_labeled", "device_data/previous"]):
-#               PHASE=2 DATA_DIR=device_data/imdb_labeled bash scripts/gpu_run.sh
+# Copy what came back (gpu_run.tar.gz or its parts) into device_data/previous/, then
+# device call 2 (timeout_s 300, carry [".whl", "device_data/call2", "device_data/previous"]):
+#               PHASE=2 DATA_DIR=device_data/call2/imdb bash scripts/gpu_run.sh
 # Each call stops itself at BUDGET_S (default 510 s), rebuilds the study report from the cells that
 # finished and packs everything into $OUT/gpu_run.tar.gz (in < 16 MiB parts when larger).
 set -uo pipefail
@@ -17,7 +17,7 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS=1
 PHASE=${PHASE:-1}
 if [[ "${SMOKE:-0}" == 1 ]]; then
   PY=${PYTHON:-python}
-  export DATA_DIR=${DATA_DIR:-outputs/gpu_run_smoke/data} RUN_DIR=${RUN_DIR:-outputs/gpu_run_smoke/run}
+  export DATA_DIR=${DATA_DIR:-outputs/gpu_run_smoke/data/imdb} RUN_DIR=${RUN_DIR:-outputs/gpu_run_smoke/run}
   export OUT=${OUT:-outputs/gpu_run_smoke/out} BUDGET_S=${BUDGET_S:-110}
   "$PY" scripts/prepare_gpu_data.py --rows 240 --output_dir "$DATA_DIR" || exit 2
   exec "$PY" scripts/gpu_run.py run --smoke --phase "$PHASE"

@@ -100,7 +100,7 @@ def test_smoke_mode_runs_the_whole_script_on_cpu(tmp_path):
         **os.environ,
         "SMOKE": "1",
         "PYTHON": sys.executable,
-        "DATA_DIR": str(tmp_path / "data"),
+        "DATA_DIR": str(tmp_path / "data" / "imdb"),
         "RUN_DIR": str(tmp_path / "run"),
         "OUT": str(tmp_path / "out"),
     }

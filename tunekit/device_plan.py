@@ -16,6 +16,11 @@ from pathlib import Path
 from tunekit.device_run import Step
 
 PY = sys.executable
+SMOKE_SEQUENCE_LENGTH = [
+    *["--lengths", "16", "32", "--batch_tokens", "256", "--hidden_size", "32", "--num_hidden_layers", "1"],
+    *["--num_attention_heads", "2", "--intermediate_size", "64", "--vocab_size", "300"],
+    *["--warmup", "1", "--repeats", "1"],
+]
 
 
 @dataclass
@@ -68,7 +73,7 @@ def _study_argv(config: PlanConfig, pretrain_steps: int) -> list[str]:
 def pretrain_steps(config: PlanConfig, tokens_per_step: int, default: int) -> int:
     """Pretraining steps that fill `pretrain_seconds` at the tokens/s the benchmark measured for the
     IMDb encoder (bf16, tunekit); `default` when the benchmark did not get that far."""
-    table = config.run_dir / "benchmark" / "benchmark.json"
+    table = config.run_dir / "benchmark" / "benchmark_eager.json"
     if not table.is_file():
         return default
     rows = json.loads(table.read_text()).get("rows", [])
@@ -89,19 +94,14 @@ def plan_steps(config: PlanConfig) -> tuple[list[Step], list[Step]]:
     run = config.run_dir
     env = Step("env", [PY, "scripts/gpu_run.py", "env", *(["--smoke"] if config.smoke else [])], 60)
     preset = "smoke" if config.smoke else "gpu"
-    benchmark = Step(
-        "benchmark",
-        [
-            PY,
-            "scripts/benchmark.py",
-            "--preset",
-            preset,
-            "--data_dir",
-            str(config.data_dir),
-            "--output_dir",
-            str(run / "benchmark"),
-        ],
-        150,
+    benchmark_argv = [
+        *[PY, "scripts/benchmark.py", "--preset", preset, "--output_dir", str(run / "benchmark")],
+        *["--data_dir", str(config.data_dir.parent)],  # the presets read <data_dir>/imdb/
+    ]
+    # Eager first (phase 1, sizes the study's pretraining); compiled in phase 2.
+    benchmark = Step("benchmark", [*benchmark_argv, "--compile", "off", "--name", "benchmark_eager"], 150)
+    compiled = Step(
+        "benchmark_compiled", [*benchmark_argv, "--compile", "on", "--name", "benchmark_compiled"], 150
     )
 
     def study_argv() -> list[str]:
@@ -118,7 +118,7 @@ def plan_steps(config: PlanConfig) -> tuple[list[Step], list[Step]]:
             "scripts/sequence_length.py",
             "--output_dir",
             str(run / "sequence_length"),
-            *(["--preset", "smoke"] if config.smoke else ["--device", "cuda", "--precision", "bf16"]),
+            *(SMOKE_SEQUENCE_LENGTH if config.smoke else ["--device", "cuda", "--precision", "bf16"]),
         ],
         90,
     )
@@ -184,4 +184,6 @@ def plan_steps(config: PlanConfig) -> tuple[list[Step], list[Step]]:
             )
         )
         steps_list.append(Step("fsdp_loads", [PY, "scripts/gpu_run.py", "check-load", str(run / "fsdp")], 60))
-    return [*steps_list, sequence_length, study, bf16], [report]
+    if config.smoke:
+        return [*steps_list, sequence_length, study], [report]
+    return [*steps_list, sequence_length, compiled, study, bf16], [report]

@@ -6,6 +6,7 @@ directory); `synthetic` is tunekit's built-in corpus, for the smoke preset and t
 
 import gzip
 import json
+import lzma
 import random
 from dataclasses import dataclass
 from itertools import islice
@@ -24,9 +25,13 @@ class BenchmarkFiles:
 
 
 def _read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
+    """`path` or its .xz twin (the compact copy the GPU run carries)."""
+    if not path.is_file() and path.with_suffix(".xz").is_file():
+        path = path.with_suffix(".xz")
     if not path.is_file():
         raise TunekitError(f"data_dir: no file {path}")
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
+    opener = lzma.open if path.suffix == ".xz" else gzip.open
+    with opener(path, "rt", encoding="utf-8") as handle:
         return [json.loads(line) for line in islice(handle, limit)]
 
 
