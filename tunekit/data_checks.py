@@ -40,7 +40,7 @@ def check_file(path: str, field: str, builder: str) -> None:
         with opener(file, "rb") as handle:
             head = handle.read(_PROBE_BYTES)
     except (gzip.BadGzipFile, EOFError, zlib.error, lzma.LZMAError) as error:
-        kind = file.suffix.lstrip(".") if opener is not open else "data"
+        kind = {".gz": "gzip", ".xz": "xz", ".bz2": "bzip2"}[file.suffix]
         raise TunekitError(f"{field}: {path} is not a readable {kind} file ({error})") from None
     if not head.strip():
         raise TunekitError(f"{field}: {path} is empty; expected rows of data")
