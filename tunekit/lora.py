@@ -60,6 +60,8 @@ def lora_config(model_args: ModelArguments) -> LoraConfig:
         lora_dropout=model_args.lora_dropout,
         target_modules=list(target_modules),
         modules_to_save=list(modules_to_save) or None,
+        # GPT-2's projections are Conv1D, whose weight is stored transposed.
+        fan_in_fan_out=model_args.model_type == "gpt2",
     )
 
 
