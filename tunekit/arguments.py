@@ -138,13 +138,9 @@ class ModelArguments:
     def _check_objective_and_lora(self) -> None:
         natural = "clm" if self.is_decoder else "mlm"
         if self.objective is not None and not self.is_lstm and self.objective != natural:
-            kinds = (
-                "decoder (llama, gpt2)"
-                if self.objective == "clm"
-                else "encoder (" + ", ".join(ENCODER_TYPES) + ")"
-            )
+            kinds = DECODER_TYPES if self.objective == "clm" else ENCODER_TYPES
             raise TunekitError(
-                f"objective={self.objective} needs a {kinds} model_type, got {self.model_type}"
+                f"objective={self.objective} needs model_type {' or '.join(kinds)}, got {self.model_type}"
             )
         if self.use_lora and self.is_lstm:
             raise TunekitError(
