@@ -25,8 +25,9 @@ from tunekit.study.arms import (
     BF16_RECURRENCE,
     BF16_SUFFIX,
     architecture_of,
-    fp32_twin,
+    init_of,
     is_bf16,
+    is_lora,
     is_scratch,
     pretraining_of,
     pretraining_order,
@@ -117,7 +118,7 @@ class Study:
         if any(output_dir.glob("checkpoints/step_*/progress.json")):
             changes["resume_from_checkpoint"] = "latest"
         run_args = _stage(recipe, self.args, self.args.pretrain_overrides, **changes)
-        if architecture == "lstm" and self.args.match_lstm_pretraining_tokens:
+        if architecture != "transformer" and self.args.match_lstm_pretraining_tokens:
             run_args = self._match_tokens(run_args)
         return run_pretraining(*run_args)
 
@@ -159,11 +160,15 @@ class Study:
         return model_args, data_args, dataclasses.replace(train_args, max_steps=math.ceil(seen / per_step))
 
     def cell(self, arm: str, budget: str, seed: int) -> dict:
-        architecture, init = fp32_twin(arm).split("_")
+        architecture, init = architecture_of(arm), init_of(arm)
         recipe = {
             ("transformer", "pretrained"): self.args.transformer_finetune_recipe,
             ("transformer", "scratch"): self.args.transformer_scratch_recipe,
+            ("decoder", "pretrained"): self.args.decoder_finetune_recipe,
+            ("decoder", "scratch"): self.args.decoder_finetune_recipe,
         }.get((architecture, init), self.args.lstm_finetune_recipe)
+        if is_lora(arm):
+            recipe = self.args.transformer_lora_recipe
         output_dir = self.root / "cells" / arm / f"budget_{budget}" / f"seed_{seed}"
         changes: dict[str, Any] = {
             "output_dir": str(output_dir),
@@ -193,6 +198,7 @@ class Study:
             "wall_time": results["wall_time"],
             "train_flops": results["train_flops"],
             "num_parameters": results["num_parameters"],
+            "trainable_parameters": results["trainable_parameters"],
             "train_examples": results["train_examples"],
             "mixed_precision": results["mixed_precision"],
         }
@@ -297,6 +303,10 @@ class Study:
             "lstm_pretrain_recipe",
             "lstm_finetune_recipe",
         ]
+        if any(architecture_of(arm) == "decoder" for arm in self.arms()):
+            names += ["decoder_pretrain_recipe", "decoder_finetune_recipe"]
+        if any(is_lora(arm) for arm in self.arms()):
+            names.append("transformer_lora_recipe")
         return [getattr(self.args, name) for name in names]
 
     def commands(self) -> list[str]:
