@@ -1,6 +1,7 @@
-"""Masked-LM pretraining. `accelerate launch scripts/pretrain.py [RECIPE] [--field value ...]`.
+"""Pretraining: masked LM (encoders), causal LM (decoders, `objective: clm`), or the LSTM language model.
 
-With no recipe it runs the embedded default, recipes/tiny/pretrain.yaml. `--help` lists every field.
+`accelerate launch scripts/pretrain.py [RECIPE] [--field value ...]`. With no recipe it runs the
+embedded default, recipes/tiny/pretrain.yaml. `--help` lists every field.
 """
 
 import sys

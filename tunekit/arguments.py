@@ -11,7 +11,10 @@ from typing import Any
 
 from tunekit.errors import TunekitError
 
-TRANSFORMER_TYPES = ("modernbert", "bert", "roberta", "distilbert")
+ENCODER_TYPES = ("modernbert", "bert", "roberta", "distilbert")
+# Causal-LM decoders: pretrained with `objective: clm`, fine-tuned with last-token pooling.
+DECODER_TYPES = ("llama", "gpt2")
+TRANSFORMER_TYPES = (*ENCODER_TYPES, *DECODER_TYPES)
 MODEL_TYPES = (*TRANSFORMER_TYPES, "lstm")
 # Why `padding_free` is refused (README, "Padding-free batches are not available here").
 PADDING_FREE_UNAVAILABLE = (
@@ -19,6 +22,14 @@ PADDING_FREE_UNAVAILABLE = (
     "classifier that pools each flattened sequence; sdpa/flex ignore packed position_ids in "
     "bidirectional encoders, so fine-tuning uses group_by_length with dynamic padding instead"
 )
+# peft's LoraConfig names for the keys of a recipe's `peft:` section, and the flat fields they fill.
+PEFT_SECTION_KEYS = {
+    "r": "lora_r",
+    "lora_alpha": "lora_alpha",
+    "lora_dropout": "lora_dropout",
+    "target_modules": "lora_target_modules",
+    "modules_to_save": "lora_modules_to_save",
+}
 
 
 def _help(text: str, **metadata: Any) -> dict[str, Any]:
@@ -59,9 +70,50 @@ class ModelArguments:
         default=True,
         metadata=_help("LSTM: keep the recurrence in fp32 under bf16/fp16 mixed precision."),
     )
+    objective: str | None = field(
+        default=None,
+        metadata=_help(
+            "Pretraining objective: mlm (encoders) or clm (next-token, decoders llama/gpt2); "
+            "unset = the model type's own.",
+            choices=("mlm", "clm"),
+        ),
+    )
+    use_lora: bool = field(
+        default=False,
+        metadata=_help("Fine-tune LoRA adapters (peft) instead of all weights; a `peft:` section sets it."),
+    )
+    lora_r: int = field(default=8, metadata=_help("LoRA rank (peft: r)."))
+    lora_alpha: int = field(default=16, metadata=_help("LoRA scaling numerator (peft: lora_alpha)."))
+    lora_dropout: float = field(
+        default=0.05, metadata=_help("Dropout on the LoRA input (peft: lora_dropout).")
+    )
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata=_help(
+            "Module names that get adapters (peft: target_modules); unset = tunekit's per-type default."
+        ),
+    )
+    lora_modules_to_save: list[str] | None = field(
+        default=None,
+        metadata=_help(
+            "Modules trained in full and saved with the adapter (peft: modules_to_save); unset = per-type "
+            "default. peft always adds the classifier."
+        ),
+    )
+    lora_base_model_id: str | None = field(
+        default=None,
+        metadata=_help(
+            "Hub id written as the adapter's base_model_name_or_path; unset = the hub_model_id that "
+            "model_name_or_path's results.json records, else model_name_or_path itself."
+        ),
+    )
+    merge_adapter: bool = field(
+        default=False,
+        metadata=_help("LoRA: also save the adapter merged into the model (merge_and_unload) under merged/."),
+    )
 
     def __post_init__(self) -> None:
-        _none_words(self, "model_name_or_path", "tokenizer_name_or_path")
+        _none_words(self, "model_name_or_path", "tokenizer_name_or_path", "objective", "lora_base_model_id")
         _positive(
             self,
             "vocab_size",
@@ -79,7 +131,7 @@ class ModelArguments:
                 f"({self.num_attention_heads})"
             )
         allowed = {"lstm": ("mean", "max", "last"), "modernbert": ("mean", "cls")}.get(
-            self.model_type, ("cls",)
+            self.model_type, ("last",) if self.is_decoder else ("cls",)
         )
         if self.classifier_pooling is not None and self.classifier_pooling not in allowed:
             raise TunekitError(
@@ -87,9 +139,30 @@ class ModelArguments:
                 f"{self.model_type} (choose from {', '.join(allowed)})"
             )
 
+        self._check_objective_and_lora()
+
+    def _check_objective_and_lora(self) -> None:
+        natural = "clm" if self.is_decoder else "mlm"
+        if self.objective is not None and not self.is_lstm and self.objective != natural:
+            kinds = DECODER_TYPES if self.objective == "clm" else ENCODER_TYPES
+            raise TunekitError(
+                f"objective={self.objective} needs model_type {' or '.join(kinds)}, got {self.model_type}"
+            )
+        if self.use_lora and self.is_lstm:
+            raise TunekitError(
+                "use_lora: peft has no LoRA for nn.LSTM; LoRA is available for the transformer model types"
+            )
+        _positive(self, "lora_r", "lora_alpha")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise TunekitError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+
     @property
     def is_lstm(self) -> bool:
         return self.model_type == "lstm"
+
+    @property
+    def is_decoder(self) -> bool:
+        return self.model_type in DECODER_TYPES
 
 
 @dataclass

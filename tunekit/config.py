@@ -16,6 +16,7 @@ from transformers import HfArgumentParser
 
 from tunekit.arguments import (
     MODEL_TYPES,
+    PEFT_SECTION_KEYS,
     TRANSFORMER_TYPES,
     DataArguments,
     ModelArguments,
@@ -90,12 +91,40 @@ def load_recipe_file(path: str | Path, known: set[str]) -> dict[str, Any]:
         values = {}
     if not isinstance(values, dict):
         raise TunekitError(f"{path}: a recipe is a mapping of field: value")
+    if "use_lora" in known:  # recipes of the model fields, which include LoRA's
+        values = _flatten_peft_section(values, path)
     for key in values:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise TunekitError(f"{path}: unknown key {key!r}{hint}")
     return values
+
+
+def _flatten_peft_section(values: dict[str, Any], path: Path) -> dict[str, Any]:
+    """`peft: {r: 8, target_modules: [...]}` (peft's LoraConfig names) -> `use_lora: true, lora_r: 8, ...`.
+
+    The section reads like the peft config a user knows; the flat fields are what the command line
+    overrides (`--lora_r 16`) and what the saved recipe.yaml holds.
+    """
+    section = values.pop("peft", None)
+    if section is None:
+        return values
+    if not isinstance(section, dict):
+        raise TunekitError(
+            f"{path}: peft must be a mapping of LoRA settings ({', '.join(PEFT_SECTION_KEYS)})"
+        )
+    flat = {"use_lora": True}
+    for key, value in section.items():
+        if key not in PEFT_SECTION_KEYS:
+            close = difflib.get_close_matches(str(key), PEFT_SECTION_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TunekitError(f"{path}: unknown key peft.{key}{hint}; known: {', '.join(PEFT_SECTION_KEYS)}")
+        flat[PEFT_SECTION_KEYS[key]] = value
+    for name in flat:
+        if name in values:
+            raise TunekitError(f"{path}: {name} is given both at top level and in the peft section")
+    return {**values, **flat}
 
 
 def parse_recipe(

@@ -10,6 +10,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
+    AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     PretrainedConfig,
@@ -30,6 +31,8 @@ _DROPOUT_FIELDS = {
     "bert": ("hidden_dropout_prob", "attention_probs_dropout_prob"),
     "roberta": ("hidden_dropout_prob", "attention_probs_dropout_prob"),
     "distilbert": ("dropout", "attention_dropout", "seq_classif_dropout"),
+    "gpt2": ("resid_pdrop", "embd_pdrop", "attn_pdrop"),
+    "llama": ("attention_dropout",),
 }
 _SIZE_FIELDS = {
     "distilbert": {
@@ -37,7 +40,14 @@ _SIZE_FIELDS = {
         "num_hidden_layers": "n_layers",
         "num_attention_heads": "n_heads",
         "intermediate_size": "hidden_dim",
-    }
+    },
+    "gpt2": {
+        "hidden_size": "n_embd",
+        "num_hidden_layers": "n_layer",
+        "num_attention_heads": "n_head",
+        "intermediate_size": "n_inner",
+        "max_position_embeddings": "n_positions",
+    },
 }
 
 
@@ -48,8 +58,14 @@ def _token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
         "sep_token_id": tokenizer.sep_token_id,
         "mask_token_id": tokenizer.mask_token_id,
     }
-    # Encoders without separate BOS/EOS reuse CLS/SEP, as ModernBERT's own config does.
-    ids["bos_token_id"], ids["eos_token_id"] = ids["cls_token_id"], ids["sep_token_id"]
+    # Encoders without separate BOS/EOS reuse CLS/SEP, as ModernBERT's own config does; a decoder's
+    # byte-level BPE has its own.
+    ids["bos_token_id"] = (
+        tokenizer.bos_token_id if tokenizer.bos_token_id is not None else ids["cls_token_id"]
+    )
+    ids["eos_token_id"] = (
+        tokenizer.eos_token_id if tokenizer.eos_token_id is not None else ids["sep_token_id"]
+    )
     return {key: value for key, value in ids.items() if value is not None}
 
 
@@ -83,9 +99,7 @@ def transformer_config(
         model_args.model_type,
         vocab_size=padded_vocab_size(len(tokenizer)),
         **sizes,
-        **_token_ids(tokenizer),
-        **_overrides(model_args),
-        **extra,
+        **{**_token_ids(tokenizer), **_overrides(model_args), **extra},
     )
 
 
@@ -146,7 +160,8 @@ def _from_pretrained(auto_class: Any, model_args: ModelArguments, **kwargs: Any)
 def build_pretraining_model(
     model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase
 ) -> PreTrainedModel:
-    """A masked LM for transformers; a (bi)directional language model for the LSTM (ULMFiT-style)."""
+    """A masked LM for encoders, a causal LM for decoders (llama, gpt2), a (bi)directional language
+    model for the LSTM (ULMFiT-style)."""
     if model_args.is_lstm:
         try:
             if model_args.model_name_or_path:
@@ -154,23 +169,32 @@ def build_pretraining_model(
             return LSTMForLanguageModeling(lstm_config(model_args, tokenizer))
         except ValueError as error:
             raise TunekitError(str(error)) from None
+    auto_class = AutoModelForCausalLM if model_args.is_decoder else AutoModelForMaskedLM
     if model_args.model_name_or_path:
-        model = _from_pretrained(AutoModelForMaskedLM, model_args, **_overrides(model_args))
-        return pad_vocabulary(model, max(len(tokenizer), model.config.vocab_size))
-    return pad_vocabulary(
-        AutoModelForMaskedLM.from_config(transformer_config(model_args, tokenizer)), len(tokenizer)
-    )
+        model = _from_pretrained(auto_class, model_args, **_overrides(model_args))
+        used_rows = max(len(tokenizer), model.config.vocab_size)
+    else:
+        model = auto_class.from_config(transformer_config(model_args, tokenizer))
+        used_rows = len(tokenizer)
+    # A decoder's head has no bias to silence padded rows with: it keeps the tokenizer's size.
+    return model if model_args.is_decoder else pad_vocabulary(model, used_rows)
 
 
 def build_classifier(
     model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, label_names: list[str]
 ) -> PreTrainedModel:
-    """A sequence classifier: from a pretrained dir (new head) or randomly initialised from config."""
-    labels = {
+    """A sequence classifier: from a pretrained dir (new head) or randomly initialised from config.
+
+    A decoder classifies from its last real token, found through `config.pad_token_id` (as
+    transformers' *ForSequenceClassification does, for right or left padding).
+    """
+    labels: dict[str, Any] = {
         "num_labels": len(label_names),
         "id2label": dict(enumerate(label_names)),
         "label2id": {name: i for i, name in enumerate(label_names)},
     }
+    if model_args.is_decoder:
+        labels["pad_token_id"] = tokenizer.pad_token_id
     if model_args.is_lstm:
         if model_args.model_name_or_path:
             return _from_pretrained(AutoModelForSequenceClassification, model_args, **labels)

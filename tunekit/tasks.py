@@ -23,6 +23,8 @@ from transformers import PreTrainedTokenizerBase
 
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
 from tunekit.data import load_raw, prepare_splits
+from tunekit.errors import TunekitError
+from tunekit.lora import apply_lora, is_lora, parameter_counts, save_lora
 from tunekit.lstm import language_model_labels
 from tunekit.metrics import classification_metrics
 from tunekit.models import build_classifier, build_pretraining_model, count_parameters
@@ -34,6 +36,7 @@ from tunekit.tokenization import (
     padding_collator,
     tokenize_and_pack,
     tokenize_for_classification,
+    train_byte_level_bpe,
     train_wordpiece,
 )
 from tunekit.train import LoopResult, evaluate_model, make_accelerator, plain_model, train_loop
@@ -66,7 +69,8 @@ def get_tokenizer(
         field = "tokenizer_name_or_path" if model_args.tokenizer_name_or_path else "model_name_or_path"
         return load_tokenizer(source, field)
     if accelerator.is_main_process:
-        tokenizer = train_wordpiece(
+        train_tokenizer = train_byte_level_bpe if model_args.is_decoder else train_wordpiece
+        tokenizer = train_tokenizer(
             texts, model_args.vocab_size, model_args.max_position_embeddings, data_args.text_column
         )
         tokenizer.save_pretrained(output_dir)
@@ -94,6 +98,7 @@ def _finish(
         "train_runtime": round(loop.progress.train_runtime, 2),
         "wall_time": round(time.perf_counter() - started, 2),
         "num_parameters": count_parameters(model),
+        **parameter_counts(model),
         # PaLM model FLOPs (tunekit.flops): flops_per_token x the tokens trained in this run's steps.
         "train_flops": loop.throughput["flops_per_token"] * loop.progress.tokens_seen,
         **loop.throughput,
@@ -104,7 +109,10 @@ def _finish(
     }
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if train_args.save_model:
+        if train_args.save_model and is_lora(model):
+            tokenizer.save_pretrained(output_dir)
+            save_lora(model, output_dir, configs[0], tokenizer)
+        elif train_args.save_model:
             model.save_pretrained(output_dir, save_function=accelerator.save)
             tokenizer.save_pretrained(output_dir)
         save_recipe(output_dir / "recipe.yaml", *configs)
@@ -115,7 +123,7 @@ def _finish(
 
 
 class BlockLanguageModelCollator:
-    """Stacks packed blocks and adds next-token (and previous-token) targets for the LSTM LM."""
+    """Stacks packed blocks and adds next-token targets (and, for the biLSTM LM, previous-token ones)."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, bidirectional: bool) -> None:
         self.pad_token_id, self.bidirectional = tokenizer.pad_token_id, bidirectional
@@ -129,14 +137,17 @@ class BlockLanguageModelCollator:
 def pretraining_collator(
     model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int
 ) -> Any:
-    if model_args.is_lstm:
-        return BlockLanguageModelCollator(tokenizer, model_args.bidirectional)
+    if model_args.is_lstm or model_args.is_decoder:
+        # A decoder is the unidirectional case: next-token targets only, shifted here, not in the model.
+        return BlockLanguageModelCollator(tokenizer, model_args.is_lstm and model_args.bidirectional)
     return mlm_collator(tokenizer, mlm_probability, seed)
 
 
 def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
-    """Pretraining on packed blocks of the training text: masked LM for transformers, a
-    bidirectional language model for the LSTM."""
+    """Pretraining on packed blocks of the training text: masked LM for encoders, causal LM for
+    decoders, a bidirectional language model for the LSTM."""
+    if model_args.use_lora:
+        raise TunekitError("use_lora: LoRA is for fine-tuning; pretraining trains every weight")
     started = time.perf_counter()
     accelerator = make_accelerator(train_args)
     check_run(model_args, data_args, train_args, accelerator)
@@ -176,7 +187,11 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     save_run_recipe(output_dir, accelerator, model_args, data_args, train_args)
     loop = train_loop(model, train_loader, eval_loader, train_args, accelerator)
     extra = {
-        "task": "language-model" if model_args.is_lstm else "masked-lm",
+        "task": "language-model"
+        if model_args.is_lstm
+        else "causal-lm"
+        if model_args.is_decoder
+        else "masked-lm",
         "pretraining_texts_dropped_as_test_copies": splits.dropped_test_copies,
         "model_type": model_args.model_type,
         "train_blocks": len(train_blocks),
@@ -201,6 +216,8 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
         tokenizer = get_tokenizer(model_args, data_args, splits.train, output_dir, accelerator)
         model = build_classifier(model_args, tokenizer, label_names)
         check_model_fits(model, tokenizer, model_args)
+        if model_args.use_lora:
+            model = apply_lora(model, model_args)
         encode = partial(
             tokenize_for_classification,
             tokenizer=tokenizer,

@@ -31,6 +31,14 @@ SPECIAL_TOKENS = {
     "mask_token": "[MASK]",
 }
 BLOCK_ID = "block_id"
+# Byte-level BPE (GPT-2 style): one token ends a document and opens the next, and a separate pad
+# token lets a decoder classifier find each sequence's last real token.
+DECODER_SPECIAL_TOKENS = {
+    "bos_token": "<|endoftext|>",
+    "eos_token": "<|endoftext|>",
+    "unk_token": "<|endoftext|>",
+    "pad_token": "<pad>",
+}
 
 
 def train_wordpiece(
@@ -73,6 +81,35 @@ def train_wordpiece(
     )
 
 
+def train_byte_level_bpe(
+    texts: Sequence[str] | Dataset, vocab_size: int, model_max_length: int, text_column: str = "text"
+) -> PreTrainedTokenizerFast:
+    """A GPT-2-style byte-level BPE trained on `texts`, for causal-LM decoders.
+
+    Every byte is in the initial alphabet, so nothing is ever unknown. Encoding prepends
+    `<|endoftext|>`, the token that precedes every document in packed CLM pretraining, so a
+    classifier or a prompt starts the way pretraining documents did.
+    """
+    specials = list(dict.fromkeys(DECODER_SPECIAL_TOKENS.values()))
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(_text_batches(texts, text_column), trainer=trainer)
+    bos = DECODER_SPECIAL_TOKENS["bos_token"]
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, tokenizer.token_to_id(bos))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, model_max_length=model_max_length, **DECODER_SPECIAL_TOKENS
+    )
+
+
 def _text_batches(texts: Sequence[str] | Dataset, column: str, size: int = 1000) -> Iterator[list[str]]:
     if isinstance(texts, Dataset):
         for batch in texts.select_columns([column]).iter(batch_size=size):
@@ -108,12 +145,17 @@ def tokenize_and_pack(
 ) -> Dataset:
     """Concatenate documents ([SEP]-separated) and cut them into [CLS] … [SEP] blocks of `block_size`.
 
-    Packing wastes no compute on padding; the tail shorter than a block is dropped. Each block gets
-    a `block_id` so MLM masking can be a pure function of which blocks are in a batch.
+    A tokenizer without [CLS]/[SEP] (the decoders' byte-level BPE) separates documents with its
+    EOS token and cuts plain blocks, as transformers' run_clm does. Packing wastes no compute on
+    padding; the tail shorter than a block is dropped. Each block gets a `block_id` so MLM masking
+    can be a pure function of which blocks are in a batch.
     """
     if block_size < 8:
         raise TunekitError(f"max_seq_length must be at least 8 for pretraining, got {block_size}")
-    body = block_size - 2
+    wrap = tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None
+    separator = tokenizer.sep_token_id if wrap else tokenizer.eos_token_id
+    opening, closing = ([tokenizer.cls_token_id], [tokenizer.sep_token_id]) if wrap else ([], [])
+    body = block_size - len(opening) - len(closing)
 
     # Documents longer than the model are expected here (packing cuts them); silence the
     # tokenizer's one-time "sequence longer than maximum" warning, which would suggest otherwise.
@@ -121,15 +163,12 @@ def tokenize_and_pack(
 
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
         ids = tokenizer(batch[text_column], add_special_tokens=False)["input_ids"]
-        return {"ids": [doc + [tokenizer.sep_token_id] for doc in ids]}
+        return {"ids": [doc + [separator] for doc in ids]}
 
     def pack(batch: dict[str, list]) -> dict[str, list]:
         stream = list(chain.from_iterable(batch["ids"]))
         usable = len(stream) // body * body
-        blocks = [
-            [tokenizer.cls_token_id, *stream[i : i + body], tokenizer.sep_token_id]
-            for i in range(0, usable, body)
-        ]
+        blocks = [[*opening, *stream[i : i + body], *closing] for i in range(0, usable, body)]
         return {"input_ids": blocks}
 
     tokenized = dataset.map(

@@ -204,3 +204,36 @@ def test_pretraining_budget_arguments_are_validated():
         StudyArguments(pretrain_budgets=[100, 0])
     with pytest.raises(TunekitError, match="pretrain_budget_unit: 'epochs'"):
         StudyArguments(pretrain_budgets=[100], pretrain_budget_unit="epochs")
+
+
+def test_lora_and_decoder_arms_share_the_tokenizer_and_the_token_budget(study_recipe, tmp_path):
+    stage = yaml.safe_load(
+        Path(yaml.safe_load(Path(study_recipe).read_text())["lstm_pretrain_recipe"]).read_text()
+    )
+    labeled = yaml.safe_load(
+        Path(yaml.safe_load(Path(study_recipe).read_text())["lstm_finetune_recipe"]).read_text()
+    )
+    recipes = {
+        "decoder_pretrain_recipe": {**stage, "model_type": "llama", "objective": "clm"},
+        "decoder_finetune_recipe": {**labeled, "model_type": "llama"},
+        "transformer_lora_recipe": {**labeled, "model_type": "modernbert", "peft": {"r": 4}},
+    }
+    flags = [
+        f"--{name}={write_recipe(tmp_path / f'{name}.yaml', values)}" for name, values in recipes.items()
+    ]
+    arms = ["--arms", "transformer_pretrained_lora", "decoder_pretrained", "decoder_scratch"]
+    (args,) = parse_recipe([study_recipe, *flags, *arms, "--budgets=8"], (StudyArguments,))
+    Study(args).run()
+    root = tmp_path / "study"
+    rows = {row["arm"]: row for row in map(json.loads, (root / "results.jsonl").read_text().splitlines())}
+    assert set(rows) == {"transformer_pretrained_lora", "decoder_pretrained", "decoder_scratch"}
+    lora = rows["transformer_pretrained_lora"]
+    assert 0 < lora["trainable_parameters"] < lora["num_parameters"] / 2
+    assert rows["decoder_scratch"]["trainable_parameters"] == rows["decoder_scratch"]["num_parameters"]
+    decoder = json.loads((root / "pretrain" / "decoder" / "results.json").read_text())
+    encoder = json.loads((root / "pretrain" / "transformer" / "results.json").read_text())
+    assert decoder["task"] == "causal-lm" and decoder["tokens_seen"] >= encoder["tokens_seen"]
+    shared = (root / "tokenizer" / "tokenizer.json").read_text()
+    assert (root / "pretrain" / "decoder" / "tokenizer.json").read_text() == shared
+    report = (root / "report.md").read_text()
+    assert "causal-LM decoder" in report and "`decoder_pretrained`" in report

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from tunekit.errors import TunekitError
-from tunekit.study.arms import ARMS
+from tunekit.study.arms import ARMS, DEFAULT_ARMS
 
 
 @dataclass
@@ -11,7 +11,9 @@ class StudyArguments:
     output_dir: str = field(
         default="outputs/tiny/study", metadata={"help": "Where cells, report and plot go."}
     )
-    arms: list[str] = field(default_factory=lambda: list(ARMS), metadata={"help": f"Arms to run: {ARMS}."})
+    arms: list[str] = field(
+        default_factory=lambda: list(DEFAULT_ARMS), metadata={"help": f"Arms to run: {ARMS}."}
+    )
     budgets: list[str] = field(
         default_factory=lambda: ["100", "1000", "all"],
         metadata={"help": "Label budgets: numbers of labeled training examples, or 'all'."},
@@ -36,7 +38,10 @@ class StudyArguments:
         default="recipes/tiny/lstm.yaml", metadata={"help": "LSTM fine-tuning."}
     )
     match_lstm_pretraining_tokens: bool = field(
-        default=True, metadata={"help": "Give the LSTM LM as many pretraining tokens as the transformer got."}
+        default=True,
+        metadata={
+            "help": "Give the LSTM LM (and the decoder) as many pretraining tokens as the transformer got."
+        },
     )
     lstm_bf16_recurrence: bool = field(
         default=False,
@@ -68,6 +73,18 @@ class StudyArguments:
     )
     pretrain_budget_unit: str = field(
         default="steps", metadata={"help": "Unit of pretrain_budgets: 'steps' (optimizer steps) or 'tokens'."}
+    )
+
+    decoder_pretrain_recipe: str = field(
+        default="recipes/tiny/clm_pretrain.yaml", metadata={"help": "Causal-LM recipe (decoder arms)."}
+    )
+    decoder_finetune_recipe: str = field(
+        default="recipes/tiny/decoder_finetune.yaml",
+        metadata={"help": "Decoder fine-tuning recipe, pretrained and scratch arms."},
+    )
+    transformer_lora_recipe: str = field(
+        default="recipes/tiny/finetune_lora.yaml",
+        metadata={"help": "LoRA fine-tuning recipe (transformer_pretrained_lora)."},
     )
 
     def __post_init__(self) -> None:

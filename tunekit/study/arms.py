@@ -1,12 +1,25 @@
-"""The study's arm names, parsed in one place: `<architecture>_<init>[_bf16]`.
+"""The study's arm names, parsed in one place: `<architecture>_<init>[_lora][_bf16]`.
 
-`init` is `pretrained` or `scratch`; `_bf16` marks an LSTM arm run under bf16 autocast with its
-recurrence in bf16 too. A pretraining is named by its architecture, plus `_bf16` for the LSTM
-language model that the bf16 pretrained arm starts from.
+`architecture` is `transformer` (the masked-LM encoder), `decoder` (a causal-LM decoder) or
+`lstm`; `init` is `pretrained` or `scratch`; `_lora` marks fine-tuning LoRA adapters (peft) on
+the pretrained encoder instead of all its weights; `_bf16` marks an LSTM arm run under bf16
+autocast with its recurrence in bf16 too. A pretraining is named by its architecture, plus
+`_bf16` for the LSTM language model that the bf16 pretrained arm starts from.
 """
 
-ARMS = ("transformer_pretrained", "transformer_scratch", "lstm_scratch", "lstm_pretrained")
+ARMS = (
+    "transformer_pretrained",
+    "transformer_scratch",
+    "lstm_scratch",
+    "lstm_pretrained",
+    "transformer_pretrained_lora",
+    "decoder_pretrained",
+    "decoder_scratch",
+)
+# What the embedded study runs unless `arms` says otherwise (`make demo` keeps to these).
+DEFAULT_ARMS = ARMS[:4]
 BF16_SUFFIX = "_bf16"
+LORA_SUFFIX = "_lora"
 # What a `*_bf16` arm or pretraining changes in its stage recipes.
 BF16_RECURRENCE = {"mixed_precision": "bf16", "lstm_fp32_recurrence": False}
 
@@ -22,6 +35,15 @@ def is_bf16(name: str) -> bool:
 
 def is_scratch(arm: str) -> bool:
     return "_scratch" in arm
+
+
+def is_lora(arm: str) -> bool:
+    return fp32_twin(arm).endswith(LORA_SUFFIX)
+
+
+def init_of(arm: str) -> str:
+    """`pretrained` or `scratch`."""
+    return "scratch" if is_scratch(arm) else "pretrained"
 
 
 def fp32_twin(name: str) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from tunekit.errors import TunekitError
-from tunekit.study.arms import architecture_of, is_bf16, is_scratch
+from tunekit.study.arms import architecture_of, is_bf16, is_lora, is_scratch
 from tunekit.study.report import _arm_key, _budget_key, _budget_label, summarize
 
 
@@ -17,7 +17,8 @@ def _style(arm: str, index: int) -> dict:
     bf16, scratch = is_bf16(arm), is_scratch(arm)
     family = (bf16_shades if bf16 else shades).get(architecture_of(arm))
     color = family[scratch] if family else others[index % len(others)]
-    return {"color": color, "linestyle": "--" if scratch else "-", "marker": "s" if bf16 else "o"}
+    linestyle = "--" if scratch else ":" if is_lora(arm) else "-"
+    return {"color": color, "linestyle": linestyle, "marker": "s" if bf16 else "o"}
 
 
 def plot_learning_curve(

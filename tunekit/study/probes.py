@@ -34,7 +34,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from transformers import AutoModelForMaskedLM
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
 from tunekit import synthetic
 from tunekit.lstm import LSTMForLanguageModeling
@@ -183,14 +183,17 @@ def probe_pretrained(
 ) -> dict[str, float]:
     """Every probe that fits a saved pretraining: the linear probe (fit on ``train``, scored on
     ``test``) and, for a synthetic corpus, the word probe that fits its objective."""
-    lstm = architecture == "lstm"
-    model = (LSTMForLanguageModeling if lstm else AutoModelForMaskedLM).from_pretrained(model_dir)
+    left_to_right = architecture in ("lstm", "decoder")
+    model_class = {"lstm": LSTMForLanguageModeling, "decoder": AutoModelForCausalLM}.get(
+        architecture, AutoModelForMaskedLM
+    )
+    model = model_class.from_pretrained(model_dir)
     tokenizer = load_tokenizer(str(model_dir))
     probes = {"linear_probe_accuracy": linear_probe(model, tokenizer, *train, *test, max_length=max_length)}
     if synthetic_seed is not None:
         name, word_probe = (
             ("next_word_probe_accuracy", next_word_probe)
-            if lstm
+            if left_to_right
             else ("masked_word_probe_accuracy", masked_word_probe)
         )
         probes[name] = word_probe(model, tokenizer, seed=synthetic_seed)
@@ -200,7 +203,11 @@ def probe_pretrained(
 def describe_probes(name: str, results: dict) -> list[str]:
     """One report sentence per probe found in ``results`` (a pretraining's results and probes);
     ``name`` is the architecture, with ``_bf16`` when it was pretrained with a bf16 recurrence."""
-    model = {"transformer": "masked-LM encoder", "lstm": "LSTM language model"}[architecture_of(name)]
+    model = {
+        "transformer": "masked-LM encoder",
+        "lstm": "LSTM language model",
+        "decoder": "causal-LM decoder",
+    }[architecture_of(name)]
     if is_bf16(name):
         model += " pretrained with its recurrence in bf16"
     notes = []

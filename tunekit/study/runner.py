@@ -26,8 +26,9 @@ from tunekit.study.arms import (
     BF16_RECURRENCE,
     BF16_SUFFIX,
     architecture_of,
-    fp32_twin,
+    init_of,
     is_bf16,
+    is_lora,
     is_scratch,
     pretraining_of,
     pretraining_order,
@@ -127,7 +128,8 @@ class Study:
             per_step = _examples_per_step(run_args[2]) * run_args[1].max_seq_length
             unit = self.args.pretrain_budget_unit
             run_args = (*run_args[:2], budgets.with_budget(run_args[2], budget, unit, per_step))
-        if architecture == "lstm" and self.args.match_lstm_pretraining_tokens:
+        # The LSTM LM and the decoder see as many tokens as the encoder did.
+        if architecture != "transformer" and self.args.match_lstm_pretraining_tokens:
             run_args = self._match_tokens(run_args, self.pretrain_dir("transformer", budget))
         return run_pretraining(*run_args)
 
@@ -169,11 +171,15 @@ class Study:
         return model_args, data_args, dataclasses.replace(train_args, max_steps=math.ceil(seen / per_step))
 
     def cell(self, arm: str, budget: str, seed: int, pretrain_budget: int | None = None) -> dict:
-        architecture, init = fp32_twin(arm).split("_")
+        architecture, init = architecture_of(arm), init_of(arm)
         recipe = {
             ("transformer", "pretrained"): self.args.transformer_finetune_recipe,
             ("transformer", "scratch"): self.args.transformer_scratch_recipe,
+            ("decoder", "pretrained"): self.args.decoder_finetune_recipe,
+            ("decoder", "scratch"): self.args.decoder_finetune_recipe,
         }.get((architecture, init), self.args.lstm_finetune_recipe)
+        if is_lora(arm):
+            recipe = self.args.transformer_lora_recipe
         output_dir = self.root / "cells" / arm / f"budget_{budget}" / f"seed_{seed}"
         if pretrain_budget is not None:
             axis_dir = f"pretrain_{self.args.pretrain_budget_unit}_{pretrain_budget}"
@@ -214,6 +220,7 @@ class Study:
             "wall_time": results["wall_time"],
             "train_flops": results["train_flops"],
             "num_parameters": results["num_parameters"],
+            "trainable_parameters": results["trainable_parameters"],
             "train_examples": results["train_examples"],
             "mixed_precision": results["mixed_precision"],
         }
@@ -327,6 +334,10 @@ class Study:
             "lstm_pretrain_recipe",
             "lstm_finetune_recipe",
         ]
+        if any(architecture_of(arm) == "decoder" for arm in self.arms()):
+            names += ["decoder_pretrain_recipe", "decoder_finetune_recipe"]
+        if any(is_lora(arm) for arm in self.arms()):
+            names.append("transformer_lora_recipe")
         return [getattr(self.args, name) for name in names]
 
     def commands(self) -> list[str]:
