@@ -152,7 +152,7 @@ transformers), so `trust_remote_code=True` loads it:
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 classifier = pipeline("text-classification", model="MODEL", trust_remote_code=True)
-tokenizer = AutoTokenizer.from_pretrained("MODEL")
+tokenizer = AutoTokenizer.from_pretrained("MODEL", trust_remote_code=True)
 model = AutoModelForSequenceClassification.from_pretrained("MODEL", trust_remote_code=True)
 ```"""
 _LOAD_MASKED_LM = """```python
