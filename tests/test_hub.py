@@ -12,7 +12,7 @@ from huggingface_hub.utils._http import default_client_factory
 from tunekit.config import parse_recipe
 from tunekit.errors import TunekitError
 from tunekit.hub import HubTarget, files_to_push, push_command, push_output_dir, redact_token
-from tunekit.tasks import run_finetuning
+from tunekit.tasks import run_finetuning, run_pretraining
 
 from .fake_hub import ENDPOINT, FakeHub
 
@@ -182,3 +182,13 @@ def test_push_needs_a_saved_model():
     with pytest.raises(TunekitError, match="push_to_hub needs save_model true"):
         parse_recipe(["--push_to_hub", "true", "--save_model", "false"])
     assert json.loads(json.dumps(redact_token([]))) == []
+
+
+def test_a_pretraining_run_pushes_a_fill_mask_card(hub, pretrain_argv, tmp_path):
+    argv = [*pretrain_argv, "--max_steps", "1", "--push_to_hub", "true", "--hub_model_id", "acme/tiny-mlm"]
+    run_pretraining(*parse_recipe(argv))
+    (commit,) = hub.commits
+    assert commit["repo_id"] == "acme/tiny-mlm" and set(commit["files"]) == RUN_FILES | {"README.md"}
+    card = ModelCard(commit["files"]["README.md"].decode())
+    assert card.data.pipeline_tag == "fill-mask" and card.data.model_name == "acme/tiny-mlm"
+    assert 'pipeline("fill-mask", model="acme/tiny-mlm")' in card.text
