@@ -40,7 +40,7 @@ class FakeHub:
         if request.url.path == "/api/agent-harnesses":
             # huggingface_hub's user-agent detection, asked when an AI agent's env vars are set:
             # not part of a push, so not recorded (the host is still this stand-in's).
-            assert request.url.host == "hub.test"
+            assert str(request.url).startswith(self.endpoint)
             return httpx2.Response(404)
         self.requests.append(request)
         if self.transport_error is not None:

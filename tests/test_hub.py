@@ -2,6 +2,9 @@
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx2
@@ -192,3 +195,35 @@ def test_a_pretraining_run_pushes_a_fill_mask_card(hub, pretrain_argv, tmp_path)
     card = ModelCard(commit["files"]["README.md"].decode())
     assert card.data.pipeline_tag == "fill-mask" and card.data.model_name == "acme/tiny-mlm"
     assert 'pipeline("fill-mask", model="acme/tiny-mlm")' in card.text
+
+
+# HF_ENDPOINT is read when huggingface_hub is imported, so it is set for a fresh process here.
+PUSH_IN_A_FRESH_PROCESS = """
+import json, sys
+from huggingface_hub import constants, set_client_factory
+from tests.fake_hub import FakeHub
+from tunekit.hub import push_command
+
+constants.HF_HUB_OFFLINE = False
+fake = FakeHub(endpoint=constants.ENDPOINT)
+set_client_factory(fake.client_factory())
+status = push_command([sys.argv[1], "--hub_model_id", "acme/env", "--hub_token", "t"])
+print(json.dumps({"status": status, "hosts": sorted({r.url.host for r in fake.requests})}))
+"""
+
+
+def test_hf_endpoint_is_honoured(finished_run):
+    from .conftest import REPO
+
+    env = {**os.environ, "HF_ENDPOINT": "https://mirror.example", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", PUSH_IN_A_FRESH_PROCESS, str(finished_run)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"status": 0, "hosts": ["mirror.example"]}

@@ -222,7 +222,7 @@ def _training(recipe: dict[str, Any], results: dict[str, Any]) -> str:
     lines = [
         f"- **Data:** {_data_description(recipe, results)}; "
         f"sequences of at most {recipe.get('max_seq_length')} tokens.",
-        f"- **Steps:** {number('global_step')} optimizer steps ({number('epochs')} epochs), "
+        f"- **Steps:** {number('global_step')} optimizer steps ({number('epochs')} epoch(s)), "
         f"{number('tokens_seen')} tokens seen, learning rate {recipe.get('learning_rate')} "
         f"({recipe.get('lr_scheduler_type')}), batch {recipe.get('per_device_train_batch_size')} per device "
         f"x {results.get('num_processes', 1)} process(es) x {recipe.get('gradient_accumulation_steps')} "
