@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 from tunekit.cli import run_script
+from tunekit.hub import redact_token
 from tunekit.study import Study, StudyArguments
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "study.yaml"
 
 
 def main(args: StudyArguments) -> None:
-    Study(args, command=shlex.join(["python", *sys.argv])).run()
+    Study(args, command=shlex.join(["python", *redact_token(sys.argv)])).run()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ PEFT_SECTION_KEYS = {
     "target_modules": "lora_target_modules",
     "modules_to_save": "lora_modules_to_save",
 }
+# Fields never written to a saved recipe, a report or a pushed repository.
+SECRET_FIELDS = ("hub_token",)
 
 
 def _help(text: str, **metadata: Any) -> dict[str, Any]:
@@ -335,8 +337,32 @@ class TrainArguments:
         default=False,
         metadata=_help("Flattened batches without padding: not available here (see README); refused."),
     )
+    # Sharing on the Hub (tunekit.hub, tunekit.card).
+    push_to_hub: bool = field(
+        default=False, metadata=_help("Push the finished run (model, tokenizer, card, recipe, results).")
+    )
+    hub_model_id: str | None = field(
+        default=None,
+        metadata=_help(
+            "Hub repository, 'namespace/name' (a bare name goes to your namespace); unset = output dir name."
+        ),
+    )
+    hub_private_repo: bool = field(default=False, metadata=_help("Create the Hub repository as private."))
+    hub_token: str | None = field(
+        default=None,
+        metadata=_help("Hub token; unset = HF_TOKEN, then the saved token file. Never saved."),
+    )
+    hub_include_checkpoints: bool = field(
+        default=False, metadata=_help("Also push checkpoints/ and the tensorboard runs/.")
+    )
+    license: str | None = field(
+        default=None, metadata=_help("License id for the model card's metadata, e.g. apache-2.0.")
+    )
 
     def __post_init__(self) -> None:
+        _none_words(self, "hub_model_id", "hub_token", "license")
+        if self.push_to_hub and not self.save_model:
+            raise TunekitError("push_to_hub needs save_model true: there is no model to push")
         _positive(
             self,
             "per_device_train_batch_size",

@@ -17,6 +17,7 @@ from transformers import HfArgumentParser
 from tunekit.arguments import (
     MODEL_TYPES,
     PEFT_SECTION_KEYS,
+    SECRET_FIELDS,
     TRANSFORMER_TYPES,
     DataArguments,
     ModelArguments,
@@ -177,7 +178,8 @@ def recipe_dict(*configs: Any) -> dict[str, Any]:
     """The resolved recipe, flat like the YAML it came from, for saving next to the outputs."""
     merged: dict[str, Any] = {}
     for config in configs:
-        merged.update(dataclasses.asdict(config))
+        # The Hub token never reaches a file: recipes are saved next to models and pushed.
+        merged.update({k: v for k, v in dataclasses.asdict(config).items() if k not in SECRET_FIELDS})
     return merged
 
 

@@ -222,3 +222,11 @@ def language_model_labels(input_ids: torch.Tensor, bidirectional: bool, pad_toke
         labels.append(torch.cat([ignore, input_ids[:, :-1]], dim=1))
     labels = torch.cat(labels, dim=1)
     return labels.masked_fill(labels == pad_token_id, -100)
+
+
+# Registering for the Auto classes makes `save_pretrained` copy this file next to the weights and
+# write `auto_map` into config.json, so the saved classifier loads with `trust_remote_code=True`
+# where tunekit is not installed. That copy is all a user gets, so this module imports only torch
+# and transformers.
+LSTMConfig.register_for_auto_class()
+LSTMForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")

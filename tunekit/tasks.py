@@ -21,9 +21,11 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from tunekit.card import write_model_card
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
 from tunekit.data import load_raw, prepare_splits
 from tunekit.errors import TunekitError
+from tunekit.hub import push_output_dir, target_from_args
 from tunekit.lora import apply_lora, is_lora, parameter_counts, save_lora
 from tunekit.lstm import language_model_labels
 from tunekit.metrics import classification_metrics
@@ -117,8 +119,12 @@ def _finish(
             tokenizer.save_pretrained(output_dir)
         save_recipe(output_dir / "recipe.yaml", *configs)
         (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_model_card(output_dir, train_args.hub_model_id if train_args.push_to_hub else None)
+    is_main_process = accelerator.is_main_process
     # Last: besides closing trackers, this tears down the process group.
     accelerator.end_training()
+    if train_args.push_to_hub and is_main_process:
+        push_output_dir(output_dir, target_from_args(train_args, output_dir))
     return results
 
 

@@ -86,8 +86,25 @@ class StudyArguments:
         default="recipes/tiny/finetune_lora.yaml",
         metadata={"help": "LoRA fine-tuning recipe (transformer_pretrained_lora)."},
     )
+    # Sharing on the Hub (tunekit.study.publish): each arm's best cell, by validation accuracy.
+    push_to_hub: bool = field(
+        default=False,
+        metadata={"help": "Save every cell's model and push each arm's best (by validation accuracy)."},
+    )
+    hub_model_id: str | None = field(
+        default=None,
+        metadata={"help": "Repository prefix: each arm goes to '<prefix>-<arm>'; unset = output dir name."},
+    )
+    hub_private_repo: bool = field(default=False, metadata={"help": "Create the repositories as private."})
+    hub_token: str | None = field(
+        default=None,
+        metadata={"help": "Hub token; unset = HF_TOKEN, then the saved token file. Never saved."},
+    )
 
     def __post_init__(self) -> None:
+        for name in ("hub_model_id", "hub_token"):
+            if getattr(self, name) in ("", "none", "None", "null"):
+                setattr(self, name, None)
         unknown = [arm for arm in self.arms if arm not in ARMS]
         if unknown or not self.arms:
             raise TunekitError(f"arms: unknown {unknown or 'empty list'}; choose from {', '.join(ARMS)}")

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from accelerate import PartialState
 
-from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
+from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe, recipe_dict
 from tunekit.data import load_raw, prepare_splits, stratified_subset
 from tunekit.errors import TunekitError
 from tunekit.study import budgets
@@ -35,6 +35,7 @@ from tunekit.study.arms import (
 )
 from tunekit.study.plots import plot_learning_curve, plot_pretraining_gain
 from tunekit.study.probes import describe_probes, probe_pretrained
+from tunekit.study.publish import push_best_models
 from tunekit.study.report import (
     format_summary_table,
     load_results,
@@ -187,7 +188,7 @@ class Study:
         changes: dict[str, Any] = {
             "output_dir": str(output_dir),
             "overwrite_output_dir": True,
-            "save_model": False,
+            "save_model": self.args.push_to_hub,  # a cell may be pushed once the study is done
             "seed": seed,
             "max_train_samples": None if budget == "all" else int(budget),
             "tokenizer_name_or_path": str(self.tokenizer_dir),
@@ -299,7 +300,7 @@ class Study:
                 "language-model pretraining as in fine-tuning; the other "
                 "LSTM arms keep the recurrence in fp32."
             )
-        study = yaml.safe_dump(dataclasses.asdict(self.args), sort_keys=False)
+        study = yaml.safe_dump(recipe_dict(self.args), sort_keys=False)
         stages = [f"# {path}\n{Path(path).read_text()}" for path in self._recipes_used()]
         recipe_text = "\n".join([f"# the study, as resolved\n{study}", *stages])
         write_report(
@@ -325,6 +326,9 @@ class Study:
                 f"{results.get('tokens_seen', 0):,} tokens, {results.get('num_parameters', 0):,} parameters"
             )
         print(f"report: {self.root / 'report.md'}  plot: {self.root / 'learning_curve.png'}")
+        if self.args.push_to_hub and PartialState().is_main_process:
+            for arm, url in push_best_models(self.args, rows).items():
+                print(f"pushed best {arm}: {url}")
 
     def _recipes_used(self) -> list[str]:
         names = [
