@@ -7,6 +7,7 @@ from typing import Any
 
 from tunekit.config import RECIPE_DATACLASSES, parse_recipe
 from tunekit.errors import TunekitError
+from tunekit.preemption import RunStopped, stop_signals
 
 
 def setup_logging() -> None:
@@ -35,15 +36,19 @@ def run_script(
 ) -> int:
     """`script.py [RECIPE] [--field value ...]`: run `task` on the parsed recipe.
 
-    A TunekitError becomes one line on stderr and exit status 2.
+    A TunekitError becomes one line on stderr and exit status 2; a run stopped by a signal or a
+    non-finite loss exits with `preemption.EXIT_PREEMPTED` (75) or `EXIT_NON_FINITE_LOSS` (3).
     """
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     if default_recipe and (not argv or argv[0].startswith("-")) and not {"-h", "--help"} & set(argv):
         argv.insert(0, default_recipe)
     try:
-        task(*parse_recipe(argv, dataclass_types))
+        with stop_signals:  # SIGTERM/SIGINT: finish the step, checkpoint, exit EXIT_PREEMPTED
+            task(*parse_recipe(argv, dataclass_types))
     except TunekitError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except RunStopped as stop:  # already logged, with the resume command
+        return stop.exit_code
     return 0

@@ -5,7 +5,6 @@ output directory: the model and tokenizer (`from_pretrained` loads them), `recip
 `metrics.jsonl` and `results.json`.
 """
 
-import json
 import logging
 import platform
 import shutil
@@ -21,6 +20,7 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from tunekit.atomic import atomic_write_json, staged_files
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
 from tunekit.data import load_raw, prepare_splits
 from tunekit.errors import TunekitError
@@ -112,11 +112,12 @@ def _finish(
     }
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if train_args.save_model:
-            model.save_pretrained(output_dir, save_function=accelerator.save)
-            tokenizer.save_pretrained(output_dir)
+        if train_args.save_model:  # each file complete or absent; results.json, last, marks the run done
+            with staged_files(output_dir) as staging:
+                model.save_pretrained(staging, save_function=accelerator.save)
+                tokenizer.save_pretrained(staging)
         save_recipe(output_dir / "recipe.yaml", *configs)
-        (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_json(output_dir / "results.json", results)
     # Last: besides closing trackers, this tears down the process group.
     accelerator.end_training()
     return results

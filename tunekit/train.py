@@ -29,9 +29,16 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from tunekit.checkpoint import Progress, resolve_checkpoint, save_checkpoint
+from tunekit.checkpoint import (
+    Progress,
+    load_best_state,
+    refuse_unsafe_pickles,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from tunekit.config import TrainArguments
 from tunekit.metrics import language_model_metrics
+from tunekit.preemption import RunGuard
 
 logger = logging.getLogger(__name__)
 
@@ -173,10 +180,10 @@ def train_loop(
     best_state: dict[str, torch.Tensor] | None = None
     if args.resume_from_checkpoint:
         checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
+        refuse_unsafe_pickles(checkpoint)
         accelerator.load_state(str(checkpoint))
         progress = Progress.load(checkpoint)
-        if (checkpoint / "best_state.pt").is_file():
-            best_state = torch.load(checkpoint / "best_state.pt", weights_only=True)
+        best_state = load_best_state(checkpoint)
         logger.info("resumed from %s at step %d", checkpoint, progress.global_step)
 
     log = _MetricsLog(accelerator, args.output_dir)
@@ -195,6 +202,7 @@ def train_loop(
     # host wait for the GPU at every step.
     local_tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
     final_metrics: dict[str, float] = {}
+    guard = RunGuard(accelerator, args.output_dir)  # SIGTERM/SIGINT and non-finite loss
     model.train()
 
     def flush_tokens() -> None:
@@ -202,6 +210,12 @@ def train_loop(
         counted = accelerator.reduce(local_tokens.clone(), "sum")
         progress.tokens_seen += int(counted)
         local_tokens = torch.zeros_like(local_tokens)
+
+    def save() -> Path:
+        guard.check_finite()  # never checkpoint non-finite weights
+        flush_tokens()
+        progress.train_runtime = time.perf_counter() - started
+        return save_checkpoint(accelerator, args.output_dir, progress, args.save_total_limit, best_state)
 
     def run_eval() -> dict[str, float]:
         nonlocal best_state
@@ -253,12 +267,14 @@ def train_loop(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             progress.global_step += 1
+            guard.watch_loss(step_loss, progress.global_step)
             progress.batches_in_epoch += len(window)
             window_loss += float(accelerator.reduce(step_loss, "sum") / items)
             window_steps += 1
             bar.update(1)
 
             if progress.global_step % args.logging_steps == 0 or progress.global_step == total_steps:
+                guard.check_finite()
                 flush_tokens()
                 record = {
                     "epoch": progress.epoch,
@@ -271,16 +287,18 @@ def train_loop(
                 window_loss, window_steps = 0.0, 0
             if args.eval_steps and progress.global_step % args.eval_steps == 0:
                 final_metrics = run_eval()
-            if args.save_steps and progress.global_step % args.save_steps == 0:
-                flush_tokens()
-                progress.train_runtime = time.perf_counter() - started
-                path = save_checkpoint(accelerator, args.output_dir, progress, args.save_total_limit)
-                if best_state is not None and accelerator.is_main_process:
-                    torch.save(best_state, path / "best_state.pt")
+            saved = args.save_steps and progress.global_step % args.save_steps == 0
+            if saved:
+                save()
+            if guard.stop_requested():  # SIGTERM/SIGINT on any process: checkpoint and exit
+                if not saved:
+                    save()
+                raise guard.preempted(progress.global_step)
         if progress.global_step < total_steps:  # the epoch ran out of batches
             progress.epoch += 1
             progress.batches_in_epoch = 0
 
+    guard.check_finite()
     flush_tokens()
     if not (args.eval_steps and progress.global_step % args.eval_steps == 0):
         final_metrics = run_eval()
