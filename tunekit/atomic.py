@@ -2,21 +2,19 @@
 
 A file is written next to its target under a temporary name, flushed to disk and renamed over
 the target (`os.replace` is atomic on POSIX), so a reader sees the old file or the new one,
-never a truncated one. Appends to a JSONL log write one whole line per call and fsync it; a
-reader skips a last line without its newline (a kill mid-append) with a warning.
+never a truncated one. Appends to a JSONL log write one whole line per call and fsync it, so at
+most the last line can be cut short by a kill, and readers (`study.report.load_results`) skip
+such a line with a warning.
 """
 
 import contextlib
 import json
-import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 
 def fsync_directory(directory: str | Path) -> None:
@@ -66,16 +64,6 @@ def append_line(path: str | Path, line: str) -> None:
         handle.write(line + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def read_complete_lines(path: str | Path) -> list[str]:
-    """The lines of a log written by `append_line`; a last line without its newline was cut short
-    by a kill mid-append and is dropped with a warning."""
-    text = Path(path).read_text(encoding="utf-8")
-    lines = text.split("\n")
-    if lines[-1]:
-        logger.warning("%s: ignoring a truncated last line (a run killed mid-write?)", path)
-    return [line for line in lines[:-1] if line.strip()]
 
 
 def fsync_tree(root: str | Path) -> None:
