@@ -33,7 +33,7 @@ from tunekit.preemption import (
 )
 from tunekit.tasks import run_pretraining
 
-from .conftest import QUIET, REPO
+from .conftest import QUIET, REPO, TINY_MODEL
 
 KILL_SEED = int(os.environ.get("TUNEKIT_KILL_SEED", "1127"))
 ENV = {
@@ -44,19 +44,13 @@ ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
-# Big enough that a step takes a few milliseconds, so a kill lands mid-run; accumulation 2, and
-# fine-tuning crosses epochs (64 examples, 8 per optimizer step).
-MODEL = [
-    *("--model_type", "modernbert", "--vocab_size", "300", "--hidden_size", "64"),
-    *("--num_hidden_layers", "2", "--num_attention_heads", "2", "--intermediate_size", "128"),
-    *("--max_position_embeddings", "64", "--dropout", "0.1"),
-]
-STEPS = 120
+# Accumulation 2, dropout on, and fine-tuning crosses epochs (64 examples, 8 per optimizer step).
+STEPS = 40
 COMMON = [
-    *MODEL,
+    *TINY_MODEL,
     *QUIET,
-    *("--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2"),
-    *("--learning_rate", "1e-3", "--logging_steps", "1", "--save_steps", "5", "--seed", "3"),
+    *("--dropout", "0.1", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2"),
+    *("--learning_rate", "1e-3", "--logging_steps", "1", "--save_steps", "6", "--seed", "3"),
     *("--max_steps", str(STEPS), "--save_total_limit", "2"),
 ]
 
@@ -66,7 +60,7 @@ def task_argv(task: str, files: dict[str, Path]) -> list[str]:
         return ["--train_file", str(files["unlabeled"]), "--train_split", "train", "--max_seq_length", "32"]
     return [
         *("--train_file", str(files["train"]), "--validation_file", str(files["validation"])),
-        *("--max_seq_length", "48"),
+        *("--max_seq_length", "48", "--model_name_or_path", "none"),
     ]
 
 
@@ -117,7 +111,7 @@ def reference(corpus_files, tmp_path_factory) -> dict[str, Path]:
 def test_sigkill_at_a_random_step_then_resume_latest_is_bitwise_identical(
     task, corpus_files, reference, tmp_path
 ):
-    kill_at = random.Random(f"{KILL_SEED}-{task}").randint(8, STEPS - 30)
+    kill_at = random.Random(f"{KILL_SEED}-{task}").randint(8, STEPS - 8)
     output_dir, log = tmp_path / task, tmp_path / "run.log"
     argv = [*task_argv(task, corpus_files), *COMMON, "--output_dir", str(output_dir)]
     with log.open("w") as out:
@@ -138,7 +132,7 @@ def test_sigkill_at_a_random_step_then_resume_latest_is_bitwise_identical(
 
 @pytest.mark.slow
 def test_sigterm_checkpoints_logs_the_resume_command_and_exits_75(corpus_files, reference, tmp_path):
-    stop_at = random.Random(f"{KILL_SEED}-sigterm").randint(6, STEPS - 30)
+    stop_at = random.Random(f"{KILL_SEED}-sigterm").randint(4, STEPS - 8)
     output_dir, log = tmp_path / "pretrain", tmp_path / "run.log"
     argv = [*task_argv("pretrain", corpus_files), *COMMON, "--output_dir", str(output_dir)]
     with log.open("w") as out:
@@ -182,7 +176,7 @@ def test_sigterm_to_one_ddp_process_stops_both_and_resumes_bitwise(corpus_files,
     log = tmp_path / "run.log"
     run_to_end(torchrun([*argv, "--output_dir", str(tmp_path / "reference")]), log)
     output_dir = tmp_path / "stopped"
-    stop_at = random.Random(f"{KILL_SEED}-ddp").randint(6, STEPS - 40)
+    stop_at = random.Random(f"{KILL_SEED}-ddp").randint(4, STEPS - 10)
     with log.open("a") as out:
         launcher = subprocess.Popen(
             torchrun([*argv, "--output_dir", str(output_dir)]), stdout=out, stderr=subprocess.STDOUT, env=ENV
@@ -230,6 +224,8 @@ def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpo
         "2",
         "--logging_steps",
         "100",
+        "--save_total_limit",
+        "5",
         "--output_dir",
         str(output_dir),
     ]

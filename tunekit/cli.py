@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tunekit.config import RECIPE_DATACLASSES, parse_recipe
+from tunekit.console import quiet_expected_warnings
 from tunekit.errors import TunekitError
 from tunekit.preemption import RunStopped, stop_signals
 
@@ -17,6 +18,7 @@ def setup_logging() -> None:
     # The libraries' per-call chatter (weight-loading bars, shard writes) drowns the training log.
     for name in ("transformers", "datasets", "accelerate"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_expected_warnings()
     try:
         import datasets
         import transformers

@@ -61,6 +61,25 @@ class StudyProgress:
         self.bar.close()
 
 
+class _LoadReportFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
+class _TiedWeightsNote(logging.Filter):
+    """accelerate warns "Removed shared tensor {'decoder.weight'}" at every checkpoint of a model whose
+    decoder is tied to its embeddings: safetensors stores a tied tensor once, and the tie is restored
+    on load (the resume tests compare the weights bitwise). Expected, so it is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Removed shared tensor" not in record.getMessage()
+
+
+def quiet_expected_warnings() -> None:
+    """Called by the scripts' logging set-up."""
+    logging.getLogger("accelerate.utils.other").addFilter(_TiedWeightsNote())
+
+
 def _outside(keys: list[str], prefix: str) -> bool:
     return all(not key.startswith(prefix + ".") for key in keys)
 
@@ -70,16 +89,17 @@ def from_pretrained_reporting_head_swap(auto_class: Any, source: str, **kwargs: 
 
     transformers logs a LOAD REPORT table whenever keys are missing or unexpected. Loading a
     classifier from a pretraining checkpoint always drops the pretraining decoder and creates the
-    classification head, so that table is expected: it is muted (the modeling_utils logger, for
-    this call only) and the load info checked instead. Keys inside the shared encoder that are
+    classification head, so that table is expected: it is filtered out (on the modeling_utils
+    logger, for this call only) and the load info checked instead. Keys inside the shared encoder that are
     missing or unexpected are not expected, and still warn."""
     modeling_logger = transformers.utils.logging.get_logger("transformers.modeling_utils")
-    level = modeling_logger.level
-    modeling_logger.setLevel(logging.ERROR)
+    # A filter, not a level: transformers 5 checks this logger's level to decide other warnings.
+    mute = _LoadReportFilter()
+    modeling_logger.addFilter(mute)
     try:
         model, info = auto_class.from_pretrained(source, output_loading_info=True, **kwargs)
     finally:
-        modeling_logger.setLevel(level)
+        modeling_logger.removeFilter(mute)
     missing, unexpected = list(info["missing_keys"]), list(info["unexpected_keys"])
     mismatched = list(info.get("mismatched_keys", []))
     prefix = model.base_model_prefix

@@ -13,6 +13,7 @@ checkpointed) and at the end. The run then stops with `EXIT_NON_FINITE_LOSS`, na
 the last good checkpoint stays and no final model is written.
 """
 
+import functools
 import logging
 import os
 import shlex
@@ -112,6 +113,13 @@ class StopSignals:
 stop_signals = StopSignals()
 
 
+@functools.cache
+def _cpu_group() -> dist.ProcessGroup | None:
+    """The group the stop vote runs in: the default one under gloo; under NCCL, which cannot reduce
+    CPU tensors, one gloo side group per process (created once: a study trains many runs)."""
+    return None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+
+
 class RunGuard:
     """The loop's view of stop requests and of the loss's health."""
 
@@ -119,10 +127,7 @@ class RunGuard:
         self.accelerator = accelerator
         self.output_dir = output_dir
         self._first_bad_step = torch.full((), -1, dtype=torch.long, device=accelerator.device)
-        self._group = None
-        if accelerator.num_processes > 1 and dist.is_initialized():
-            # NCCL cannot reduce CPU tensors; a gloo side group keeps the vote off the GPU stream.
-            self._group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+        self._group = _cpu_group() if accelerator.num_processes > 1 and dist.is_initialized() else None
 
     def _last_checkpoint(self) -> str | None:
         found = list_checkpoints(self.output_dir)
