@@ -48,6 +48,18 @@ class StudyProgress:
         )
         self.enabled = enabled
 
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """While a cell trains, the loop's info lines (best weights restored...) stay off the console:
+        the cell's one line says how it went. Warnings still show."""
+        loop_logger = logging.getLogger("tunekit.train")
+        level = loop_logger.level
+        loop_logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            loop_logger.setLevel(level)
+
     def cell_done(self, row: dict[str, Any]) -> None:
         line = (
             f"cell {row['arm']} / budget {row['budget']} / seed {row['seed']}: "

@@ -251,7 +251,8 @@ class Study:
             logger.info("skipping %d finished cells", len(grid) - len(todo))
         progress = StudyProgress(len(grid), len(grid) - len(todo), PartialState().is_local_main_process)
         for arm, budget, seed in todo:
-            row = self.cell(arm, budget, seed)
+            with progress.running():
+                row = self.cell(arm, budget, seed)
             append_line(self.results_path, json.dumps(row))
             progress.cell_done(row)
         progress.close()
