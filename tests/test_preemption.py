@@ -257,3 +257,19 @@ def test_resume_command_replaces_a_given_checkpoint_and_names_torchrun(monkeypat
     assert resume_command(worker) == (
         "torchrun --nnodes 1 --nproc_per_node 2 scripts/pretrain.py --seed=3 --resume_from_checkpoint latest"
     )
+
+
+def test_outside_the_training_loop_the_signals_act_at_once(monkeypatch):
+    from tunekit.preemption import StopSignals, stop_signals
+
+    monkeypatch.setattr(StopSignals, "loops_running", 0)
+    with stop_signals, pytest.raises(SystemExit) as stopped:
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    monkeypatch.setattr(StopSignals, "loops_running", 1)
+    with stop_signals:
+        os.kill(os.getpid(), signal.SIGTERM)  # during training: only a request
+        assert StopSignals.received == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):  # then Ctrl-C: the user does not want to wait
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) != stop_signals._handle  # restored on exit

@@ -1,11 +1,13 @@
 """Stopping a run cleanly: on SIGTERM/SIGINT, and when the loss stops being a number.
 
-SIGTERM (a scheduler's preemption notice) or SIGINT (Ctrl-C) only sets a flag; the loop finishes
-the optimizer step it is in, writes a checkpoint, logs the command that resumes it and exits with
-`EXIT_PREEMPTED`. A second SIGINT interrupts at once. Under DDP the processes agree on the stop
-step: the flag is all-reduced (max) at every step over a gloo group of CPU tensors, so a signal
-that reaches one process stops all of them after the same step, and no GPU stream is synced for
-it. That costs one small host-side collective per step, which only multi-process runs pay.
+SIGTERM (a scheduler's preemption notice) or SIGINT (Ctrl-C) during training only sets a flag;
+the loop finishes the optimizer step it is in, writes a checkpoint, logs the command that resumes
+it and exits with `EXIT_PREEMPTED`. A second SIGINT interrupts at once, and outside the training
+loop (data preparation, final evaluation) both signals act at once, as by default (exit 143, or
+KeyboardInterrupt). Under DDP the processes agree on the stop step: the flag is all-reduced (max)
+at every step over a gloo group of CPU tensors, so a signal that reaches one process stops all of
+them after the same step, and no GPU stream is synced for it. That costs one small host-side
+collective per step, which only multi-process runs pay.
 
 A non-finite loss is tracked on the device (no host sync per step) and read where the loop reads
 the host anyway: at logging steps, before every checkpoint (so non-finite weights are never
@@ -85,6 +87,7 @@ class StopSignals:
     tunekit in-process keeps its own signal handling unless it enters `stop_signals` itself."""
 
     received: int | None = None  # shared by every guard in the process
+    loops_running = 0  # outside a training loop there is nothing to finish: the signals act at once
     _previous: dict[int, object] = {}  # noqa: RUF012 - process-wide on purpose
 
     def __enter__(self) -> "StopSignals":
@@ -100,8 +103,10 @@ class StopSignals:
         self._previous.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: the user does not want to wait
+        if StopSignals.loops_running == 0 or (self.received is not None and signum == signal.SIGINT):
+            # Not training (loading data, tokenizing, evaluating at the end), or a second Ctrl-C:
+            # what the signal does by default, with `finally` blocks run.
+            raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
         if self.received is None:
             logger.warning(
                 "received %s: finishing this optimizer step, then checkpointing and stopping",
@@ -127,6 +132,7 @@ class RunGuard:
         self.accelerator = accelerator
         self.output_dir = output_dir
         self._first_bad_step = torch.full((), -1, dtype=torch.long, device=accelerator.device)
+        StopSignals.loops_running += 1
         self._group = _cpu_group() if accelerator.num_processes > 1 and dist.is_initialized() else None
 
     def _last_checkpoint(self) -> str | None:
@@ -153,6 +159,11 @@ class RunGuard:
         if self.accelerator.is_main_process:
             logger.error(message)
         raise NonFiniteLoss(message)
+
+    def close(self) -> None:
+        """The loop is done: a last health check, and signals act at once again."""
+        self.check_finite()
+        StopSignals.loops_running -= 1
 
     def stop_requested(self) -> bool:
         """True on every process once any of them got SIGTERM/SIGINT."""

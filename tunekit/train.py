@@ -298,7 +298,7 @@ def train_loop(
             progress.epoch += 1
             progress.batches_in_epoch = 0
 
-    guard.check_finite()
+    guard.close()
     flush_tokens()
     if not (args.eval_steps and progress.global_step % args.eval_steps == 0):
         final_metrics = run_eval()
