@@ -13,6 +13,7 @@ from typing import Any
 import datasets
 import transformers
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from tunekit.lstm import LSTMConfig
 
@@ -56,7 +57,8 @@ class StudyProgress:
         level = loop_logger.level
         loop_logger.setLevel(logging.WARNING)
         try:
-            yield
+            with logging_redirect_tqdm():  # log lines above the bar, not through it
+                yield
         finally:
             loop_logger.setLevel(level)
 
