@@ -15,10 +15,12 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 # torch first and pinned: an unpinned torch would pull several GB of CUDA wheels.
+# -qq: pip prints errors only (not the warnings a machine's own pip config can trigger).
+PIP_QUIET := -qq
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install $(PIP_QUIET) --upgrade pip
+	$(BIN)/pip install $(PIP_QUIET) torch==2.13.0
+	$(BIN)/pip install $(PIP_QUIET) -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

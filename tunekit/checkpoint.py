@@ -2,21 +2,30 @@
 
 `accelerator.save_state` stores model, optimizer, scheduler and every RNG; tunekit adds the loop's
 position (`progress.json`) so a resumed run continues at the exact next batch. A checkpoint is
-written to a temporary directory and renamed into place, so a crash mid-write never leaves a
-half checkpoint that `latest` would pick.
+written to a temporary directory, flushed to disk and renamed into place, so a crash or a full
+disk mid-write never leaves a half checkpoint that `latest` would pick; old checkpoints are
+renamed out of the `step_N` namespace before they are deleted, for the same reason.
 """
 
+import errno
 import json
+import logging
+import pickle
 import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 
+from tunekit.atomic import atomic_write_text, fsync_directory, fsync_tree
 from tunekit.errors import TunekitError
 
+logger = logging.getLogger(__name__)
+
 PROGRESS_FILE = "progress.json"
+BEST_STATE_FILE = "best_state.pt"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
@@ -33,7 +42,7 @@ class Progress:
     best_step: int | None = None
 
     def save(self, directory: Path) -> None:
-        (directory / PROGRESS_FILE).write_text(json.dumps(asdict(self)))
+        atomic_write_text(directory / PROGRESS_FILE, json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, directory: Path) -> "Progress":
@@ -74,19 +83,71 @@ def resolve_checkpoint(value: str, output_dir: str | Path) -> Path:
     return path
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, progress: Progress, limit: int) -> Path:
+def save_checkpoint(
+    accelerator: Accelerator,
+    output_dir: str | Path,
+    progress: Progress,
+    limit: int,
+    best_state: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write `step_N` (with the best weights so far, when kept) and rotate; return its path."""
     final = checkpoints_dir(output_dir) / f"step_{progress.global_step}"
     staging = final.with_name(final.name + ".tmp")
     if accelerator.is_main_process and staging.exists():
         shutil.rmtree(staging)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging))
+    try:
+        accelerator.save_state(str(staging))
+        if accelerator.is_main_process:
+            if best_state is not None:
+                torch.save(best_state, staging / BEST_STATE_FILE)
+            progress.save(staging)
+            fsync_tree(staging)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        previous = list_checkpoints(output_dir)
+        kept = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint"
+        reason = "disk full" if error.errno == errno.ENOSPC else error.strerror or str(error)
+        raise TunekitError(f"could not write checkpoint {final} ({reason}); {kept}") from error
     if accelerator.is_main_process:
-        progress.save(staging)
         if final.exists():
-            shutil.rmtree(final)
+            _remove(final)
         staging.rename(final)
+        fsync_directory(final.parent)
         for old in list_checkpoints(output_dir)[:-limit]:
-            shutil.rmtree(old)
+            _remove(old)
     accelerator.wait_for_everyone()
     return final
+
+
+def _remove(checkpoint: Path) -> None:
+    """Rename, then delete: a crash mid-delete leaves a `.deleting` dir, never a gutted `step_N`."""
+    doomed = checkpoint.with_name(checkpoint.name + ".deleting")
+    shutil.rmtree(doomed, ignore_errors=True)
+    checkpoint.rename(doomed)
+    shutil.rmtree(doomed)
+
+
+def _load_tensors_only(path: Path) -> object:
+    """torch.load restricted to tensors and plain containers: a pickled object that would run code
+    on load is refused with a TunekitError instead of being executed."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise TunekitError(
+            f"resume_from_checkpoint: refusing to load {path}: it holds more than tensors "
+            f"({str(error).splitlines()[0]})"
+        ) from None
+
+
+def load_best_state(checkpoint: Path) -> dict[str, torch.Tensor] | None:
+    path = checkpoint / BEST_STATE_FILE
+    return _load_tensors_only(path) if path.is_file() else None  # type: ignore[return-value]
+
+
+def refuse_unsafe_pickles(checkpoint: Path) -> None:
+    """accelerate loads registered objects (`custom_checkpoint_*.pkl`: the LR scheduler) with
+    weights_only=False; check first that they hold nothing but plain data. Its other files it
+    already loads with weights_only=True."""
+    for path in sorted(checkpoint.glob("custom_checkpoint_*.pkl")):
+        _load_tensors_only(path)

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.config import RECIPE_DATACLASSES, ModelArguments, parse_recipe
+from tunekit.console import quiet_expected_warnings
 from tunekit.errors import TunekitError
+from tunekit.preemption import RunStopped, stop_signals
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +23,7 @@ def setup_logging() -> None:
     # The libraries' per-call chatter (weight-loading bars, shard writes) drowns the training log.
     for name in ("transformers", "datasets", "accelerate"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_expected_warnings()
     try:
         import datasets
         import transformers
@@ -41,7 +44,8 @@ def run_script(
     """`script.py [RECIPE] [--field value ...] [--debug]`: run `task` on the parsed recipe.
 
     A TunekitError becomes one line on stderr and exit status 2; `--debug` or TUNEKIT_DEBUG=1
-    prints its traceback first.
+    prints its traceback first. A run stopped by a signal or a non-finite loss exits with
+    `preemption.EXIT_PREEMPTED` (75) or `EXIT_NON_FINITE_LOSS` (3).
     """
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -51,15 +55,18 @@ def run_script(
     if use_default and not {"-h", "--help"} & set(argv):
         argv = [str(default_recipe), *_default_recipe_adjustments(argv)]
     try:
-        configs = parse_recipe(argv, dataclass_types)
-        if use_default:
-            _check_default_recipe_model(configs, argv)
-        task(*configs)
+        with stop_signals:  # SIGTERM/SIGINT: finish the step, checkpoint, exit EXIT_PREEMPTED
+            configs = parse_recipe(argv, dataclass_types)
+            if use_default:
+                _check_default_recipe_model(configs, argv)
+            task(*configs)
     except TunekitError as error:
         if debug:
             traceback.print_exc()
         print("error: " + " ".join(str(error).split("\n")), file=sys.stderr)
         return 2
+    except RunStopped as stop:  # already logged, with the resume command
+        return stop.exit_code
     return 0
 
 

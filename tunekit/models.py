@@ -19,6 +19,7 @@ from transformers import (
 )
 
 from tunekit.config import ModelArguments
+from tunekit.console import from_pretrained_reporting_head_swap
 from tunekit.errors import TunekitError
 from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling, LSTMForSequenceClassification
 
@@ -150,7 +151,7 @@ def _from_pretrained(auto_class: Any, model_args: ModelArguments, **kwargs: Any)
                 f"model_name_or_path {source!r} holds a {saved_type} model but model_type is "
                 f"{model_args.model_type}"
             )
-        return auto_class.from_pretrained(source, **kwargs)
+        return from_pretrained_reporting_head_swap(auto_class, source, **kwargs)
     except (OSError, ValueError, SafetensorError) as error:
         raise TunekitError(
             f"model_name_or_path: cannot load {source!r} ({str(error).splitlines()[0]})"

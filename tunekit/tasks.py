@@ -5,7 +5,6 @@ output directory: the model and tokenizer (`from_pretrained` loads them), `recip
 `metrics.jsonl` and `results.json`.
 """
 
-import json
 import logging
 import platform
 import shutil
@@ -21,6 +20,7 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from tunekit.atomic import atomic_write_json, staged_files
 from tunekit.card import write_model_card
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
 from tunekit.data import load_raw, prepare_splits
@@ -114,11 +114,12 @@ def _finish(
         if train_args.save_model and is_lora(model):
             tokenizer.save_pretrained(output_dir)
             save_lora(model, output_dir, configs[0], tokenizer)
-        elif train_args.save_model:
-            model.save_pretrained(output_dir, save_function=accelerator.save)
-            tokenizer.save_pretrained(output_dir)
+        elif train_args.save_model:  # each file complete or absent; results.json marks the run done
+            with staged_files(output_dir) as staging:
+                model.save_pretrained(staging, save_function=accelerator.save)
+                tokenizer.save_pretrained(staging)
         save_recipe(output_dir / "recipe.yaml", *configs)
-        (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_json(output_dir / "results.json", results)
         write_model_card(output_dir, train_args.hub_model_id if train_args.push_to_hub else None)
     is_main_process = accelerator.is_main_process
     # Last: besides closing trackers, this tears down the process group.

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,11 +28,18 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from tunekit.checkpoint import Progress, resolve_checkpoint, save_checkpoint
+from tunekit.checkpoint import (
+    Progress,
+    load_best_state,
+    refuse_unsafe_pickles,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from tunekit.config import TrainArguments
 from tunekit.metrics import language_model_metrics
 from tunekit.mlm_head import install_masked_only_head
 from tunekit.optim import build_optimizer, configure_matmul, resolve_mixed_precision
+from tunekit.preemption import RunGuard
 from tunekit.step import LossWindow, model_forward, optimizer_step, summed_loss
 from tunekit.throughput import MetricsLog, ThroughputMeter, postfix
 
@@ -153,10 +161,10 @@ def train_loop(
     best_state: dict[str, torch.Tensor] | None = None
     if args.resume_from_checkpoint:
         checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
+        refuse_unsafe_pickles(checkpoint)
         accelerator.load_state(str(checkpoint))
         progress = Progress.load(checkpoint)
-        if (checkpoint / "best_state.pt").is_file():
-            best_state = torch.load(checkpoint / "best_state.pt", weights_only=True)
+        best_state = load_best_state(checkpoint)
         logger.info("resumed from %s at step %d", checkpoint, progress.global_step)
 
     log = MetricsLog(accelerator, args.output_dir)
@@ -174,6 +182,7 @@ def train_loop(
     window = LossWindow(accelerator.device)
     fine_tuning = metric_fn is not None
     final_metrics: dict[str, float] = {}
+    guard = RunGuard(accelerator, args.output_dir)  # SIGTERM/SIGINT and non-finite loss
     model.train()
 
     def flush(keep_loss: bool = False) -> float:
@@ -191,6 +200,14 @@ def train_loop(
         mean_loss = loss / max(1, window.steps)
         window = window.counted() if keep_loss else LossWindow(accelerator.device)
         return mean_loss
+
+    def save() -> Path:
+        guard.check_finite()  # never checkpoint non-finite weights
+        flush(keep_loss=True)  # the loss window runs on to the next logging step
+        progress.train_runtime = time.perf_counter() - started
+        path = save_checkpoint(accelerator, args.output_dir, progress, args.save_total_limit, best_state)
+        meter.resume()
+        return path
 
     def run_eval() -> dict[str, float]:
         nonlocal best_state
@@ -228,10 +245,12 @@ def train_loop(
             # anything that reads `work` on the host makes it wait for the device.
             window.add(work)
             progress.global_step += 1
+            guard.watch_loss(work.loss, progress.global_step)  # on the device: no wait
             progress.batches_in_epoch += len(micro_batches)
             bar.update(1)
 
             if progress.global_step % args.logging_steps == 0 or progress.global_step == total_steps:
+                guard.check_finite()
                 record = {"epoch": progress.epoch, "loss": flush()}
                 record |= {"learning_rate": scheduler.get_last_lr()[0], "tokens_seen": progress.tokens_seen}
                 record |= meter.report(plain_model(accelerator, model), window=True, fine_tuning=fine_tuning)
@@ -242,17 +261,18 @@ def train_loop(
                 meter.pause(sync=True)
                 final_metrics = run_eval()
                 meter.resume()
-            if args.save_steps and progress.global_step % args.save_steps == 0:
-                flush(keep_loss=True)  # the loss window runs on to the next logging step
-                progress.train_runtime = time.perf_counter() - started
-                path = save_checkpoint(accelerator, args.output_dir, progress, args.save_total_limit)
-                if best_state is not None and accelerator.is_main_process:
-                    torch.save(best_state, path / "best_state.pt")
-                meter.resume()
+            saved = args.save_steps and progress.global_step % args.save_steps == 0
+            if saved:
+                save()
+            if guard.stop_requested():  # SIGTERM/SIGINT on any process: checkpoint and exit
+                if not saved:
+                    save()
+                raise guard.preempted(progress.global_step)
         if progress.global_step < total_steps:  # the epoch ran out of batches
             progress.epoch += 1
             progress.batches_in_epoch = 0
 
+    guard.close()
     flush()
     run_throughput = meter.report(plain_model(accelerator, model), window=False, fine_tuning=fine_tuning)
     if not (args.eval_steps and progress.global_step % args.eval_steps == 0):

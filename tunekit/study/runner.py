@@ -17,9 +17,12 @@ from typing import Any
 import yaml
 from accelerate import PartialState
 
+from tunekit.atomic import append_line, atomic_write_json, atomic_write_text
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe, recipe_dict
+from tunekit.console import StudyProgress, quiet_runs
 from tunekit.data import load_raw, prepare_splits, stratified_subset
 from tunekit.errors import TunekitError
+from tunekit.preemption import set_resume_command
 from tunekit.study import budgets
 from tunekit.study.arguments import StudyArguments
 from tunekit.study.arms import (
@@ -161,7 +164,7 @@ class Study:
             max_length=data_args.max_seq_length,
             synthetic_seed=data_args.synthetic_seed if data_args.uses_synthetic else None,
         )
-        cached.write_text(json.dumps(probes, indent=2) + "\n")
+        atomic_write_json(cached, probes)
         return probes
 
     def _match_tokens(self, run_args: RunArgs, transformer_dir: Path) -> RunArgs:
@@ -189,6 +192,7 @@ class Study:
             "output_dir": str(output_dir),
             "overwrite_output_dir": True,
             "save_model": self.args.push_to_hub,  # a cell may be pushed once the study is done
+            "disable_tqdm": True,  # the study's own bar counts cells
             "seed": seed,
             "max_train_samples": None if budget == "all" else int(budget),
             "tokenizer_name_or_path": str(self.tokenizer_dir),
@@ -235,6 +239,14 @@ class Study:
         return model_args, data_args, train_args
 
     def run(self) -> list[dict]:
+        set_resume_command(self.command)  # a stopped study resumes by running its command again
+        try:
+            with quiet_runs():
+                return self._run()
+        finally:
+            set_resume_command(None)
+
+    def _run(self) -> list[dict]:
         self.root.mkdir(parents=True, exist_ok=True)
         arms = self.arms()
         pretraining = {}
@@ -262,19 +274,25 @@ class Study:
                     pretraining[name] |= self.probe(name, budget)
         finished = load_results(self.results_path) if self.results_path.is_file() else []
         # Rewrite without a line that a killed run left half-written, so appends stay valid JSONL.
-        self.results_path.write_text("".join(json.dumps(row) + "\n" for row in finished))
+        atomic_write_text(self.results_path, "".join(json.dumps(row) + "\n" for row in finished))
         done = {(row["arm"], str(row["budget"]), row["seed"], row.get("pretrain_budget")) for row in finished}
-        for budget in self.args.budgets:
-            for seed in self.args.seeds:
-                for arm in arms:
-                    for pretrain_budget in [None] if is_scratch(arm) else pretrain_budgets:
-                        if (arm, budget, seed, pretrain_budget) in done:
-                            logger.info("skipping finished cell %s / %s / seed %d", arm, budget, seed)
-                            continue
-                        logger.info("== cell %s / budget %s / seed %d", arm, budget, seed)
-                        row = self.cell(arm, budget, seed, pretrain_budget)
-                        with self.results_path.open("a") as handle:
-                            handle.write(json.dumps(row) + "\n")
+        grid = [
+            (arm, budget, seed, pretrain_budget)
+            for budget in self.args.budgets
+            for seed in self.args.seeds
+            for arm in arms
+            for pretrain_budget in ([None] if is_scratch(arm) else pretrain_budgets)
+        ]
+        todo = [cell for cell in grid if cell not in done]
+        if len(todo) < len(grid):
+            logger.info("skipping %d finished cells", len(grid) - len(todo))
+        progress = StudyProgress(len(grid), len(grid) - len(todo), PartialState().is_local_main_process)
+        for arm, budget, seed, pretrain_budget in todo:
+            with progress.running():
+                row = self.cell(arm, budget, seed, pretrain_budget)
+            append_line(self.results_path, json.dumps(row))
+            progress.cell_done(row)
+        progress.close()
         rows = load_results(self.results_path)
         self.write_outputs(rows, pretraining)
         return rows
