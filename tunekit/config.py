@@ -1,4 +1,5 @@
-"""Recipes: YAML files parsed into the typed dataclasses of `tunekit.arguments`, with CLI overrides.
+"""Recipes: YAML files parsed into the typed dataclasses of `tunekit.arguments` and
+`tunekit.train_arguments`, with CLI overrides.
 
 Only this module knows YAML and the command line; everything below it takes the dataclasses.
 """
@@ -14,16 +15,9 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
-from tunekit.arguments import (
-    MODEL_TYPES,
-    PEFT_SECTION_KEYS,
-    SECRET_FIELDS,
-    TRANSFORMER_TYPES,
-    DataArguments,
-    ModelArguments,
-    TrainArguments,
-)
+from tunekit.arguments import MODEL_TYPES, PEFT_SECTION_KEYS, TRANSFORMER_TYPES, DataArguments, ModelArguments
 from tunekit.errors import TunekitError
+from tunekit.train_arguments import SECRET_FIELDS, TrainArguments
 
 __all__ = [
     "MODEL_TYPES",

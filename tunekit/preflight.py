@@ -18,11 +18,12 @@ from huggingface_hub import is_offline_mode, try_to_load_from_cache
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import AutoConfig
 
-from tunekit.arguments import DataArguments, ModelArguments, TrainArguments
+from tunekit.arguments import DataArguments, ModelArguments
 from tunekit.checkpoint import resolve_checkpoint
 from tunekit.config import recipe_dict, save_recipe
 from tunekit.errors import TunekitError
 from tunekit.lstm import LSTMConfig
+from tunekit.train_arguments import TrainArguments
 
 logger = logging.getLogger(__name__)
 
