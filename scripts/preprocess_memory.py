@@ -31,4 +31,6 @@ if __name__ == "__main__":
         sys.exit(2)
     print(json.dumps(asdict(report)))
     peak, baseline = round(report.peak_mb), round(report.baseline_mb)
+    anonymous, anonymous_baseline = round(report.peak_anonymous_mb), round(report.baseline_anonymous_mb)
     print(f"peak RSS {peak} MB (after imports {baseline} MB), {report.seconds:.0f} s")
+    print(f"peak anonymous memory {anonymous} MB (after imports {anonymous_baseline} MB)")

@@ -3,8 +3,10 @@
 The child runs exactly what `run_pretraining` and `run_finetuning` run before the model exists:
 load the files, split, train the WordPiece tokenizer, tokenize and pack into MLM blocks, then
 tokenize the labeled reviews for classification. Its peak resident set size
-(`getrusage(RUSAGE_SELF).ru_maxrss`) is compared at two corpus sizes: if preprocessing streams
-through Arrow, the peak does not grow with the corpus.
+(`getrusage(RUSAGE_SELF).ru_maxrss`) and its peak anonymous memory (sampled `RssAnon`) are
+compared at two corpus sizes: if preprocessing streams through Arrow, the anonymous peak does not
+grow with the corpus. RSS also counts the pages of the memory-mapped Arrow files read so far, which
+grow with the corpus but are page cache the kernel can reclaim.
 """
 
 import gzip
@@ -15,6 +17,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,8 @@ class PreprocessMemory:
     mlm_blocks: int
     baseline_mb: float  # peak RSS after the imports, before any data is touched
     peak_mb: float  # peak RSS over the whole preprocessing
+    baseline_anonymous_mb: float  # the same two without file-backed pages (see `anonymous_rss_mb`)
+    peak_anonymous_mb: float
     seconds: float
     peak_mb_by_phase: dict[str, float]  # the running peak after splitting, tokenizer training, packing
 
@@ -37,6 +42,32 @@ class PreprocessMemory:
 def peak_rss_mb() -> float:
     # Linux reports ru_maxrss in KiB.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def anonymous_rss_mb() -> float:
+    """Resident memory not backed by a file: what the process itself holds, without the pages of the
+    memory-mapped Arrow files it has read (RSS counts those too, though the kernel can drop them)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")  # not Linux
+
+
+class AnonymousPeak(threading.Thread):
+    """Samples `anonymous_rss_mb` every `interval` seconds and keeps the maximum."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.peak, self.stopped = interval, anonymous_rss_mb(), threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self.peak = max(self.peak, anonymous_rss_mb())
+
+    def stop(self) -> float:
+        self.stopped.set()
+        self.join()
+        return max(self.peak, anonymous_rss_mb())
 
 
 def head_of_jsonl_gz(source: Path, fraction: float, target: Path) -> int:
@@ -63,7 +94,9 @@ def _child(config: dict) -> dict:
     from tunekit.tokenization import tokenize_and_pack, tokenize_for_classification
     from tunekit.train import make_accelerator
 
-    baseline = peak_rss_mb()
+    baseline, baseline_anonymous = peak_rss_mb(), anonymous_rss_mb()
+    watcher = AnonymousPeak()
+    watcher.start()
     started = time.perf_counter()
     output_dir = Path(config["output_dir"])
     accelerator = make_accelerator(TrainArguments(output_dir=str(output_dir), use_cpu=True, report_to="none"))
@@ -88,12 +121,15 @@ def _child(config: dict) -> dict:
     labeled_splits = prepare_splits(load_raw(labeled), labeled, seed, labeled=True)
     for split in (labeled_splits.train, labeled_splits.validation):
         tokenize_for_classification(split, tokenizer, "text", "label", config["max_length"])
+    peak_anonymous = watcher.stop()
     return {
         "pretraining_texts": len(splits.train) + len(splits.validation),
         "classification_texts": len(labeled_splits.train) + len(labeled_splits.validation),
         "mlm_blocks": sum(len(part) for part in blocks),
         "baseline_mb": round(baseline, 1),
         "peak_mb": round(peak_rss_mb(), 1),
+        "baseline_anonymous_mb": round(baseline_anonymous, 1),
+        "peak_anonymous_mb": round(peak_anonymous, 1),
         "seconds": round(time.perf_counter() - started, 1),
         "peak_mb_by_phase": {phase: round(value, 1) for phase, value in phases.items()},
     }

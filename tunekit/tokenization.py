@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from itertools import chain
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, Features, List, Value
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     AutoTokenizer,
@@ -161,32 +161,24 @@ def tokenize_and_pack(
     # tokenizer's one-time "sequence longer than maximum" warning, which would suggest otherwise.
     tokenizer.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] = True
 
-    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+    def tokenize_and_pack_batch(batch: dict[str, list]) -> dict[str, list]:
         ids = tokenizer(batch[text_column], add_special_tokens=False)["input_ids"]
-        return {"ids": [doc + [separator] for doc in ids]}
-
-    def pack(batch: dict[str, list]) -> dict[str, list]:
-        stream = list(chain.from_iterable(batch["ids"]))
+        stream = list(chain.from_iterable(doc + [separator] for doc in ids))
         usable = len(stream) // body * body
         blocks = [[*opening, *stream[i : i + body], *closing] for i in range(0, usable, body)]
         return {"input_ids": blocks}
 
-    tokenized = dataset.map(
-        tokenize,
-        batched=True,
-        remove_columns=dataset.column_names,
-        num_proc=num_proc,
-        load_from_cache_file=load_from_cache,
-        desc="tokenizing",
-    )
-    packed = tokenized.map(
-        pack,
+    # One pass, so the token stream of the whole corpus is never written out before it is cut, and
+    # int32 ids, half of what Arrow would infer: each batch of 1 000 documents drops its own tail.
+    packed = dataset.map(
+        tokenize_and_pack_batch,
         batched=True,
         batch_size=1000,
-        remove_columns=["ids"],
+        remove_columns=dataset.column_names,
+        features=Features({"input_ids": List(Value("int32"))}),
         num_proc=num_proc,
         load_from_cache_file=load_from_cache,
-        desc=f"packing into {block_size}-token blocks",
+        desc=f"tokenizing and packing into {block_size}-token blocks",
     )
     if len(packed) == 0:
         raise TunekitError(
