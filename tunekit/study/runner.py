@@ -14,11 +14,10 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import yaml
 from accelerate import PartialState
 
 from tunekit.atomic import append_line, atomic_write_json, atomic_write_text
-from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe, recipe_dict
+from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
 from tunekit.console import StudyProgress, quiet_runs
 from tunekit.data import load_raw, prepare_splits, stratified_subset
 from tunekit.errors import TunekitError
@@ -36,15 +35,10 @@ from tunekit.study.arms import (
     pretraining_of,
     pretraining_order,
 )
-from tunekit.study.plots import plot_learning_curve, plot_pretraining_gain
-from tunekit.study.probes import describe_probes, probe_pretrained
-from tunekit.study.publish import push_best_models
+from tunekit.study.outputs import write_study_outputs
+from tunekit.study.probes import probe_pretrained
 from tunekit.study.report import (
-    format_summary_table,
     load_results,
-    machine_description,
-    summarize,
-    write_report,
 )
 from tunekit.tasks import run_finetuning, run_pretraining
 from tunekit.tokenization import train_wordpiece
@@ -298,69 +292,8 @@ class Study:
         return rows
 
     def write_outputs(self, all_rows: list[dict], pretraining: dict[str, dict]) -> None:
-        rows = budgets.main_rows(all_rows)
-        gains = budgets.budget_gains(all_rows)
-        per_arm = {
-            arm: pretraining.get(pretraining_of(arm), {}) for arm in self.arms() if not is_scratch(arm)
-        }
-        transformer = pretraining.get("transformer", {})
-        notes = []
-        if (dropped := transformer.get("pretraining_texts_dropped_as_test_copies")) is not None:
-            notes.append(
-                f"{dropped} pretraining texts that also appear verbatim in the test split were dropped "
-                "from the pretraining corpus before training."
-            )
-        for name, results in pretraining.items():
-            notes += describe_probes(name, results)
-        if any(is_bf16(arm) for arm in self.arms()):
-            notes.append(
-                "`*_bf16` arms ran under bf16 autocast with the LSTM recurrence in bf16 too, in their "
-                "language-model pretraining as in fine-tuning; the other "
-                "LSTM arms keep the recurrence in fp32."
-            )
-        study = yaml.safe_dump(recipe_dict(self.args), sort_keys=False)
-        stages = [f"# {path}\n{Path(path).read_text()}" for path in self._recipes_used()]
-        recipe_text = "\n".join([f"# the study, as resolved\n{study}", *stages])
-        write_report(
-            self.root / "report.md",
-            rows,
-            pretraining=per_arm,
-            recipe_text=recipe_text,
-            commands=self.commands(),
-            machine=machine_description(),
-            notes=notes,
-            sections=budgets.report_section(gains, self.args.pretrain_budget_unit, "pretraining_gain.png"),
-        )
-        if gains:
-            title = "Gain of pretraining against pretraining tokens"
-            plot_pretraining_gain(self.root / "pretraining_gain.png", gains, title=title)
-        plot_learning_curve(
-            self.root / "learning_curve.png", rows, title="Test accuracy vs labels: pretrained vs scratch"
-        )
-        print(format_summary_table(summarize(rows)))
-        for name, results in pretraining.items():
-            print(
-                f"pretraining {name}: {results.get('train_runtime', float('nan')):.0f} s, "
-                f"{results.get('tokens_seen', 0):,} tokens, {results.get('num_parameters', 0):,} parameters"
-            )
-        print(f"report: {self.root / 'report.md'}  plot: {self.root / 'learning_curve.png'}")
-        if self.args.push_to_hub and PartialState().is_main_process:
-            for arm, url in push_best_models(self.args, rows).items():
-                print(f"pushed best {arm}: {url}")
-
-    def _recipes_used(self) -> list[str]:
-        names = [
-            "transformer_pretrain_recipe",
-            "transformer_finetune_recipe",
-            "transformer_scratch_recipe",
-            "lstm_pretrain_recipe",
-            "lstm_finetune_recipe",
-        ]
-        if any(architecture_of(arm) == "decoder" for arm in self.arms()):
-            names += ["decoder_pretrain_recipe", "decoder_finetune_recipe"]
-        if any(is_lora(arm) for arm in self.arms()):
-            names.append("transformer_lora_recipe")
-        return [getattr(self.args, name) for name in names]
+        """report.md, the plots and the printed summary (tunekit.study.outputs)."""
+        write_study_outputs(self, all_rows, pretraining)
 
     def commands(self) -> list[str]:
         """Every invocation that trained part of this study, in order (a resumed study has several)."""

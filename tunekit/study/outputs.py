@@ -1,0 +1,87 @@
+"""What a study writes when its cells are done: report.md, the plots and the printed summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+from accelerate import PartialState
+
+from tunekit.config import recipe_dict
+from tunekit.study import budgets
+from tunekit.study.arms import architecture_of, is_bf16, is_lora, is_scratch, pretraining_of
+from tunekit.study.plots import plot_learning_curve, plot_pretraining_gain
+from tunekit.study.probes import describe_probes
+from tunekit.study.publish import push_best_models
+from tunekit.study.report import format_summary_table, machine_description, summarize, write_report
+
+if TYPE_CHECKING:
+    from tunekit.study.runner import Study
+
+
+def write_study_outputs(study: Study, all_rows: list[dict], pretraining: dict[str, dict]) -> None:
+    """report.md, learning_curve.png (and pretraining_gain.png with a budget axis), the summary."""
+    rows = budgets.main_rows(all_rows)
+    gains = budgets.budget_gains(all_rows)
+    per_arm = {arm: pretraining.get(pretraining_of(arm), {}) for arm in study.arms() if not is_scratch(arm)}
+    transformer = pretraining.get("transformer", {})
+    notes = []
+    if (dropped := transformer.get("pretraining_texts_dropped_as_test_copies")) is not None:
+        notes.append(
+            f"{dropped} pretraining texts that also appear verbatim in the test split were dropped "
+            "from the pretraining corpus before training."
+        )
+    for name, results in pretraining.items():
+        notes += describe_probes(name, results)
+    if any(is_bf16(arm) for arm in study.arms()):
+        notes.append(
+            "`*_bf16` arms ran under bf16 autocast with the LSTM recurrence in bf16 too, in their "
+            "language-model pretraining as in fine-tuning; the other "
+            "LSTM arms keep the recurrence in fp32."
+        )
+    study = yaml.safe_dump(recipe_dict(study.args), sort_keys=False)
+    stages = [f"# {path}\n{Path(path).read_text()}" for path in recipes_used(study)]
+    recipe_text = "\n".join([f"# the study, as resolved\n{study}", *stages])
+    write_report(
+        study.root / "report.md",
+        rows,
+        pretraining=per_arm,
+        recipe_text=recipe_text,
+        commands=study.commands(),
+        machine=machine_description(),
+        notes=notes,
+        sections=budgets.report_section(gains, study.args.pretrain_budget_unit, "pretraining_gain.png"),
+    )
+    if gains:
+        title = "Gain of pretraining against pretraining tokens"
+        plot_pretraining_gain(study.root / "pretraining_gain.png", gains, title=title)
+    plot_learning_curve(
+        study.root / "learning_curve.png", rows, title="Test accuracy vs labels: pretrained vs scratch"
+    )
+    print(format_summary_table(summarize(rows)))
+    for name, results in pretraining.items():
+        print(
+            f"pretraining {name}: {results.get('train_runtime', float('nan')):.0f} s, "
+            f"{results.get('tokens_seen', 0):,} tokens, {results.get('num_parameters', 0):,} parameters"
+        )
+    print(f"report: {study.root / 'report.md'}  plot: {study.root / 'learning_curve.png'}")
+    if study.args.push_to_hub and PartialState().is_main_process:
+        for arm, url in push_best_models(study.args, rows).items():
+            print(f"pushed best {arm}: {url}")
+
+
+def recipes_used(study: Study) -> list[str]:
+    """The stage recipes this study's arms ran, for the report."""
+    names = [
+        "transformer_pretrain_recipe",
+        "transformer_finetune_recipe",
+        "transformer_scratch_recipe",
+        "lstm_pretrain_recipe",
+        "lstm_finetune_recipe",
+    ]
+    if any(architecture_of(arm) == "decoder" for arm in study.arms()):
+        names += ["decoder_pretrain_recipe", "decoder_finetune_recipe"]
+    if any(is_lora(arm) for arm in study.arms()):
+        names.append("transformer_lora_recipe")
+    return [getattr(study.args, name) for name in names]
