@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from tunekit.atomic import atomic_write_text
 from tunekit.errors import TunekitError
 
 PIPELINE_TAGS = {
@@ -310,7 +311,8 @@ def build_model_card(
 
 
 def write_model_card(output_dir: str | Path, repo_id: str | None = None) -> Path:
-    """README.md in the output dir; every run writes one after its results.json."""
+    """README.md in the output dir; every run writes one after its results.json, atomically (a crash
+    leaves the previous card or none, never a truncated one)."""
     path = Path(output_dir) / "README.md"
-    build_model_card(output_dir, repo_id).save(path)
+    atomic_write_text(path, str(build_model_card(output_dir, repo_id)))
     return path
