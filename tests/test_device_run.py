@@ -76,10 +76,11 @@ def test_pretraining_is_sized_by_the_measured_tokens_per_second(tmp_path):
     assert pretrain_steps(config, tokens_per_step=1000, default=77) == 77  # no benchmark yet
     (tmp_path / "benchmark").mkdir()
     rows = [
-        {"task": "pretraining", "system": "tunekit", "model": "imdb-4x256", "tokens_per_second": 50_000.0},
-        {"task": "pretraining", "system": "trainer", "model": "imdb-4x256", "tokens_per_second": 90_000.0},
+        {"task": "pretraining", "system": "tunekit", "model": "imdb-recipe", "tokens_per_second": 50_000.0},
+        {"task": "pretraining", "system": "Trainer", "model": "imdb-recipe", "tokens_per_second": 90_000.0},
+        {"task": "pretraining", "system": "tunekit", "model": "bert-base", "tokens_per_second": 70_000.0},
     ]
-    (tmp_path / "benchmark" / "benchmark.json").write_text(json.dumps({"rows": rows}))
+    (tmp_path / "benchmark" / "benchmark_eager.json").write_text(json.dumps({"rows": rows}))
     assert pretrain_steps(config, tokens_per_step=1000, default=77) == 5000
 
 
@@ -88,7 +89,7 @@ def test_phase_two_adds_the_launcher_checks_and_the_figure(tmp_path):
         (tmp_path / f"{split}.jsonl.xz").touch()
     names = [step.name for step in plan_steps(PlanConfig(tmp_path, tmp_path, smoke=False, phase=2))[0]]
     assert names[:4] == ["env", "accelerate_single_gpu", "accelerate_fsdp", "fsdp_loads"]
-    assert names[4:] == ["sequence_length", "study", "lstm_bf16"]
+    assert names[4:] == ["sequence_length", "benchmark_compiled", "study", "lstm_bf16"]
 
 
 @pytest.mark.slow

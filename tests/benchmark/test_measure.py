@@ -12,11 +12,11 @@ def test_window_times_exactly_the_steps_after_warmup():
         window.step_ended()
     opened = time.perf_counter()
     for _ in range(3):
-        time.sleep(0.01)
+        time.sleep(0.05)
         window.step_ended()
     closed = time.perf_counter()
     window.step_ended()  # steps after the window do not move it
-    assert 0.03 <= window.seconds <= closed - opened + 1e-3
+    assert 0.15 <= window.seconds <= closed - opened + 1e-3
     assert 0 <= window.cpu_seconds < window.seconds  # sleeping uses no CPU
 
 

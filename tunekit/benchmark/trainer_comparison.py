@@ -97,7 +97,7 @@ def to_row(case: Case, leg: LegResult, config: PretrainedConfig, device: str) ->
         seq_len=case.seq_len,
         batch_size=case.batch_size,
         steps=case.steps,
-        seconds=round(leg.seconds, 3),
+        seconds=leg.seconds,  # unrounded: the JSON keeps exact figures, the Markdown rounds
         examples_per_second=leg.examples / leg.seconds,
         tokens_per_second=tokens_per_second,
         mfu=usage.mfu,

@@ -40,9 +40,9 @@ def write_study_outputs(study: Study, all_rows: list[dict], pretraining: dict[st
             "language-model pretraining as in fine-tuning; the other "
             "LSTM arms keep the recurrence in fp32."
         )
-    study = yaml.safe_dump(recipe_dict(study.args), sort_keys=False)
+    resolved = yaml.safe_dump(recipe_dict(study.args), sort_keys=False)
     stages = [f"# {path}\n{Path(path).read_text()}" for path in recipes_used(study)]
-    recipe_text = "\n".join([f"# the study, as resolved\n{study}", *stages])
+    recipe_text = "\n".join([f"# the study, as resolved\n{resolved}", *stages])
     write_report(
         study.root / "report.md",
         rows,
