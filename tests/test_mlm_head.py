@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForMaskedLM
 
-from tunekit.arguments import TRANSFORMER_TYPES
+from tunekit.arguments import ENCODER_TYPES
 from tunekit.mlm_head import install_masked_only_head, masked_positions, supports_masked_only_head
 from tunekit.step import summed_loss
 
@@ -57,7 +57,7 @@ def loss_and_grads(model: torch.nn.Module, sparse: bool) -> tuple[torch.Tensor, 
     return sums.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("model_type", TRANSFORMER_TYPES)
+@pytest.mark.parametrize("model_type", ENCODER_TYPES)
 def test_masked_only_head_gives_the_dense_loss_and_gradients(model_type):
     model = tiny_masked_lm(model_type)
     keys = set(model.state_dict())
