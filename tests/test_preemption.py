@@ -60,7 +60,7 @@ def task_argv(task: str, files: dict[str, Path]) -> list[str]:
         return ["--train_file", str(files["unlabeled"]), "--train_split", "train", "--max_seq_length", "32"]
     return [
         *("--train_file", str(files["train"]), "--validation_file", str(files["validation"])),
-        *("--max_seq_length", "48", "--model_name_or_path", "none"),
+        *("--max_seq_length", "48", "--model_name_or_path", "none", "--max_train_samples", "64"),
     ]
 
 
@@ -204,16 +204,16 @@ def test_sigterm_to_one_ddp_process_stops_both_and_resumes_bitwise(corpus_files,
 def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
     corpus_files, tmp_path, monkeypatch
 ):
-    import tunekit.train
+    import tunekit.step
 
-    original, calls = tunekit.train.summed_loss, []
+    original, calls = tunekit.step.summed_loss, []
 
-    def diverging(logits, labels):
+    def diverging(logits, labels, positions=None):
         calls.append(1)
-        loss, count = original(logits, labels)
+        loss, count = original(logits, labels, positions)
         return (loss * float("nan"), count) if len(calls) >= 5 else (loss, count)
 
-    monkeypatch.setattr(tunekit.train, "summed_loss", diverging)
+    monkeypatch.setattr(tunekit.step, "summed_loss", diverging)
     output_dir = tmp_path / "run"
     argv = [*task_argv("pretrain", corpus_files), *COMMON, "--gradient_accumulation_steps", "1"]
     # Logging only at step 100: the checkpoint guard at step 6 is what catches step 5.
@@ -273,3 +273,4 @@ def test_outside_the_training_loop_the_signals_act_at_once(monkeypatch):
         with pytest.raises(KeyboardInterrupt):  # then Ctrl-C: the user does not want to wait
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGTERM) != stop_signals._handle  # restored on exit
+    assert StopSignals.received is None  # and the request is not left for the next run

@@ -101,6 +101,8 @@ class StopSignals:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
         self._previous.clear()
+        # A request belongs to the run it interrupted: a later run in this process starts clean.
+        StopSignals.received = None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if StopSignals.loops_running == 0 or (self.received is not None and signum == signal.SIGINT):
