@@ -18,7 +18,7 @@ PHASE=${PHASE:-1}
 if [[ "${SMOKE:-0}" == 1 ]]; then
   PY=${PYTHON:-python}
   export DATA_DIR=${DATA_DIR:-outputs/gpu_run_smoke/data/imdb} RUN_DIR=${RUN_DIR:-outputs/gpu_run_smoke/run}
-  export OUT=${OUT:-outputs/gpu_run_smoke/out} BUDGET_S=${BUDGET_S:-110}
+  export OUT=${OUT:-outputs/gpu_run_smoke/out} BUDGET_S=${BUDGET_S:-170}
   "$PY" scripts/prepare_gpu_data.py --rows 240 --output_dir "$DATA_DIR" || exit 2
   exec "$PY" scripts/gpu_run.py run --smoke --phase "$PHASE"
 fi

@@ -4,7 +4,6 @@ import lzma
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -93,29 +92,41 @@ def test_phase_two_adds_the_launcher_checks_and_the_figure(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_mode_runs_the_whole_script_on_cpu(tmp_path):
+def test_smoke_mode_runs_both_calls_on_cpu_and_the_second_continues_the_first(tmp_path):
     shared = os.environ.get("TUNEKIT_SHARED_DATA")
     if not shared:
         pytest.skip("TUNEKIT_SHARED_DATA is unset: the smoke run slices the local IMDb copy")
-    env = {
-        **os.environ,
-        "SMOKE": "1",
-        "PYTHON": sys.executable,
-        "DATA_DIR": str(tmp_path / "data" / "imdb"),
-        "RUN_DIR": str(tmp_path / "run"),
-        "OUT": str(tmp_path / "out"),
-    }
-    done = subprocess.run(
-        ["bash", "scripts/gpu_run.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    steps = json.loads((tmp_path / "run" / "steps.json").read_text())["steps"]
-    assert {step["name"]: step["status"] for step in steps} == {
+    env = {**os.environ, "SMOKE": "1", "PYTHON": sys.executable, "DATA_DIR": str(tmp_path / "data" / "imdb")}
+
+    def call(phase: int, run: str, out: str, previous: str = "none") -> dict[str, str]:
+        paths = {
+            "RUN_DIR": str(tmp_path / run),
+            "OUT": str(tmp_path / out),
+            "PREVIOUS_DIR": str(tmp_path / previous),
+        }
+        done = subprocess.run(
+            ["bash", "scripts/gpu_run.sh"],
+            cwd=REPO,
+            env={**env, **paths, "PHASE": str(phase)},
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert (tmp_path / out / "gpu_run.tar.gz").is_file()
+        steps = json.loads((tmp_path / run / "steps.json").read_text())["steps"]
+        return {step["name"]: step["status"] for step in steps}
+
+    assert call(1, "run", "out") == {"env": "ok", "benchmark": "ok", "study": "ok", "study_report": "ok"}
+    cells = (tmp_path / "run" / "study" / "results.jsonl").read_text()
+    assert len(cells.splitlines()) == 4 and (tmp_path / "run" / "study" / "report.md").is_file()
+    assert call(2, "run2", "out2", previous="out") == {
         "env": "ok",
-        "benchmark": "ok",
+        "accelerate_single_gpu": "ok",
+        "sequence_length": "ok",
         "study": "ok",
         "study_report": "ok",
     }
-    assert (tmp_path / "out" / "gpu_run.tar.gz").is_file()
-    assert (tmp_path / "run" / "study" / "report.md").is_file()
-    assert Path(tmp_path / "run" / "benchmark").is_dir()
+    # The second call restored the first one's cells and had nothing left to train.
+    assert (tmp_path / "run2" / "study" / "results.jsonl").read_text() == cells
+    assert (tmp_path / "run2" / "sequence_length" / "sequence_length.png").is_file()

@@ -240,7 +240,8 @@ class DataArguments:
 
     @property
     def uses_synthetic(self) -> bool:
-        return self.dataset_name == "synthetic" or (self.dataset_name is None and not self.train_file)
+        # Data files win over any dataset_name (load_raw reads them first), the embedded one included.
+        return not self.train_file and self.dataset_name in ("synthetic", None)
 
 
 def _none_words(obj: object, *names: str) -> None:

@@ -134,8 +134,9 @@ def plan_steps(config: PlanConfig) -> tuple[list[Step], list[Step]]:
     single = Step(
         "accelerate_single_gpu",
         [
-            "accelerate",
-            "launch",
+            PY,
+            "-m",
+            "accelerate.commands.launch",
             "--config_file",
             f"recipes/accelerate/{launcher}.yaml",
             "scripts/pretrain.py",
@@ -167,8 +168,9 @@ def plan_steps(config: PlanConfig) -> tuple[list[Step], list[Step]]:
             Step(
                 "accelerate_fsdp",
                 [
-                    "accelerate",
-                    "launch",
+                    PY,
+                    "-m",
+                    "accelerate.commands.launch",
                     "--config_file",
                     "recipes/accelerate/fsdp.yaml",
                     "scripts/pretrain.py",

@@ -60,13 +60,18 @@ def run_step(step: Step, deadline: float, log_dir: Path) -> StepResult:
     print(f"[gpu_run] {step.name}: up to {cap:.0f} s: {' '.join(argv)}", flush=True)
     started = time.monotonic()
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **step.env},
-            start_new_session=True,
-        )
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **step.env},
+                start_new_session=True,
+            )
+        except OSError as error:  # e.g. the program is missing: this step fails, the plan goes on
+            log.write(f"cannot start {argv[0]}: {error}\n")
+            print(f"[gpu_run] {step.name}: failed to start ({error})", flush=True)
+            return StepResult(step.name, "failed", None, 0.0, str(log_path))
         status = "ok"
         try:
             process.wait(timeout=cap)
@@ -118,7 +123,8 @@ def pack(run_dir: Path, out_dir: Path, exclude_dirs: tuple[str, ...] = ("checkpo
         return None if set(Path(info.name).parts) & set(exclude_dirs) else info
 
     with tarfile.open(archive, "w:gz") as tar:
-        tar.add(run_dir, arcname=run_dir.name, filter=keep)
+        # Relative to the run dir, so a later call restores it wherever its own run dir is.
+        tar.add(run_dir, arcname=".", filter=keep)
     if archive.stat().st_size <= PART_BYTES:
         return [archive]
     parts = []
@@ -136,13 +142,13 @@ def restore_previous(previous_dir: Path, run_dir: Path) -> bool:
     parts = sorted(previous_dir.glob("gpu_run.tar.gz.part*")) or sorted(previous_dir.glob("gpu_run.tar.gz"))
     if not parts:
         return False
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     joined = run_dir.parent / "previous.tar.gz"
     with joined.open("wb") as target:
         for part in parts:
             target.write(part.read_bytes())
     with tarfile.open(joined) as tar:
-        tar.extractall(run_dir.parent, filter="data")
+        tar.extractall(run_dir, filter="data")
     joined.unlink()
     return True
 
