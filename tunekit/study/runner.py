@@ -248,9 +248,9 @@ class Study:
             largest = budgets.axis(self.args.pretrain_budgets)[-1]
             names = [d.name for d in self.root.glob("pretrain/*")]
             for name in sorted(names, key=pretraining_order):
-                if (saved := _read_json(self.pretrain_dir(name, largest) / "results.json")) is not None:
-                    probes = _read_json(self.pretrain_dir(name, largest) / "probes.json") or {}
-                    pretraining[name] = saved | probes
+                saved_dir = self.pretrain_dir(name, largest)
+                if (saved := _read_json(saved_dir / "results.json")) is not None:
+                    pretraining[name] = saved | (_read_json(saved_dir / "probes.json") or {})
             if not self.results_path.is_file():
                 raise TunekitError(f"report_only: no {self.results_path} yet; run the study first")
             rows = load_results(self.results_path)
