@@ -34,8 +34,8 @@ demo: $(STAMP)
 
 study: demo
 
-# The laptop-hour IMDb study on the local copy (IMDB_DATA): recipes/imdb_cpu/study.yaml, a skeleton whose
-# sizes are not yet chosen by measurement (see its header); writes outputs/imdb_cpu/study.
+# The laptop-hour IMDb study on the local copy (IMDB_DATA): recipes/imdb_cpu/study.yaml (about an hour on
+# 2 cores; sizes measured in docs/results/imdb_cpu/design.md); writes outputs/imdb_cpu/study.
 IMDB_DATA ?= ../shared/data/imdb
 imdb-cpu: $(STAMP)
 	$(BIN)/python scripts/study.py recipes/imdb_cpu/study.yaml \

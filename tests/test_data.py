@@ -122,6 +122,25 @@ def test_label_budget_applies_to_train_only(tmp_path):
     assert len(splits.validation) == 4
 
 
+def test_test_subset_is_stratified_and_the_same_for_every_seed(tmp_path):
+    train = write_source(tmp_path, "csv")
+    test = tmp_path / "test.jsonl"
+    # 3:1 negatives first, so a prefix (the old way) would be all one class.
+    test.write_text("".join(json.dumps({"text": f"t{i}", "label": int(i >= 300)}) + "\n" for i in range(400)))
+    texts = []
+    for seed in (0, 1):
+        args = DataArguments(
+            train_file=[str(train)], test_file=str(test), max_test_samples=40, max_eval_samples=3
+        )
+        splits = prepare_splits(load_raw(args), args, seed, True)
+        assert np.bincount(splits.test["label"]).tolist() == [30, 10]
+        assert len(splits.validation) == 3  # max_eval_samples caps validation on its own
+        texts.append(splits.test["text"])
+    assert texts[0] == texts[1]  # every cell is scored on the same examples
+    args = DataArguments(train_file=[str(train)], test_file=str(test), max_eval_samples=8)
+    assert np.bincount(prepare_splits(load_raw(args), args, 0, True).test["label"]).tolist() == [6, 2]
+
+
 @pytest.fixture(scope="module")
 def tokenizer():
     texts = [r["text"] for r in ROWS] * 5

@@ -197,7 +197,16 @@ class DataArguments:
     max_train_samples: int | None = field(
         default=None, metadata=_help("Label budget: a class-stratified, seeded subset of the training set.")
     )
-    max_eval_samples: int | None = field(default=None, metadata=_help("Cap on validation/test examples."))
+    max_eval_samples: int | None = field(
+        default=None,
+        metadata=_help("Cap on validation examples (and on test, when max_test_samples is unset)."),
+    )
+    max_test_samples: int | None = field(
+        default=None,
+        metadata=_help(
+            "A fixed, class-stratified test subset of this size: the same examples for every run."
+        ),
+    )
     max_seq_length: int = field(
         default=128, metadata=_help("Pretraining block length / fine-tuning truncation length, in tokens.")
     )
@@ -221,7 +230,7 @@ class DataArguments:
             "test_file",
         )
         _positive(self, "max_seq_length")
-        for name in ("max_train_samples", "max_eval_samples"):
+        for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise TunekitError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 < self.validation_split_percentage < 100.0:

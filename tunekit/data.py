@@ -154,7 +154,9 @@ def carve_validation(dataset: Dataset, percentage: float, seed: int, label_colum
     return dataset.train_test_split(test_size=percentage / 100.0, seed=seed, stratify_by_column=stratify)
 
 
-def stratified_subset(dataset: Dataset, budget: int, label_column: str, seed: int) -> Dataset:
+def stratified_subset(
+    dataset: Dataset, budget: int, label_column: str, seed: int, field_name: str = "max_train_samples"
+) -> Dataset:
     """A class-stratified, seeded subset of `budget` examples.
 
     Each class is shuffled once per seed and budgets take prefixes of it, so for one seed a
@@ -165,9 +167,7 @@ def stratified_subset(dataset: Dataset, budget: int, label_column: str, seed: in
     labels = np.asarray(dataset[label_column])
     classes, counts = np.unique(labels, return_counts=True)
     if budget < len(classes):
-        raise TunekitError(
-            f"max_train_samples={budget} is smaller than the number of classes ({len(classes)})"
-        )
+        raise TunekitError(f"{field_name}={budget} is smaller than the number of classes ({len(classes)})")
     # Largest-remainder allocation keeps the class shares and sums exactly to the budget.
     exact = counts / counts.sum() * budget
     quota = np.maximum(np.floor(exact).astype(int), 1)
@@ -180,6 +180,14 @@ def stratified_subset(dataset: Dataset, budget: int, label_column: str, seed: in
     rng = np.random.default_rng(seed)
     chosen = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota, strict=True)]
     return dataset.select(np.sort(np.concatenate(chosen)))
+
+
+def fixed_test_subset(test: Dataset, size: int, label_column: str | None) -> Dataset:
+    """One test subset for every run (seed 0, not the cell's seed), class-stratified when labeled,
+    so arms, budgets and seeds are all scored on the same examples with the split's class shares."""
+    if label_column is None:
+        return test.shuffle(seed=0).select(range(min(len(test), size)))
+    return stratified_subset(test, size, label_column, seed=0, field_name="max_test_samples")
 
 
 def _where(data_args: DataArguments, split: str) -> str:
@@ -250,9 +258,9 @@ def prepare_splits(raw: DatasetDict, data_args: DataArguments, seed: int, labele
         validation = drop_null_texts(validation, data_args.text_column, _where(data_args, validation_split))
     if data_args.max_eval_samples is not None:
         validation = validation.select(range(min(len(validation), data_args.max_eval_samples)))
-        if test is not None:
-            # One fixed subset for every run, so arms and seeds are scored on the same examples.
-            test = test.shuffle(seed=0).select(range(min(len(test), data_args.max_eval_samples)))
+    test_size = data_args.max_test_samples or data_args.max_eval_samples
+    if test is not None and test_size is not None:
+        test = fixed_test_subset(test, test_size, label_column)
     return Splits(train=train, validation=validation, test=test, dropped_test_copies=dropped)
 
 

@@ -67,3 +67,9 @@ def test_crossover_not_reached_is_stated_with_the_largest_budget():
     gains = budgets.budget_gains(rows_for({10: [0.50, 0.60, 0.55]}, scratch=[0.55, 0.55, 0.56]))
     (sentence,) = budgets.crossover(gains, "tokens")
     assert "crossover not reached" in sentence and "10,000 tokens" in sentence
+
+
+def test_only_the_listed_arms_pretrainings_are_on_the_axis():
+    assert budgets.budgets_of("lstm", [300, 100], []) == [100, 300]  # empty: every pretraining
+    assert budgets.budgets_of("transformer", [300, 100], ["transformer_pretrained_lora"]) == [100, 300]
+    assert budgets.budgets_of("lstm", [300, 100], ["transformer_pretrained"]) == [None]

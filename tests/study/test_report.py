@@ -145,3 +145,11 @@ def test_format_summary_table_lists_every_cell():
     assert len(lines) == 2 + len(ARMS) * 3
     assert lines[2].split()[:4] == ["transformer_pretrained", "100", "3", "80.2"]
     assert "all" in lines[-1]
+
+
+def test_summary_columns_stay_aligned_with_a_long_arm_name():
+    rows = [row("transformer_pretrained_lora", 100, seed, 0.9) for seed in range(3)]
+    rows += [row("lstm_scratch", 100, seed, 0.6) for seed in range(3)]
+    lines = format_summary_table(summarize(rows)).splitlines()
+    budget_ends = {line.index("100") + 3 for line in lines[2:]}
+    assert len(budget_ends) == 1 and lines[0].index("budget") + 6 == budget_ends.pop()

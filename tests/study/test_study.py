@@ -145,20 +145,26 @@ def test_bf16_recurrence_arm_pretrains_and_fine_tunes_in_bf16(study_recipe, tmp_
     assert "## bf16 recurrence vs fp32" in report and "pretrained with its recurrence in bf16" in report
 
 
-@pytest.mark.slow
-def test_pretraining_budget_axis_runs_each_pretraining_once_and_reports_the_gain(
-    study_recipe, tmp_path, monkeypatch
-):
+@pytest.fixture
+def pretrainings(monkeypatch) -> list[tuple[str, int]]:
+    """(model_type, max_steps) of every pretraining the study runs, in order."""
     import tunekit.study.runner as runner
 
-    calls = []
+    calls, run_pretraining = [], runner.run_pretraining
 
     def counted(*run_args):
-        calls.append(run_args[2].max_steps)
+        calls.append((run_args[0].model_type, run_args[2].max_steps))
         return run_pretraining(*run_args)
 
-    run_pretraining = runner.run_pretraining
     monkeypatch.setattr(runner, "run_pretraining", counted)
+    return calls
+
+
+@pytest.mark.slow
+def test_pretraining_budget_axis_runs_each_pretraining_once_and_reports_the_gain(
+    study_recipe, tmp_path, pretrainings
+):
+    calls = pretrainings
     (args,) = parse_recipe(
         [
             study_recipe,
@@ -171,7 +177,7 @@ def test_pretraining_budget_axis_runs_each_pretraining_once_and_reports_the_gain
     Study(args).run()
     root = tmp_path / "study"
     # One pretraining per budget, each of exactly its length, shared by both label budgets.
-    assert calls == [2, 3]
+    assert [steps for _, steps in calls] == [2, 3]
     assert sorted(p.parent.name for p in root.glob("pretrain/transformer/*/results.json")) == [
         "steps_2",
         "steps_3",
@@ -194,8 +200,30 @@ def test_pretraining_budget_axis_runs_each_pretraining_once_and_reports_the_gain
 
     # Re-running trains nothing; report_only rebuilds the same report.
     Study(args).run()
-    assert calls == [2, 3] and len((root / "results.jsonl").read_text().splitlines()) == 6
+    assert [steps for _, steps in calls] == [2, 3] and len(
+        (root / "results.jsonl").read_text().splitlines()
+    ) == 6
     Study(dataclasses.replace(args, report_only=True)).run()
+    assert "## Gain against pretraining budget" in (root / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_budget_axis_for_the_transformer_only_pretrains_the_lstm_once(study_recipe, tmp_path, pretrainings):
+    calls = pretrainings
+    arms = ("transformer_pretrained", "transformer_scratch", "lstm_pretrained")
+    (args,) = parse_recipe([study_recipe, "--arms", *arms, "--budgets", "8"], (StudyArguments,))
+    axis = {"pretrain_budgets": [2, 3], "pretrain_budget_arms": ["transformer_pretrained"]}
+    Study(dataclasses.replace(args, **axis)).run()
+    root = tmp_path / "study"
+    # The transformer at both budgets; the LSTM LM once, token-matched to the longest of them.
+    assert [steps for kind, steps in calls if kind != "lstm"] == [2, 3]
+    assert [kind for kind, _ in calls].count("lstm") == 1
+    assert (root / "pretrain" / "lstm" / "results.json").is_file()
+    rows = [json.loads(line) for line in (root / "results.jsonl").read_text().splitlines()]
+    axis = {row["arm"]: [] for row in rows}
+    for row in rows:
+        axis[row["arm"]].append(row.get("pretrain_budget"))
+    assert sorted(axis["transformer_pretrained"]) == [2, 3] and axis["lstm_pretrained"] == [None]
     assert "## Gain against pretraining budget" in (root / "report.md").read_text()
 
 
@@ -204,6 +232,8 @@ def test_pretraining_budget_arguments_are_validated():
         StudyArguments(pretrain_budgets=[100, 0])
     with pytest.raises(TunekitError, match="pretrain_budget_unit: 'epochs'"):
         StudyArguments(pretrain_budgets=[100], pretrain_budget_unit="epochs")
+    with pytest.raises(TunekitError, match="pretrain_budget_arms"):
+        StudyArguments(pretrain_budgets=[100], pretrain_budget_arms=["transformer_scratch"])
 
 
 def test_lora_and_decoder_arms_share_the_tokenizer_and_the_token_budget(study_recipe, tmp_path):

@@ -71,6 +71,13 @@ class StudyArguments:
             "empty: the recipe's length."
         },
     )
+    pretrain_budget_arms: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Pretrained arms on the pretraining-budget axis (with every arm sharing their "
+            "pretraining); the others pretrain once, at their recipe's length. Empty: every pretrained arm."
+        },
+    )
     pretrain_budget_unit: str = field(
         default="steps", metadata={"help": "Unit of pretrain_budgets: 'steps' (optimizer steps) or 'tokens'."}
     )
@@ -113,6 +120,8 @@ class StudyArguments:
                 raise TunekitError(f"budgets: {budget!r} is neither a positive number nor 'all'")
         if any(budget <= 0 for budget in self.pretrain_budgets):
             raise TunekitError(f"pretrain_budgets: {self.pretrain_budgets} must be positive numbers")
+        if stray := [arm for arm in self.pretrain_budget_arms if arm not in self.arms or "_scratch" in arm]:
+            raise TunekitError(f"pretrain_budget_arms: {stray} are not pretrained arms of this study")
         if self.pretrain_budget_unit not in ("steps", "tokens"):
             raise TunekitError(
                 f"pretrain_budget_unit: {self.pretrain_budget_unit!r} is neither 'steps' nor 'tokens'"

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunekit.study.arms import is_scratch
+from tunekit.study.arms import is_scratch, pretraining_of
 from tunekit.study.stats import difference_ci
 
 UNITS = ("steps", "tokens")
@@ -33,6 +33,13 @@ def budget_dir(root: Path, name: str, budget: int | None, unit: str) -> Path:
 def axis(budgets: list[int]) -> list[int | None]:
     """The pretraining budgets to loop over, ascending; [None] means "as the recipe says"."""
     return sorted(set(budgets)) or [None]
+
+
+def budgets_of(name: str, budgets: list[int], axis_arms: list[str]) -> list[int | None]:
+    """The budgets pretraining `name` runs at: the whole axis when it is the pretraining of an arm
+    in `axis_arms` (or `axis_arms` is empty), else [None], its recipe's length."""
+    on_axis = not axis_arms or name in {pretraining_of(arm) for arm in axis_arms}
+    return axis(budgets) if on_axis else [None]
 
 
 def steps_for(budget: int, unit: str, tokens_per_step: int) -> int:

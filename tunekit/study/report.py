@@ -272,8 +272,9 @@ def write_report(
 def format_summary_table(summaries: list[Summary]) -> str:
     """A plain-text table for the console: arm, budget, seeds, accuracy and macro-F1 (%, ± 95% CI),
     parameters and mean wall time of a fine-tuning cell."""
+    width = max([24, *(len(s.arm) for s in summaries)])  # e.g. transformer_pretrained_lora
     header = (
-        f"{'arm':<24} {'budget':>8} {'n':>3} {'accuracy (%)':>14} {'macro-F1 (%)':>14} "
+        f"{'arm':<{width}} {'budget':>8} {'n':>3} {'accuracy (%)':>14} {'macro-F1 (%)':>14} "
         f"{'params':>10} {'time/cell':>10}"
     )
     lines = [header, "-" * len(header)]
@@ -281,7 +282,7 @@ def format_summary_table(summaries: list[Summary]) -> str:
         budget = s.budget if isinstance(s.budget, str) else f"{s.budget:,}"
         params = f"{s.num_parameters:,}" if s.num_parameters else "—"
         lines.append(
-            f"{s.arm:<24} {budget:>8} {s.n:>3} {_pct(*s.accuracy_ci):>14} {_pct(*s.f1_ci):>14} "
+            f"{s.arm:<{width}} {budget:>8} {s.n:>3} {_pct(*s.accuracy_ci):>14} {_pct(*s.f1_ci):>14} "
             f"{params:>10} {_duration(s.wall_time):>10}"
         )
     return "\n".join(lines)

@@ -104,6 +104,10 @@ class Study:
         """A pretraining's directory, per pretraining budget when the study has that axis."""
         return budgets.budget_dir(self.root, name, budget, self.args.pretrain_budget_unit)
 
+    def budgets_of(self, name: str) -> list[int | None]:
+        """The pretraining budgets pretraining `name` runs at ([None]: its recipe's length)."""
+        return budgets.budgets_of(name, self.args.pretrain_budgets, self.args.pretrain_budget_arms)
+
     def pretrain(self, name: str, budget: int | None = None) -> dict:
         """Run (or reuse, or resume) one pretraining (`arms.pretraining_of`), of `budget` steps or
         tokens when given; results.json marks it done."""
@@ -128,7 +132,9 @@ class Study:
             run_args = (*run_args[:2], budgets.with_budget(run_args[2], budget, unit, per_step))
         # The LSTM LM and the decoder see as many tokens as the encoder did.
         if architecture != "transformer" and self.args.match_lstm_pretraining_tokens:
-            run_args = self._match_tokens(run_args, self.pretrain_dir("transformer", budget))
+            # Off the axis, match the transformer's longest pretraining.
+            matched = budget if budget is not None else self.budgets_of("transformer")[-1]
+            run_args = self._match_tokens(run_args, self.pretrain_dir("transformer", matched))
         return run_pretraining(*run_args)
 
     def probe(self, name: str, budget: int | None = None) -> dict:
@@ -245,10 +251,9 @@ class Study:
         arms = self.arms()
         pretraining = {}
         if self.args.report_only:
-            largest = budgets.axis(self.args.pretrain_budgets)[-1]
             names = [d.name for d in self.root.glob("pretrain/*")]
             for name in sorted(names, key=pretraining_order):
-                saved_dir = self.pretrain_dir(name, largest)
+                saved_dir = self.pretrain_dir(name, self.budgets_of(name)[-1])
                 if (saved := _read_json(saved_dir / "results.json")) is not None:
                     pretraining[name] = saved | (_read_json(saved_dir / "probes.json") or {})
             if not self.results_path.is_file():
@@ -260,9 +265,8 @@ class Study:
             handle.write(self.command + "\n")
         self.train_tokenizer()
         names = {pretraining_of(arm) for arm in arms if not is_scratch(arm)}
-        pretrain_budgets = budgets.axis(self.args.pretrain_budgets)
-        for budget in pretrain_budgets:  # the largest last: `pretraining` describes it in the report
-            for name in sorted(names, key=pretraining_order):
+        for name in sorted(names, key=pretraining_order):
+            for budget in self.budgets_of(name):  # the largest last: `pretraining` describes it in the report
                 pretraining[name] = self.pretrain(name, budget)
                 if PartialState().is_main_process:
                     pretraining[name] |= self.probe(name, budget)
@@ -275,7 +279,7 @@ class Study:
             for budget in self.args.budgets
             for seed in self.args.seeds
             for arm in arms
-            for pretrain_budget in ([None] if is_scratch(arm) else pretrain_budgets)
+            for pretrain_budget in ([None] if is_scratch(arm) else self.budgets_of(pretraining_of(arm)))
         ]
         todo = [cell for cell in grid if cell not in done]
         if len(todo) < len(grid):
