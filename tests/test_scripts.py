@@ -24,7 +24,7 @@ def run(script: str, *argv: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_pretrain_then_finetune_from_the_tiny_recipes(tmp_path):
+def test_pretrain_then_finetune_from_the_tiny_recipes(tmp_path, corpus_files):
     shrink = [*TINY_MODEL, "--report_to", "none", "--disable_tqdm", "true"]
     pretrain = run(
         "pretrain.py",
@@ -41,6 +41,14 @@ def test_pretrain_then_finetune_from_the_tiny_recipes(tmp_path):
     )
     assert pretrain.returncode == 0, pretrain.stderr[-3000:]
     assert (tmp_path / "pre" / "checkpoints" / "step_6").is_dir()
+
+    # The linear probe of a saved pretraining: one JSON line, validation carved from train.
+    probe = run(
+        "probe.py", str(tmp_path / "pre"), "--train_file", str(corpus_files["train"]), "--max_length", "32"
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    accuracy = json.loads(probe.stdout.splitlines()[-1])["linear_probe_accuracy"]
+    assert 0.0 <= accuracy <= 1.0
 
     finetune = run(
         "finetune.py",
