@@ -12,7 +12,7 @@ import sys
 
 from tunekit.cli import setup_logging
 from tunekit.config import DataArguments
-from tunekit.data import load_raw, prepare_splits
+from tunekit.data import load_raw, prepare_splits, stratified_subset
 from tunekit.study.probes import probe_pretrained
 
 
@@ -27,12 +27,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     setup_logging()
-    data_args = DataArguments(train_file=args.train_file, max_train_samples=args.train_examples)
+    data_args = DataArguments(train_file=args.train_file)
     splits = prepare_splits(load_raw(data_args), data_args, args.seed, labeled=True)
+    column, label = data_args.text_column, data_args.label_column
+    # A cap, not a label budget: a small file gives the probe all of its training rows.
+    splits.train = stratified_subset(splits.train, args.train_examples, label, args.seed)
     validation = splits.validation.shuffle(seed=args.seed).select(
         range(min(args.validation_examples, len(splits.validation)))
     )
-    column, label = data_args.text_column, data_args.label_column
     probes = probe_pretrained(
         args.model_dir,
         args.architecture,
