@@ -53,3 +53,22 @@ def test_every_run_reports_speed_to_metrics_and_results(pretrain_argv, tmp_path)
     assert results["tokens_per_second"] > 0 and results["mfu"] is None and "cpu" in results["mfu_note"]
     assert results["train_flops"] == results["flops_per_token"] * results["tokens_seen"] > 0
     assert results["peak_memory_bytes"] > 0 and results["mixed_precision"] == "no"
+
+
+def test_flops_count_the_last_layer_where_it_runs():
+    model = BertForMaskedLM(BertConfig(**CONFIG))
+    layer = model.bert.encoder.layer[-1]
+    key_value = sum(
+        p.numel() for m in (layer.attention.self.key, layer.attention.self.value) for p in m.parameters()
+    )
+    query_only = sum(p.numel() for p in layer.parameters()) - key_value
+    full = flops_per_token(model, 64, head_fraction=0.15)
+    pruned = flops_per_token(model, 64, head_fraction=0.15, last_layer_fraction=0.15)
+    # 6 x its weights but K and V, and its share of 12LdT, run on 15 % of the tokens only.
+    assert full - pruned == pytest.approx(0.85 * (6 * query_only + 12 * 16 * 64))
+    meter = ThroughputMeter(torch.device("cpu"), 1, masked_only_head=False, last_layer_rows="first_token")
+    meter.count(tokens=1280, examples=10, positions=1280, targets=10)
+    meter.run_seconds = 1.0
+    classifier = BertForSequenceClassification(BertConfig(**CONFIG))
+    report = meter.report(classifier, window=False, fine_tuning=True)
+    assert report["flops_per_token"] == flops_per_token(classifier, 128, last_layer_fraction=10 / 1280)

@@ -7,6 +7,8 @@ FLOPs per trained token follow PaLM (Chowdhery et al. 2022, appendix B):
 - 6N: a multiply-add is 2 FLOPs, and the backward pass costs twice the forward, for every weight a
   token meets. N excludes the input embedding table (a lookup, not a matmul). An MLM head that runs
   only on the masked positions counts with the fraction of tokens it runs on: `head_fraction`.
+  Likewise the last layer, when it runs only where its output is read (`tunekit.last_layer`): its
+  weights but the key and value projections count on `last_layer_fraction` of the tokens.
 - 12LdT: attention scores and their weighted sum (2 matmuls of T x d per token and layer, x 3 for
   forward + backward, x 2 FLOPs per multiply-add). Encoders attend to the full sequence, so no
   causal halving, as in PaLM.
@@ -50,15 +52,20 @@ def training_flops_per_token(
     head_params: int = 0,
     head_fraction: float = 1.0,
     attention: bool = True,
+    last_layer_params: int = 0,
+    last_layer_fraction: float = 1.0,
 ) -> float:
     """Model FLOPs to train on one token (forward + backward), PaLM appendix B.
 
     `non_embedding_params` is the body; `head_params` the output head (for a tied MLM decoder, the
     vocabulary x hidden matrix it multiplies by), counted on `head_fraction` of the tokens.
-    `attention=False` drops the 12LdT term (an LSTM has no attention).
+    `last_layer_params` (part of the body) and the last layer's attention count on
+    `last_layer_fraction` of the tokens. `attention=False` drops the 12LdT term (an LSTM has none).
     """
-    dense = 6 * (non_embedding_params + head_params * head_fraction)
-    return dense + (12 * num_layers * hidden_size * seq_len if attention else 0)
+    body = non_embedding_params - last_layer_params * (1 - last_layer_fraction)
+    dense = 6 * (body + head_params * head_fraction)
+    attending_layers = num_layers - (1 - last_layer_fraction) if last_layer_params else num_layers
+    return dense + (12 * attending_layers * hidden_size * seq_len if attention else 0)
 
 
 def peak_flops(device: torch.device | str) -> tuple[float | None, str]:

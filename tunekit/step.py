@@ -13,7 +13,7 @@ from accelerate import Accelerator
 from torch.nn.functional import cross_entropy
 
 from tunekit.config import TrainArguments
-from tunekit.mlm_head import MASKED_POSITIONS, masked_targets
+from tunekit.mlm_head import MASKED_KEYS, MASKED_POSITIONS, masked_targets
 
 
 def summed_loss(
@@ -40,10 +40,10 @@ def model_forward(
     model: torch.nn.Module, batch: dict[str, torch.Tensor], accelerator: Accelerator, masked_only: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(per-example loss sums, per-example target counts, logits) of one batch."""
-    inputs = {key: value for key, value in batch.items() if key not in ("labels", MASKED_POSITIONS)}
+    inputs = {key: value for key, value in batch.items() if key != "labels" and key not in MASKED_KEYS}
     positions = batch.get(MASKED_POSITIONS) if masked_only else None
     if positions is not None:
-        inputs[MASKED_POSITIONS] = positions
+        inputs.update({key: batch[key] for key in MASKED_KEYS if key in batch})
     # The loop owns autocast (accelerate's per-forward wrapper, which would also upcast the full
     # logits to fp32, is removed in `train_loop`).
     with accelerator.autocast():

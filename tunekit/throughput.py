@@ -18,6 +18,7 @@ import torch
 from accelerate import Accelerator
 
 from tunekit.flops import training_flops_per_token, utilisation
+from tunekit.last_layer import query_only_parameters
 
 
 def _layers_and_width(config: object) -> tuple[int, int]:
@@ -26,12 +27,15 @@ def _layers_and_width(config: object) -> tuple[int, int]:
     return int(layers), int(width)
 
 
-def flops_per_token(model: torch.nn.Module, seq_len: float, head_fraction: float = 1.0) -> float:
+def flops_per_token(
+    model: torch.nn.Module, seq_len: float, head_fraction: float = 1.0, last_layer_fraction: float = 1.0
+) -> float:
     """PaLM training FLOPs per token of a transformers model or tunekit's LSTM (see tunekit.flops).
 
     N leaves out the input embedding tables (lookups). For a masked LM the head (transform and the
     vocabulary decoder, tied or not) counts on `head_fraction` of the tokens: the masked share when
-    the head runs on masked positions only."""
+    the head runs on masked positions only. The last layer counts on `last_layer_fraction` of them
+    when it runs only where its output is read (`tunekit.last_layer`)."""
     embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     body = getattr(model, "base_model", model)
     body_ids = {id(p) for p in body.parameters()}
@@ -51,6 +55,8 @@ def flops_per_token(model: torch.nn.Module, seq_len: float, head_fraction: float
         head_params=head_params,
         head_fraction=head_fraction,
         attention=getattr(model.config, "model_type", "") != "lstm",
+        last_layer_params=query_only_parameters(model) if last_layer_fraction < 1 else 0,
+        last_layer_fraction=last_layer_fraction,
     )
 
 
@@ -70,6 +76,7 @@ class ThroughputMeter:
     device: torch.device
     num_processes: int
     masked_only_head: bool  # the MLM head runs on the target tokens only
+    last_layer_rows: str | None = None  # the last layer runs at the "targets" or the "first_token" only
     window_seconds: float = 0.0
     run_seconds: float = 0.0
     window_tokens: int = 0
@@ -112,7 +119,14 @@ class ThroughputMeter:
         examples = self.window_examples if window else self.run_examples
         rate = tokens / seconds if seconds > 0 else math.nan
         seq_len = self.positions / max(1, self.run_examples)
-        per_token = flops_per_token(model, seq_len, self.head_tokens / max(1, self.run_tokens))
+        head_fraction = self.head_tokens / max(1, self.run_tokens)
+        last_layer_fraction = {
+            "targets": head_fraction,
+            "first_token": self.run_examples / max(1, self.run_tokens),
+        }
+        per_token = flops_per_token(
+            model, seq_len, head_fraction, last_layer_fraction.get(self.last_layer_rows or "", 1.0)
+        )
         use = utilisation(per_token, rate, self.device, self.num_processes)
         memory, memory_source = peak_memory(self.device)
         record: dict[str, float | str | None] = {"tokens_per_second": round(rate, 1)}

@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from tunekit.errors import TunekitError
-from tunekit.mlm_head import MASKED_POSITIONS, masked_positions
+from tunekit.mlm_head import masked_batch_keys
 
 SPECIAL_TOKENS = {
     "pad_token": "[PAD]",
@@ -246,9 +246,9 @@ class BlockSeededMLMCollator(DataCollatorForLanguageModeling):
         # path, which any mask, even all ones, would cost it).
         if "attention_mask" in batch and bool(batch["attention_mask"].all()):
             del batch["attention_mask"]
-        # Computed here, on the host, so the masked-only MLM head never makes the host wait for
-        # the device to learn how many tokens are masked.
-        batch[MASKED_POSITIONS] = masked_positions(batch["labels"])
+        # Computed here, on the host, so the masked-only MLM head (and the last layer) never make
+        # the host wait for the device to learn how many tokens are masked.
+        batch.update(masked_batch_keys(batch["labels"]))
         return batch
 
 

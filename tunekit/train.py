@@ -36,6 +36,7 @@ from tunekit.checkpoint import (
     save_checkpoint,
 )
 from tunekit.config import TrainArguments
+from tunekit.last_layer import has_query_rows, install_first_token_last_layer
 from tunekit.metrics import language_model_metrics
 from tunekit.mlm_head import install_masked_only_head
 from tunekit.optim import build_optimizer, configure_matmul, resolve_mixed_precision
@@ -138,6 +139,11 @@ def train_loop(
     Pass dataloaders that are not yet prepared; the loop prepares them with the model.
     """
     masked_only = install_masked_only_head(model)
+    # The last layer runs only where the head reads it: the targets, or a classifier's position 0.
+    first_token = install_first_token_last_layer(model)
+    last_layer_rows = (
+        "first_token" if first_token else "targets" if masked_only and has_query_rows(model) else None
+    )
     # On the device before the optimizer is built, so it can pick the fused CUDA kernel.
     optimizer = build_optimizer(model.to(accelerator.device), args)
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
@@ -178,7 +184,7 @@ def train_loop(
         disable=args.disable_tqdm or not accelerator.is_local_main_process,
     )
     started = time.perf_counter() - progress.train_runtime
-    meter = ThroughputMeter(accelerator.device, accelerator.num_processes, masked_only)
+    meter = ThroughputMeter(accelerator.device, accelerator.num_processes, masked_only, last_layer_rows)
     window = LossWindow(accelerator.device)
     fine_tuning = metric_fn is not None
     final_metrics: dict[str, float] = {}

@@ -25,7 +25,11 @@ def test_pretraining_flops_count_the_body_and_the_head_on_the_masked_share():
     d, layers, ffn = 256, 4, 1024
     per_layer = 4 * (d * d + d) + 2 * d + (d * ffn + ffn) + (ffn * d + d) + 2 * d
     head = (d * d + d) + 2 * d + 8192 + 8192 * d  # transform, its LayerNorm, decoder bias, tied decoder
-    expected = training_flops_per_token(layers * per_layer, layers, d, 128, head, 0.15)
+    # The last layer but its key and value projections runs at the masked 15 % only.
+    last_layer = per_layer - 2 * (d * d + d)
+    expected = training_flops_per_token(
+        layers * per_layer, layers, d, 128, head, 0.15, last_layer_params=last_layer, last_layer_fraction=0.15
+    )
     assert flops_per_token(small_bert_config(), case, 128) == pytest.approx(expected)
 
 
@@ -33,7 +37,11 @@ def test_fine_tuning_flops_use_the_mean_length_for_attention():
     case = Case("finetuning", SMALL_BERT, 512, 8, "no", False, 16, 16)
     config = small_bert_config(num_labels=2)
     short, long = flops_per_token(config, case, 100.0), flops_per_token(config, case, 300.0)
-    assert long - short == pytest.approx(12 * 4 * 256 * 200)
+    # Three layers attend at every position; the last one at position 0 only (1 of T tokens), so
+    # its weights but K and V count on 1/T of the tokens.
+    d, ffn = 256, 1024
+    last_layer = 2 * (d * d + d) + 2 * d + (d * ffn + ffn) + (ffn * d + d) + 2 * d
+    assert long - short == pytest.approx(12 * 3 * d * 200 - 6 * last_layer * (1 / 100 - 1 / 300))
 
 
 def test_modernbert_flops_are_computed_too():

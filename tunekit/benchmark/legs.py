@@ -1,7 +1,8 @@
 """What every leg shares: its result, the training settings both systems get, and model FLOPs.
 
-FLOPs per token come from `tunekit.flops.training_flops_per_token` with the MLM head counted on
-the masked share of tokens for every system: that is the work the loss needs. A system that runs
+FLOPs per token come from `tunekit.flops.training_flops_per_token` with the MLM head, and the last
+layer but its keys and values, counted on the masked share of tokens (a classifier's last layer on
+its first token) for every system: that is the work the loss needs. A system that runs
 the head on every token (BertForMaskedLM under the Trainer) does the rest as waste, like padding.
 """
 
@@ -13,6 +14,7 @@ from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassificatio
 
 from tunekit.benchmark.presets import Case
 from tunekit.flops import training_flops_per_token
+from tunekit.last_layer import query_only_parameters
 
 MLM_PROBABILITY = 0.15
 LEARNING_RATE = {"pretraining": 5e-4, "finetuning": 1e-4}
@@ -69,9 +71,17 @@ def flops_per_token(config: PretrainedConfig, case: Case, mean_length: float) ->
     if case.task == "pretraining":
         # The decoder is tied to the input embeddings, so its vocab x hidden matmul is added here.
         head = outside + config.vocab_size * config.hidden_size
-        fraction = MLM_PROBABILITY
+        fraction = last_layer_fraction = MLM_PROBABILITY
     else:  # the classifier runs once per example: a negligible head, counted with the body
         head, fraction, body = 0, 1.0, body + outside
+        last_layer_fraction = 1 / max(1.0, mean_length)  # its last layer is read at position 0 only
     return training_flops_per_token(
-        body, config.num_hidden_layers, config.hidden_size, round(mean_length), head, fraction
+        body,
+        config.num_hidden_layers,
+        config.hidden_size,
+        round(mean_length),
+        head,
+        fraction,
+        last_layer_params=query_only_parameters(model),
+        last_layer_fraction=last_layer_fraction,
     )
