@@ -1,7 +1,7 @@
 """The measurements behind recipes/imdb_cpu/ (issue 8: "design it by measurement").
 
 Run on the 2-core CPU machine, idle:  python recipes/imdb_cpu/design.py [STAGE ...]
-Stages (default: all, in order): tokenizer throughput mlm finetune. Each run is a plain
+Stages (default: all, in order): tokenizer throughput mlm finetune ceiling. Each run is a plain
 scripts/pretrain.py / finetune.py / probe.py call on the local IMDb copy, written under
 outputs/imdb_cpu/design/, and each measurement is one JSON line in measurements.jsonl there. The
 test split is never scored: probes and fine-tuning read validation carved from the train reviews.
@@ -149,7 +149,46 @@ def finetune() -> None:
             "--tokenizer_name_or_path", str(TOKENIZER), "--learning_rate", lr)  # fmt: skip
 
 
-STAGES = {"tokenizer": tokenizer, "throughput": throughput, "mlm": mlm, "finetune": finetune}
+def ceiling() -> None:
+    """What 100 / 1 000 labels give at 128 tokens with no pretraining and no network: a binary
+    bag-of-words logistic regression over the study's tokens, on each cell's own label subset
+    (seeds 0-2), scored on the cells' validation reviews. A yardstick for every arm."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+    from sklearn.linear_model import LogisticRegression
+
+    from tunekit.config import parse_recipe
+    from tunekit.data import load_raw, prepare_splits
+    from tunekit.tokenization import load_tokenizer
+
+    words = load_tokenizer(str(TOKENIZER))
+
+    def bag(texts) -> csr_matrix:
+        ids = words(list(texts), truncation=True, max_length=128)["input_ids"]
+        rows = np.repeat(np.arange(len(ids)), [len(row) for row in ids])
+        matrix = csr_matrix((np.ones(len(rows)), (rows, np.concatenate(ids))), shape=(len(ids), len(words)))
+        return (matrix > 0).astype(np.float64)
+
+    for labels in (100, 1000):
+        for seed in (0, 1, 2):
+            recipe = "recipes/imdb_cpu/finetune_scratch.yaml"
+            _, data_args, _ = parse_recipe([recipe, *FINETUNE_DATA, "--max_train_samples", str(labels)])
+            splits = prepare_splits(load_raw(data_args), data_args, seed, labeled=True)
+            x_train, x_val = bag(splits.train["text"]), bag(splits.validation["text"])
+            for c in (0.1, 1.0):
+                model = LogisticRegression(C=c, max_iter=3000).fit(x_train, splits.train["label"])
+                accuracy = float(model.score(x_val, splits.validation["label"]))
+                row = {"name": f"ceiling/bow_labels{labels}_seed{seed}_C{c}", "eval_accuracy": accuracy}
+                record(row, [PYTHON, "recipes/imdb_cpu/design.py", "ceiling"])
+
+
+STAGES = {
+    "tokenizer": tokenizer,
+    "throughput": throughput,
+    "mlm": mlm,
+    "finetune": finetune,
+    "ceiling": ceiling,
+}
 
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)

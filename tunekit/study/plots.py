@@ -66,10 +66,18 @@ def plot_learning_curve(
     figure.savefig(path, dpi=150, bbox_inches="tight")
 
 
+def _short_count(count: float) -> str:
+    """1.5M, 300k, 512: a tick label that stays short."""
+    if count >= 1e6:
+        return f"{count / 1e6:.1f}M"
+    return f"{count / 1e3:.0f}k" if count >= 1e3 else f"{count:.0f}"
+
+
 def plot_pretraining_gain(path: str | Path, gains: list, title: str) -> None:
     """Gain of pretraining (points, pretrained minus scratch, 95% CI) against pretraining tokens (log x),
     one line per pretrained arm and label budget; `gains` are `budgets.BudgetGain`s."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     if not gains:
         raise TunekitError(f"no pretraining-budget gains to plot in {path}")
@@ -93,6 +101,10 @@ def plot_pretraining_gain(path: str | Path, gains: list, title: str) -> None:
         )
     ax.axhline(0, color="0.4", linewidth=1)
     ax.set_xscale("log")
+    # Label the budgets themselves: log-axis minor labels (3x10^6, 4x10^6, ...) overprint each other.
+    tokens = sorted({g.pretrain_tokens for g in gains})
+    ax.set_xticks(tokens, [_short_count(t) for t in tokens])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="pretraining tokens (log scale)", ylabel="gain over scratch (accuracy points)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(title="mean ± 95% CI", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=9)

@@ -6,18 +6,14 @@ model selection on validation and the test split touched once. A finished cell i
 `results.jsonl`, so a killed study re-run skips what is done and continues.
 """
 
-import dataclasses
 import json
 import logging
-import math
-import shlex
 from pathlib import Path
 from typing import Any
 
 from accelerate import PartialState
 
 from tunekit.atomic import append_line, atomic_write_json, atomic_write_text
-from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
 from tunekit.console import StudyProgress, quiet_runs
 from tunekit.data import load_raw, prepare_splits, stratified_subset
 from tunekit.errors import TunekitError
@@ -40,32 +36,11 @@ from tunekit.study.probes import probe_pretrained
 from tunekit.study.report import (
     load_results,
 )
+from tunekit.study.stages import at_least_min_steps, examples_per_step, match_tokens, stage_args
 from tunekit.tasks import run_finetuning, run_pretraining
 from tunekit.tokenization import train_wordpiece
 
 logger = logging.getLogger(__name__)
-
-RunArgs = tuple[ModelArguments, DataArguments, TrainArguments]
-
-
-def _stage(recipe: str, study: StudyArguments, overrides: str, **changes: Any) -> RunArgs:
-    """A stage recipe with the study's overrides, then per-run fields replaced (and re-validated)."""
-    flags = [*shlex.split(study.stage_overrides), *shlex.split(overrides)]
-    model_args, data_args, train_args = parse_recipe([recipe, *flags])
-    replaced = []
-    for config in (model_args, data_args, train_args):
-        names = {f.name for f in dataclasses.fields(config)}
-        replaced.append(dataclasses.replace(config, **{k: v for k, v in changes.items() if k in names}))
-    return tuple(replaced)  # type: ignore[return-value]
-
-
-def _examples_per_step(train_args: TrainArguments) -> int:
-    """The global batch: per-device batch x accumulation x processes."""
-    return (
-        train_args.per_device_train_batch_size
-        * train_args.gradient_accumulation_steps
-        * PartialState().num_processes
-    )
 
 
 def _read_json(path: Path) -> dict | None:
@@ -91,7 +66,7 @@ class Study:
         """One WordPiece on the (test-deduplicated) pretraining text, shared by every arm."""
         if (self.tokenizer_dir / "tokenizer.json").is_file():
             return
-        model_args, data_args, train_args = _stage(
+        model_args, data_args, train_args = stage_args(
             self.args.transformer_pretrain_recipe, self.args, self.args.pretrain_overrides
         )
         splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=False)
@@ -125,16 +100,16 @@ class Study:
             changes |= BF16_RECURRENCE
         if any(output_dir.glob("checkpoints/step_*/progress.json")):
             changes["resume_from_checkpoint"] = "latest"
-        run_args = _stage(recipe, self.args, self.args.pretrain_overrides, **changes)
+        run_args = stage_args(recipe, self.args, self.args.pretrain_overrides, **changes)
         if budget is not None:
-            per_step = _examples_per_step(run_args[2]) * run_args[1].max_seq_length
+            per_step = examples_per_step(run_args[2]) * run_args[1].max_seq_length
             unit = self.args.pretrain_budget_unit
             run_args = (*run_args[:2], budgets.with_budget(run_args[2], budget, unit, per_step))
         # The LSTM LM and the decoder see as many tokens as the encoder did.
         if architecture != "transformer" and self.args.match_lstm_pretraining_tokens:
             # Off the axis, match the transformer's longest pretraining.
             matched = budget if budget is not None else self.budgets_of("transformer")[-1]
-            run_args = self._match_tokens(run_args, self.pretrain_dir("transformer", matched))
+            run_args = match_tokens(run_args, self.pretrain_dir("transformer", matched))
         return run_pretraining(*run_args)
 
     def probe(self, name: str, budget: int | None = None) -> dict:
@@ -148,7 +123,7 @@ class Study:
             return saved
         architecture = architecture_of(name)
         recipe = getattr(self.args, f"{architecture}_finetune_recipe")
-        _, data_args, train_args = _stage(
+        _, data_args, train_args = stage_args(
             recipe, self.args, self.args.finetune_overrides, max_train_samples=None
         )
         splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=True)
@@ -166,13 +141,6 @@ class Study:
         )
         atomic_write_json(cached, probes)
         return probes
-
-    def _match_tokens(self, run_args: RunArgs, transformer_dir: Path) -> RunArgs:
-        """Equal-compute fairness starts with equal text: as many tokens as the transformer saw."""
-        model_args, data_args, train_args = run_args
-        seen = json.loads((transformer_dir / "results.json").read_text())["tokens_seen"]
-        per_step = _examples_per_step(train_args) * data_args.max_seq_length
-        return model_args, data_args, dataclasses.replace(train_args, max_steps=math.ceil(seen / per_step))
 
     def cell(self, arm: str, budget: str, seed: int, pretrain_budget: int | None = None) -> dict:
         architecture, init = architecture_of(arm), init_of(arm)
@@ -202,9 +170,9 @@ class Study:
         }
         if is_bf16(arm):
             changes |= BF16_RECURRENCE
-        run_args = _stage(recipe, self.args, self.args.finetune_overrides, **changes)
+        run_args = stage_args(recipe, self.args, self.args.finetune_overrides, **changes)
         if budget != "all" and self.args.min_finetune_steps:
-            run_args = self._at_least_min_steps(run_args, int(budget))
+            run_args = at_least_min_steps(run_args, int(budget), self.args.min_finetune_steps)
         results = run_finetuning(*run_args)
         axis = {}
         if pretrain_budget is not None:
@@ -229,14 +197,6 @@ class Study:
             "train_examples": results["train_examples"],
             "mixed_precision": results["mixed_precision"],
         }
-
-    def _at_least_min_steps(self, run_args: RunArgs, budget: int) -> RunArgs:
-        """With 100 labels a few epochs are a handful of steps; small budgets get more epochs instead."""
-        model_args, data_args, train_args = run_args
-        steps = math.ceil(train_args.num_train_epochs * math.ceil(budget / _examples_per_step(train_args)))
-        if train_args.max_steps <= 0 and steps < self.args.min_finetune_steps:
-            train_args = dataclasses.replace(train_args, max_steps=self.args.min_finetune_steps)
-        return model_args, data_args, train_args
 
     def run(self) -> list[dict]:
         set_resume_command(self.command)  # a stopped study resumes by running its command again
