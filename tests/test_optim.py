@@ -55,3 +55,34 @@ def test_compiled_model_state_has_no_compile_prefix(tmp_path):
     assert type(plain) is BertForMaskedLM and set(plain.state_dict()) == set(tiny_bert().state_dict())
     plain.save_pretrained(tmp_path / "saved")
     assert BertForMaskedLM.from_pretrained(tmp_path / "saved").config.vocab_size == 64
+
+
+def test_a_compiled_runs_checkpoint_has_plain_keys_and_resumes_an_eager_run(tmp_path):
+    """accelerate checkpoints the model it registered before compiling it, so a compiled run's
+    checkpoint carries no `_orig_mod.` keys and an eager run resumes from it. (As above, the
+    compiled graph itself never runs.)"""
+    from safetensors.torch import load_file
+
+    from tunekit.checkpoint import Progress, save_checkpoint
+
+    compiled_args = TrainArguments(
+        output_dir=str(tmp_path), use_cpu=True, torch_compile=True, report_to="none"
+    )
+    compiled = make_accelerator(compiled_args)
+    model = compiled.prepare(tiny_bert())
+    assert is_compiled_module(model)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.5)  # weights a fresh model does not have
+    checkpoint = save_checkpoint(compiled, tmp_path, Progress(global_step=3), limit=2)
+    saved_keys = set(load_file(checkpoint / "model.safetensors"))
+    assert saved_keys and saved_keys <= set(tiny_bert().state_dict())
+
+    eager = make_accelerator(
+        TrainArguments(output_dir=str(tmp_path / "eager"), use_cpu=True, report_to="none")
+    )
+    resumed = eager.prepare(tiny_bert())
+    eager.load_state(str(checkpoint))
+    expected = plain_model(compiled, model).state_dict()
+    for key, value in resumed.state_dict().items():
+        torch.testing.assert_close(value, expected[key], msg=key)  # tied decoder weight included
