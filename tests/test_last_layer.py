@@ -172,3 +172,15 @@ def test_models_that_read_every_position_keep_their_last_layer():
     labels = mlm_labels(batch["input_ids"])
     logits = distilbert(**batch, **masked_batch_keys(labels)).logits
     assert logits.shape[1] == int((labels != -100).sum())
+
+
+def test_gradient_checkpointing_keeps_the_stock_last_layer():
+    model = tiny(AutoModelForMaskedLM, "bert")
+    batch = padded_batch()
+    batch["labels"] = mlm_labels(batch["input_ids"])
+    dense_loss, dense_grads = mlm_loss_and_grads(model, batch, {})
+    install_masked_only_head(model)
+    model.gradient_checkpointing_enable()
+    loss, grads = mlm_loss_and_grads(model, batch, masked_batch_keys(batch["labels"]))
+    torch.testing.assert_close(loss, dense_loss, rtol=1e-5, atol=1e-5)
+    assert_same_gradients(grads, dense_grads)

@@ -33,6 +33,7 @@ class QueryRows:
     """The positions the last layer runs at during the current forward call, or None for all."""
 
     rows: torch.Tensor | None = None
+    ran_at_rows: bool = False  # whether the layer's last call did: the MLM head then reads by slot
 
 
 def _layer_kind(layer: torch.nn.Module) -> str | None:
@@ -131,7 +132,12 @@ def _query_rows_forward(layer: torch.nn.Module, stock: Callable, state: QueryRow
     kind = _layer_kind(layer)
 
     def forward(hidden_states, attention_mask=None, *args, **kwargs):
-        if state.rows is None:
+        # Under gradient checkpointing the layer runs again in backward, after the rows are cleared:
+        # both passes must be the stock forward.
+        state.ran_at_rows = not (
+            state.rows is None or (layer.training and getattr(layer, "gradient_checkpointing", False))
+        )
+        if not state.ran_at_rows:
             return stock(hidden_states, attention_mask, *args, **kwargs)
         if kind == "bert":
             return _bert_rows(layer, hidden_states, attention_mask, state.rows)

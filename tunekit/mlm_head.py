@@ -65,12 +65,13 @@ class _MaskedOnlyHead:
         if self.positions is None:
             return output
         hidden = output.last_hidden_state
-        index = self.positions if self.slots is None else self.slots
+        ran_at_rows = self.last_layer is not None and self.last_layer.ran_at_rows
+        index = self.slots if ran_at_rows and self.slots is not None else self.positions
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index)
         output.last_hidden_state = rows.unsqueeze(0)  # ModelOutput keeps `output[0]` in step
         self.positions = self.slots = None
         if self.last_layer is not None:
-            self.last_layer.rows = None
+            self.last_layer.rows, self.last_layer.ran_at_rows = None, False
         return output
 
 
