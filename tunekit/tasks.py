@@ -122,6 +122,9 @@ def _finish(
         atomic_write_json(output_dir / "results.json", results)
         write_model_card(output_dir, train_args.hub_model_id if train_args.push_to_hub else None)
     is_main_process = accelerator.is_main_process
+    # Every process enters the teardown together: a rank that tears down its process group while the
+    # main one is still writing files was seen to hang there once (gloo, 2 CPU processes, in CI).
+    accelerator.wait_for_everyone()
     # Last: besides closing trackers, this tears down the process group.
     accelerator.end_training()
     if train_args.push_to_hub and is_main_process:
