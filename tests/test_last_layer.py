@@ -6,17 +6,11 @@ from tunekit.last_layer import install_first_token_last_layer, install_query_row
 from tunekit.mlm_head import MASKED_POSITIONS, install_masked_only_head, masked_batch_keys, masked_positions
 from tunekit.step import summed_loss
 
-SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-NO_DROPOUT = {
-    "modernbert": {
-        "embedding_dropout": 0.0,
-        "mlp_dropout": 0.0,
-        "attention_dropout": 0.0,
-        "classifier_dropout": 0.0,
-    },
-    "bert": {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
-    "roberta": {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
-}
+from .test_mlm_head import NO_DROPOUT as MLM_NO_DROPOUT
+from .test_mlm_head import SIZES
+
+# The masked-only head's test sizes; classifiers also drop ModernBERT's classifier dropout.
+NO_DROPOUT = {**MLM_NO_DROPOUT, "modernbert": {**MLM_NO_DROPOUT["modernbert"], "classifier_dropout": 0.0}}
 # ModernBERT's last layer here is a sliding-window one; a window of 8 over 24 tokens makes its mask
 # matter, so the test sees that the gathered mask rows keep it.
 EXTRA = {"modernbert": {"local_attention": 8}}

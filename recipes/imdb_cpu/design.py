@@ -169,11 +169,13 @@ def ceiling() -> None:
         matrix = csr_matrix((np.ones(len(rows)), (rows, np.concatenate(ids))), shape=(len(ids), len(words)))
         return (matrix > 0).astype(np.float64)
 
+    recipe = "recipes/imdb_cpu/finetune_scratch.yaml"
+    raw = None  # the same files for every cell: read once
     for labels in (100, 1000):
+        _, data_args, _ = parse_recipe([recipe, *FINETUNE_DATA, "--max_train_samples", str(labels)])
+        raw = load_raw(data_args) if raw is None else raw
         for seed in (0, 1, 2):
-            recipe = "recipes/imdb_cpu/finetune_scratch.yaml"
-            _, data_args, _ = parse_recipe([recipe, *FINETUNE_DATA, "--max_train_samples", str(labels)])
-            splits = prepare_splits(load_raw(data_args), data_args, seed, labeled=True)
+            splits = prepare_splits(raw, data_args, seed, labeled=True)
             x_train, x_val = bag(splits.train["text"]), bag(splits.validation["text"])
             for c in (0.1, 1.0):
                 model = LogisticRegression(C=c, max_iter=3000).fit(x_train, splits.train["label"])
