@@ -1,6 +1,6 @@
 """Peak memory of preprocessing (tokenizer training, MLM packing, classification tokenization) alone.
 
-`python scripts/preprocess_memory.py --fraction 0.1` preprocesses the first 10% of IMDb unsup + train
+`python scripts/preprocess_memory.py --fraction 0.1` preprocesses an even 10% spread of IMDb unsup + train
 in a fresh process with an empty cache and prints its peak RSS; run it at two fractions to see
 whether the peak grows with the corpus.
 """
@@ -12,6 +12,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from tunekit.arguments import TOKENIZER_TRAINING_CHARS
 from tunekit.errors import TunekitError
 from tunekit.preprocess_memory import measure_preprocessing_memory
 
@@ -23,9 +24,17 @@ if __name__ == "__main__":
         default=str(Path(os.environ.get("TUNEKIT_SHARED_DATA", "../shared/data")) / "imdb"),
         help="Folder with unsup.jsonl.gz and train.jsonl.gz.",
     )
+    parser.add_argument(
+        "--tokenizer_training_chars",
+        type=int,
+        default=TOKENIZER_TRAINING_CHARS,
+        help="Characters the tokenizer trains on (0 = all the text, as before the bound).",
+    )
     args = parser.parse_args()
     try:
-        report = measure_preprocessing_memory(Path(args.data_dir), args.fraction)
+        report = measure_preprocessing_memory(
+            Path(args.data_dir), args.fraction, tokenizer_training_chars=args.tokenizer_training_chars
+        )
     except TunekitError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -567,7 +567,7 @@ def _empty_dir(model_dir: Path) -> None:
 
 
 def _big_tokenizer(w: Workspace) -> str:
-    from tunekit.tokenization import train_wordpiece
+    from tunekit.tokenizer_training import train_wordpiece
 
     words = " ".join(f"word{i}" for i in range(2000))
     tokenizer = train_wordpiece([words], vocab_size=1000, model_max_length=64)
@@ -582,7 +582,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from tunekit.config import ModelArguments
     from tunekit.models import transformer_config
-    from tunekit.tokenization import train_wordpiece
+    from tunekit.tokenizer_training import train_wordpiece
 
     texts = [text for text, _ in labeled_rows(100)]
     tokenizer = train_wordpiece(texts, vocab_size=200, model_max_length=64)

@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from tunekit.cli import setup_logging
 from tunekit.config import parse_recipe
 from tunekit.models import build_classifier, build_pretraining_model
-from tunekit.tokenization import train_wordpiece
+from tunekit.tokenizer_training import train_wordpiece
 
 from .conftest import TINY_MODEL
 

@@ -17,8 +17,8 @@ from tunekit.tokenization import (
     padding_collator,
     tokenize_and_pack,
     tokenize_for_classification,
-    train_wordpiece,
 )
+from tunekit.tokenizer_training import train_wordpiece
 
 ROWS = [{"text": f"review number {i} was {'great' if i % 2 else 'awful'}", "label": i % 2} for i in range(40)]
 

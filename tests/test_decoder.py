@@ -9,7 +9,8 @@ from tunekit.config import parse_recipe
 from tunekit.errors import TunekitError
 from tunekit.models import build_pretraining_model
 from tunekit.tasks import pretraining_collator, run_finetuning, run_pretraining
-from tunekit.tokenization import tokenize_and_pack, train_byte_level_bpe
+from tunekit.tokenization import tokenize_and_pack
+from tunekit.tokenizer_training import train_byte_level_bpe
 from tunekit.train import summed_loss
 
 from .conftest import QUIET

@@ -16,7 +16,7 @@ from tunekit.errors import TunekitError
 from tunekit.lora import LORA_DEFAULTS, adapter_base_id, apply_lora, lora_config, save_lora
 from tunekit.models import build_classifier
 from tunekit.tasks import run_finetuning, run_pretraining
-from tunekit.tokenization import train_byte_level_bpe, train_wordpiece
+from tunekit.tokenizer_training import train_byte_level_bpe, train_wordpiece
 
 from .conftest import QUIET, REPO, TINY_MODEL, TINY_RECIPE
 from .test_train import _free_port

@@ -10,7 +10,7 @@ from tunekit.config import ModelArguments
 from tunekit.errors import TunekitError
 from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling, LSTMForSequenceClassification
 from tunekit.models import build_classifier, build_pretraining_model
-from tunekit.tokenization import train_wordpiece
+from tunekit.tokenizer_training import train_wordpiece
 
 TEXTS = ["a truly gravolen film", "the plot was not tesmirak", "i watched it with my sister"] * 20
 

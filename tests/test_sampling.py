@@ -17,7 +17,8 @@ from tunekit.sampling import (
     sequence_lengths,
     train_dataloader,
 )
-from tunekit.tokenization import padding_collator, tokenize_for_classification, train_wordpiece
+from tunekit.tokenization import padding_collator, tokenize_for_classification
+from tunekit.tokenizer_training import train_wordpiece
 from tunekit.train import evaluate_model
 
 RNG = np.random.default_rng(0)

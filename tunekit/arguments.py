@@ -26,6 +26,13 @@ PEFT_SECTION_KEYS = {
     "modules_to_save": "lora_modules_to_save",
 }
 
+# The `tokenizers` trainers count every distinct word they see, and distinct words keep growing with
+# the text, so their memory would grow with the corpus. Measured on IMDb unsup (WordPiece 8 192,
+# tokens per word on 2 084 held-out train reviews): all 66.5M characters give 1.4134, an even
+# 16.6M-character spread 1.4132 and a 9.5M one 1.4141, trained 4-7x faster. Past this many
+# characters, more text buys the vocabulary nothing.
+TOKENIZER_TRAINING_CHARS = 16_000_000
+
 
 def _help(text: str, **metadata: Any) -> dict[str, Any]:
     return {"help": text, **metadata}
@@ -46,6 +53,13 @@ class ModelArguments:
         metadata=_help("Load this tokenizer (dir or Hub name); unset = train one on the training text."),
     )
     vocab_size: int = field(default=4096, metadata=_help("Vocabulary size when training a tokenizer."))
+    tokenizer_training_chars: int = field(
+        default=TOKENIZER_TRAINING_CHARS,
+        metadata=_help(
+            "Train a tokenizer on an even spread of about this many characters of the text (0 = all): "
+            "its memory then stops growing with the corpus."
+        ),
+    )
     hidden_size: int = field(default=128, metadata=_help("Hidden width (LSTM: embedding and state size)."))
     num_hidden_layers: int = field(default=2, metadata=_help("Transformer or LSTM layers."))
     num_attention_heads: int = field(default=4, metadata=_help("Attention heads (transformers only)."))
@@ -118,6 +132,11 @@ class ModelArguments:
             "intermediate_size",
             "max_position_embeddings",
         )
+        if self.tokenizer_training_chars < 0:
+            raise TunekitError(
+                "tokenizer_training_chars must be 0 (all the text) or positive, "
+                f"got {self.tokenizer_training_chars}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise TunekitError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.model_type in TRANSFORMER_TYPES and self.hidden_size % self.num_attention_heads:

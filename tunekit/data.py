@@ -11,6 +11,7 @@ import zlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_dataset
@@ -33,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 # File suffix -> `datasets` packaged builder. gzip is transparent to these builders.
 _BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text"}
+# datasets' JSON builder parses 10 MB chunks by default, and its peak memory grows with the file:
+# loading IMDb train (33 MB of text) took +140 MB anonymous memory, a quarter of it +71 MB. With
+# 1 MB chunks it is +25 MB and +21 MB, in the same time (9.3 s).
+_BUILDER_OPTIONS: dict[str, dict[str, Any]] = {"json": {"chunksize": 1 << 20}}
 
 
 @dataclass
@@ -85,7 +90,9 @@ def _load_files(paths: str | list[str], split: str) -> Dataset:
     for path in paths:
         check_file(path, field, builder)
     try:
-        dataset = load_dataset(builder, data_files={split: paths}, split=split)
+        dataset = load_dataset(
+            builder, data_files={split: paths}, split=split, **_BUILDER_OPTIONS.get(builder, {})
+        )
     except DatasetGenerationError as error:
         cause = error.__cause__ or error
         detail = (

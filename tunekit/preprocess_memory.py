@@ -22,12 +22,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunekit.arguments import TOKENIZER_TRAINING_CHARS
 from tunekit.errors import TunekitError
 
 
 @dataclass
 class PreprocessMemory:
     fraction: float
+    tokenizer_training_chars: int  # 0: the tokenizer trained on all the text
     pretraining_texts: int
     classification_texts: int
     mlm_blocks: int
@@ -37,6 +39,7 @@ class PreprocessMemory:
     peak_anonymous_mb: float
     seconds: float
     peak_mb_by_phase: dict[str, float]  # the running peak after splitting, tokenizer training, packing
+    peak_anonymous_mb_by_phase: dict[str, float]  # the same for anonymous memory, + classification
 
 
 def peak_rss_mb() -> float:
@@ -64,25 +67,33 @@ class AnonymousPeak(threading.Thread):
         while not self.stopped.wait(self.interval):
             self.peak = max(self.peak, anonymous_rss_mb())
 
+    def running_peak(self) -> float:
+        return max(self.peak, anonymous_rss_mb())
+
     def stop(self) -> float:
         self.stopped.set()
         self.join()
         return max(self.peak, anonymous_rss_mb())
 
 
-def head_of_jsonl_gz(source: Path, fraction: float, target: Path) -> int:
-    """Copy the first `fraction` of a gzip JSON Lines file's rows, streaming; returns the rows copied."""
+def spread_of_jsonl_gz(source: Path, fraction: float, target: Path) -> int:
+    """Copy an even spread of `fraction` of a gzip JSON Lines file's rows (every k-th, k fractional),
+    streaming; returns the rows copied. Not the head: IMDb's train file is sorted by label, and its
+    first 10 % would hold one class, which fine-tuning refuses."""
     with gzip.open(source, "rt", encoding="utf-8") as handle:
         total = sum(1 for _ in handle)
     keep = max(1, math.ceil(total * fraction))
+    next_kept = 0  # the rows kept are j * total // keep for j = 0 .. keep - 1
     with (
         gzip.open(source, "rt", encoding="utf-8") as reader,
         gzip.open(target, "wt", encoding="utf-8") as out,
     ):
         for index, line in enumerate(reader):
-            if index == keep:
-                break
-            out.write(line)
+            if index == next_kept * total // keep:
+                out.write(line)
+                next_kept += 1
+                if next_kept == keep:
+                    break
     return keep
 
 
@@ -108,14 +119,18 @@ def _child(config: dict) -> dict:
         max_seq_length=block,
     )
     splits = prepare_splits(load_raw(mlm_data), mlm_data, seed, labeled=False)
-    model_args = ModelArguments(vocab_size=config["vocab_size"], max_position_embeddings=512)
-    phases = {"split": peak_rss_mb()}
+    model_args = ModelArguments(
+        vocab_size=config["vocab_size"],
+        max_position_embeddings=512,
+        tokenizer_training_chars=config["tokenizer_training_chars"],
+    )
+    phases, anonymous_phases = {"split": peak_rss_mb()}, {"split": watcher.running_peak()}
     tokenizer = get_tokenizer(model_args, mlm_data, splits.train, output_dir, accelerator)
-    phases["tokenizer"] = peak_rss_mb()
+    phases["tokenizer"], anonymous_phases["tokenizer"] = peak_rss_mb(), watcher.running_peak()
     blocks = [
         tokenize_and_pack(split, tokenizer, "text", block) for split in (splits.train, splits.validation)
     ]
-    phases["pack"] = peak_rss_mb()
+    phases["pack"], anonymous_phases["pack"] = peak_rss_mb(), watcher.running_peak()
 
     labeled = DataArguments(train_file=[config["classification_file"]], max_seq_length=config["max_length"])
     labeled_splits = prepare_splits(load_raw(labeled), labeled, seed, labeled=True)
@@ -132,6 +147,10 @@ def _child(config: dict) -> dict:
         "peak_anonymous_mb": round(peak_anonymous, 1),
         "seconds": round(time.perf_counter() - started, 1),
         "peak_mb_by_phase": {phase: round(value, 1) for phase, value in phases.items()},
+        "peak_anonymous_mb_by_phase": {
+            **{phase: round(value, 1) for phase, value in anonymous_phases.items()},
+            "classification": round(peak_anonymous, 1),
+        },
     }
 
 
@@ -141,8 +160,9 @@ def measure_preprocessing_memory(
     vocab_size: int = 16384,
     block_size: int = 256,
     max_length: int = 512,
+    tokenizer_training_chars: int = TOKENIZER_TRAINING_CHARS,
 ) -> PreprocessMemory:
-    """Preprocess the first `fraction` of IMDb unsup + train (the IMDb recipes' data) in a child process."""
+    """Preprocess an even `fraction` of IMDb unsup + train (the IMDb recipes' data) in a child process."""
     if not 0.0 < fraction <= 1.0:
         raise TunekitError(f"fraction must be in (0, 1], got {fraction}")
     names = ["unsup.jsonl.gz", "train.jsonl.gz"]
@@ -155,7 +175,7 @@ def measure_preprocessing_memory(
         if fraction < 1.0:
             files = [root / name for name in names]
             for name, target in zip(names, files, strict=True):
-                head_of_jsonl_gz(data_dir / name, fraction, target)
+                spread_of_jsonl_gz(data_dir / name, fraction, target)
         config = {
             "pretraining_files": [str(path) for path in files],
             "classification_file": str(files[1]),
@@ -163,6 +183,7 @@ def measure_preprocessing_memory(
             "vocab_size": vocab_size,
             "block_size": block_size,
             "max_length": max_length,
+            "tokenizer_training_chars": tokenizer_training_chars,
         }
         # An empty cache, so every map really runs; offline, as in the tests.
         env = {**os.environ, "HF_DATASETS_CACHE": str(root / "cache"), "HF_HUB_OFFLINE": "1"}
@@ -178,4 +199,4 @@ def measure_preprocessing_memory(
         if child.returncode != 0:
             raise TunekitError(f"preprocessing child failed: {child.stderr.strip().splitlines()[-1:]}")
         measured = json.loads(child.stdout.strip().splitlines()[-1])
-    return PreprocessMemory(fraction=fraction, **measured)
+    return PreprocessMemory(fraction=fraction, tokenizer_training_chars=tokenizer_training_chars, **measured)

@@ -38,9 +38,8 @@ from tunekit.tokenization import (
     padding_collator,
     tokenize_and_pack,
     tokenize_for_classification,
-    train_byte_level_bpe,
-    train_wordpiece,
 )
+from tunekit.tokenizer_training import train_byte_level_bpe, train_wordpiece
 from tunekit.train import LoopResult, evaluate_model, make_accelerator, plain_model, train_loop
 
 logger = logging.getLogger(__name__)
@@ -73,7 +72,11 @@ def get_tokenizer(
     if accelerator.is_main_process:
         train_tokenizer = train_byte_level_bpe if model_args.is_decoder else train_wordpiece
         tokenizer = train_tokenizer(
-            texts, model_args.vocab_size, model_args.max_position_embeddings, data_args.text_column
+            texts,
+            model_args.vocab_size,
+            model_args.max_position_embeddings,
+            data_args.text_column,
+            model_args.tokenizer_training_chars,
         )
         tokenizer.save_pretrained(output_dir)
     accelerator.wait_for_everyone()

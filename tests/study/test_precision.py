@@ -8,7 +8,7 @@ import torch
 from tunekit.errors import TunekitError
 from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling
 from tunekit.study.precision import PrecisionArguments, blocks_of, read_texts, write_precision_report
-from tunekit.tokenization import train_wordpiece
+from tunekit.tokenizer_training import train_wordpiece
 
 TEXTS = [f"the film number {i} was {'good' if i % 2 else 'bad'} and the actors were fine" for i in range(200)]
 

@@ -4,7 +4,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM
 from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling
 from tunekit.study.probes import describe_probes, linear_probe, masked_word_probe, next_word_probe
 from tunekit.synthetic import build_synthetic_corpus
-from tunekit.tokenization import train_wordpiece
+from tunekit.tokenizer_training import train_wordpiece
 
 
 def test_probes_run_on_a_random_encoder_and_return_accuracies():

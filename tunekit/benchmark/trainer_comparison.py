@@ -33,7 +33,7 @@ from tunekit.benchmark.tunekit_legs import LABEL_NAMES, model_arguments, run_tun
 from tunekit.errors import TunekitError
 from tunekit.flops import peak_flops, utilisation
 from tunekit.models import transformer_config
-from tunekit.tokenization import train_wordpiece
+from tunekit.tokenizer_training import train_wordpiece
 
 logger = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from tunekit.study.report import (
 )
 from tunekit.study.stages import at_least_min_steps, examples_per_step, match_tokens, stage_args
 from tunekit.tasks import run_finetuning, run_pretraining
-from tunekit.tokenization import train_wordpiece
+from tunekit.tokenizer_training import train_wordpiece
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,11 @@ class Study:
         )
         splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=False)
         tokenizer = train_wordpiece(
-            splits.train, model_args.vocab_size, model_args.max_position_embeddings, data_args.text_column
+            splits.train,
+            model_args.vocab_size,
+            model_args.max_position_embeddings,
+            data_args.text_column,
+            model_args.tokenizer_training_chars,
         )
         tokenizer.save_pretrained(self.tokenizer_dir)
 
