@@ -138,14 +138,17 @@ def mlm() -> None:
 
 
 def finetune() -> None:
-    """Learning rate per arm at 100 labels, from the better MLM run and from scratch (validation only)."""
+    """Learning rate per arm at LABELS labels (100 by default), from a pretraining (PRETRAINED: a
+    folder under OUT, or any path) and from scratch; validation only. FOLDER names the runs' folder."""
     size, pretrained = os.environ.get("SIZE", "modernbert_4x128"), os.environ["PRETRAINED"]
-    common = [*FINETUNE_DATA, "--max_train_samples", os.environ.get("LABELS", "100")]
+    labels = os.environ.get("LABELS", "100")
+    folder = os.environ.get("FOLDER") or ("finetune" if labels == "100" else f"finetune_{labels}")
+    common = [*FINETUNE_DATA, "--max_train_samples", labels]
     for lr in os.environ.get("PRETRAINED_LRS", "1e-4 3e-4 1e-3").split():
-        run(f"finetune/pretrained_lr{lr}", "finetune.py", "finetune_pretrained.yaml", *common,
+        run(f"{folder}/pretrained_lr{lr}", "finetune.py", "finetune_pretrained.yaml", *common,
             "--model_name_or_path", str(OUT / pretrained), "--learning_rate", lr)  # fmt: skip
     for lr in os.environ.get("SCRATCH_LRS", "3e-4 1e-3 3e-3").split():
-        run(f"finetune/scratch_lr{lr}", "finetune.py", "finetune_scratch.yaml", *common, *size_args(size),
+        run(f"{folder}/scratch_lr{lr}", "finetune.py", "finetune_scratch.yaml", *common, *size_args(size),
             "--tokenizer_name_or_path", str(TOKENIZER), "--learning_rate", lr)  # fmt: skip
 
 

@@ -267,3 +267,46 @@ def test_lora_and_decoder_arms_share_the_tokenizer_and_the_token_budget(study_re
     assert (root / "pretrain" / "decoder" / "tokenizer.json").read_text() == shared
     report = (root / "report.md").read_text()
     assert "causal-LM decoder" in report and "`decoder_pretrained`" in report
+
+
+def test_cell_overrides_are_validated_and_compose_after_finetune_overrides():
+    with pytest.raises(TunekitError, match="cell_overrides: 'transformer_pretrained 1000' is not"):
+        StudyArguments(budgets=["1000"], cell_overrides=["transformer_pretrained 1000"])
+    with pytest.raises(TunekitError, match="cell_overrides: .* names no cell of this study"):
+        StudyArguments(budgets=["1000"], cell_overrides=["transformer_scratch@100: --learning_rate 1e-3"])
+    args = StudyArguments(
+        budgets=["100", "1000"],
+        finetune_overrides="--max_steps 5",
+        cell_overrides=["transformer_pretrained@1000: --learning_rate 1e-3", "*@100: --eval_steps 10"],
+    )
+    assert args.overrides_for("transformer_pretrained", "1000") == "--max_steps 5 --learning_rate 1e-3"
+    assert args.overrides_for("transformer_pretrained", "100") == "--max_steps 5 --eval_steps 10"
+    assert args.overrides_for("lstm_scratch", "1000") == "--max_steps 5"
+
+
+@pytest.mark.slow
+def test_cell_overrides_reach_their_cells_and_rerun_them_when_changed(study_recipe, tmp_path):
+    (args,) = parse_recipe(
+        [study_recipe, "--cell_overrides", "transformer_pretrained@8: --max_steps 2"], (StudyArguments,)
+    )
+    Study(args).run()
+    root = tmp_path / "study"
+    rows = {(row["arm"], row["budget"]): row for row in map(json.loads, (root / "results.jsonl").open())}
+    assert rows["transformer_pretrained", 8]["steps"] == 2
+    assert rows["transformer_pretrained", 8]["cell_flags"] == "--max_steps 2"
+    assert (
+        rows["transformer_pretrained", "all"]["steps"] == 4 and "cell_flags" not in rows["lstm_pretrained", 8]
+    )
+    stamps = {p: p.stat().st_mtime_ns for p in (root / "cells").rglob("results.json")}
+
+    # Changed flags: that cell runs again and replaces its row; the others are kept.
+    Study(dataclasses.replace(args, cell_overrides=["transformer_pretrained@8: --max_steps 3"])).run()
+    rows = [json.loads(line) for line in (root / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    assert [row["steps"] for row in rows if (row["arm"], row["budget"]) == ("transformer_pretrained", 8)] == [
+        3
+    ]
+    changed = [
+        p.relative_to(root / "cells").parts[:2] for p, t in stamps.items() if p.stat().st_mtime_ns != t
+    ]
+    assert changed == [("transformer_pretrained", "budget_8")]

@@ -57,6 +57,14 @@ class StudyArguments:
         metadata={"help": "Extra flags for the pretraining stages and the tokenizer (e.g. local files)."},
     )
     finetune_overrides: str = field(default="", metadata={"help": "Extra flags for every fine-tuning cell."})
+    cell_overrides: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Extra flags for some cells, after finetune_overrides: 'ARM@BUDGET: --flag value', "
+            "ARM or BUDGET may be '*'; e.g. 'transformer_pretrained@1000: --learning_rate 1e-3' for a "
+            "learning rate chosen per label budget on validation."
+        },
+    )
     min_finetune_steps: int = field(
         default=0, metadata={"help": "Small budgets train at least this many optimizer steps (epochs grow)."}
     )
@@ -128,3 +136,31 @@ class StudyArguments:
             )
         if not self.seeds:
             raise TunekitError("seeds: give at least one seed")
+        for entry in self.cell_overrides:
+            arm, budget, _ = _split_cell_override(entry)
+            if arm not in (*self.arms, "*") or budget not in (*self.budgets, "*"):
+                raise TunekitError(
+                    f"cell_overrides: {entry!r} names no cell of this study "
+                    f"(arms {self.arms}, budgets {self.budgets})"
+                )
+
+    def cell_flags(self, arm: str, budget: str) -> str:
+        """The flags of every cell_overrides entry that matches this arm and label budget, in order."""
+        flags = []
+        for entry in self.cell_overrides:
+            entry_arm, entry_budget, entry_flags = _split_cell_override(entry)
+            if entry_arm in (arm, "*") and entry_budget in (budget, "*"):
+                flags.append(entry_flags)
+        return " ".join(flags)
+
+    def overrides_for(self, arm: str, budget: str) -> str:
+        """What a fine-tuning cell adds to its recipe: finetune_overrides, then its cell_flags."""
+        return " ".join(flags for flags in (self.finetune_overrides, self.cell_flags(arm, budget)) if flags)
+
+
+def _split_cell_override(entry: str) -> tuple[str, str, str]:
+    cell, colon, flags = entry.partition(":")
+    arm, at, budget = cell.strip().partition("@")
+    if not (colon and at and arm and budget and flags.strip().startswith("--")):
+        raise TunekitError(f"cell_overrides: {entry!r} is not 'ARM@BUDGET: --flag value ...'")
+    return arm, budget.strip(), flags.strip()

@@ -174,7 +174,7 @@ class Study:
         }
         if is_bf16(arm):
             changes |= BF16_RECURRENCE
-        run_args = stage_args(recipe, self.args, self.args.finetune_overrides, **changes)
+        run_args = stage_args(recipe, self.args, self.args.overrides_for(arm, budget), **changes)
         if budget != "all" and self.args.min_finetune_steps:
             run_args = at_least_min_steps(run_args, int(budget), self.args.min_finetune_steps)
         results = run_finetuning(*run_args)
@@ -186,7 +186,7 @@ class Study:
                 "pretrain_budget_unit": self.args.pretrain_budget_unit,
                 "pretrain_tokens": json.loads(pretrained.read_text())["tokens_seen"],
             }
-        return axis | {
+        row = axis | {
             "arm": arm,
             "budget": budget if budget == "all" else int(budget),
             "seed": seed,
@@ -201,6 +201,21 @@ class Study:
             "train_examples": results["train_examples"],
             "mixed_precision": results["mixed_precision"],
         }
+        if flags := self.args.cell_flags(arm, budget):
+            row["cell_flags"] = flags
+        return row
+
+    def current_rows(self, finished: list[dict]) -> list[dict]:
+        """The finished cells that are still this study's: a cell trained under other cell_overrides
+        than the study's now runs again."""
+        current = [
+            row
+            for row in finished
+            if row.get("cell_flags", "") == self.args.cell_flags(row["arm"], str(row["budget"]))
+        ]
+        if len(current) < len(finished):
+            logger.info("re-running %d cells whose cell_overrides changed", len(finished) - len(current))
+        return current
 
     def run(self) -> list[dict]:
         set_resume_command(self.command)  # a stopped study resumes by running its command again
@@ -234,7 +249,7 @@ class Study:
                 pretraining[name] = self.pretrain(name, budget)
                 if PartialState().is_main_process:
                     pretraining[name] |= self.probe(name, budget)
-        finished = load_results(self.results_path) if self.results_path.is_file() else []
+        finished = self.current_rows(load_results(self.results_path) if self.results_path.is_file() else [])
         # Rewrite without a line that a killed run left half-written, so appends stay valid JSONL.
         atomic_write_text(self.results_path, "".join(json.dumps(row) + "\n" for row in finished))
         done = {(row["arm"], str(row["budget"]), row["seed"], row.get("pretrain_budget")) for row in finished}
