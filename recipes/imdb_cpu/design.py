@@ -1,7 +1,7 @@
 """The measurements behind recipes/imdb_cpu/ (issue 8: "design it by measurement").
 
 Run on the 2-core CPU machine, idle:  python recipes/imdb_cpu/design.py [STAGE ...]
-Stages (default: all, in order): tokenizer throughput mlm finetune ceiling. Each run is a plain
+Stages (default: all, in order): tokenizer throughput mlm finetune lstm_finetune ceiling. Each run is a plain
 scripts/pretrain.py / finetune.py / probe.py call on the local IMDb copy, written under
 outputs/imdb_cpu/design/, and each measurement is one JSON line in measurements.jsonl there. The
 test split is never scored: probes and fine-tuning read validation carved from the train reviews.
@@ -152,6 +152,18 @@ def finetune() -> None:
             "--tokenizer_name_or_path", str(TOKENIZER), "--learning_rate", lr)  # fmt: skip
 
 
+def lstm_finetune() -> None:
+    """The biLSTM classifier's learning rate at LABELS labels, from its language model
+    (LSTM_PRETRAINED: a folder under OUT, or any path) and from scratch; validation only."""
+    labels = os.environ.get("LABELS", "100")
+    common = [*FINETUNE_DATA, "--max_train_samples", labels, "--tokenizer_name_or_path", str(TOKENIZER)]
+    language_model = ["--model_name_or_path", str(OUT / os.environ["LSTM_PRETRAINED"])]
+    for init, start in (("pretrained", language_model), ("scratch", [])):
+        for lr in os.environ.get("LSTM_LRS", "1e-3 2e-3 5e-3 1e-2").split():
+            run(f"lstm_finetune_{labels}/{init}_lr{lr}", "finetune.py", "lstm.yaml", *common, *start,
+                "--learning_rate", lr)  # fmt: skip
+
+
 def ceiling() -> None:
     """What 100 / 1 000 labels give at 128 tokens with no pretraining and no network: a binary
     bag-of-words logistic regression over the study's tokens, on each cell's own label subset
@@ -192,6 +204,7 @@ STAGES = {
     "throughput": throughput,
     "mlm": mlm,
     "finetune": finetune,
+    "lstm_finetune": lstm_finetune,
     "ceiling": ceiling,
 }
 
