@@ -73,7 +73,7 @@ class AnonymousPeak(threading.Thread):
     def stop(self) -> float:
         self.stopped.set()
         self.join()
-        return max(self.peak, anonymous_rss_mb())
+        return self.running_peak()
 
 
 def spread_of_jsonl_gz(source: Path, fraction: float, target: Path) -> int:

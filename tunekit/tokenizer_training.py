@@ -52,10 +52,12 @@ def train_wordpiece(
     # Declaring every "##x" up front gives them fixed ids and makes training reproducible.
     # The normalizer works character by character, so a whitespace-joined batch gives each text's set.
     characters: set[str] = set()
+    total_chars = 0  # counted on this pass, so the sample needs no pass of its own
     for batch in _text_batches(texts, text_column):
         characters.update(normalizer.normalize_str("\n".join(batch)))
+        total_chars += sum(len(text) for text in batch)
     alphabet = sorted(char for char in characters if not char.isspace())
-    sample = training_sample(texts, training_chars, text_column)
+    sample = training_sample(texts, training_chars, text_column, total_chars)
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         special_tokens=specials + [f"##{c}" for c in alphabet],
@@ -117,15 +119,18 @@ def train_byte_level_bpe(
 
 
 def training_sample(
-    texts: Sequence[str] | Dataset, max_chars: int, column: str = "text"
+    texts: Sequence[str] | Dataset, max_chars: int, column: str = "text", total_chars: int | None = None
 ) -> Sequence[str] | Dataset:
     """An even spread of `texts` (every k-th, k fractional) holding about `max_chars` characters.
 
     `texts` itself when it has no more than that, or when `max_chars` is 0. Even, not a prefix: a
     corpus sorted by label or source would otherwise train the vocabulary on one part of it.
+    `total_chars`, when the caller has counted them, saves a pass over the text.
     """
-    total = _character_count(texts, column)
-    if max_chars == 0 or total <= max_chars:
+    if max_chars == 0:
+        return texts
+    total = _character_count(texts, column) if total_chars is None else total_chars
+    if total <= max_chars:
         return texts
     keep = max(1, math.floor(len(texts) * max_chars / total))
     indices = [index * len(texts) // keep for index in range(keep)]
