@@ -16,7 +16,7 @@ import torch
 
 from tunekit.benchmark.presets import PRESETS
 from tunekit.benchmark.table import format_text, write_outputs
-from tunekit.benchmark.trainer_comparison import run_benchmark
+from tunekit.benchmark.trainer_comparison import BenchmarkReport, run_benchmark
 from tunekit.cli import setup_logging
 from tunekit.errors import TunekitError
 
@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     compile_modes = {"both": (False, True), "off": (False,), "on": (True,)}[args.compile]
     setup_logging()
     datasets.disable_progress_bars()  # the per-leg map bars would bury the table
+    stem = args.name or f"benchmark_{args.preset}"
+
+    def write_partial(partial: BenchmarkReport) -> None:
+        write_outputs(partial.rows, partial.notes, partial.meta, args.output_dir, stem)
+
     try:
         report = run_benchmark(
             args.preset,
@@ -73,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             tuple(args.tasks),
             compile_modes,
             args.finetuning_examples,
+            on_case_done=write_partial,
         )
     except TunekitError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -80,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_text(report.rows))
     for note in report.notes:
         print(f"- {note}")
-    paths = write_outputs(
-        report.rows, report.notes, report.meta, args.output_dir, args.name or f"benchmark_{args.preset}"
-    )
+    paths = write_outputs(report.rows, report.notes, report.meta, args.output_dir, stem)
     print("wrote " + ", ".join(str(path) for path in paths))
     return 0
 

@@ -42,13 +42,17 @@ def main(argv: list[str]) -> int:
             print(f"loaded {type(model).__name__} with {model.num_parameters():,} parameters")
         else:
             run_dir = Path(args.run_dir)
-            if restore_previous(Path(args.previous_dir), run_dir):
+            # On the machine the first call left warm, its run directory is still here; a fresh
+            # machine gets it from the archive that call returned.
+            if run_dir.is_dir():
+                print(f"[gpu_run] continuing in {run_dir}", flush=True)
+            elif restore_previous(Path(args.previous_dir), run_dir):
                 print(f"[gpu_run] restored the previous call's outputs into {run_dir}", flush=True)
             run_dir.mkdir(parents=True, exist_ok=True)
             config = PlanConfig(run_dir, Path(args.data_dir), args.smoke, args.phase)
             steps, finally_steps = plan_steps(config)
             try:
-                run_plan(steps, args.budget_s, run_dir, finally_steps)
+                run_plan(steps, args.budget_s, run_dir, finally_steps, tag=f"phase{args.phase}")
             finally:
                 parts = pack(run_dir, Path(args.out))
                 print(f"[gpu_run] packed: {', '.join(str(p) for p in parts)}", flush=True)

@@ -12,6 +12,9 @@ GET=("$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.1
 "${GET[@]}" -d .whl datasets==5.2.0 evaluate==0.4.6 dill==0.4.1 multiprocess==0.70.19 fsspec==2026.9.0 \
   transformers==5.24.0
 "${GET[@]}" -d .whl/alt datasets==4.4.1 dill==0.4.0 multiprocess==0.70.18 fsspec==2025.10.0
+# transformers checks regex's version at import; the image's may be older than it wants.
+"${GET[@]}" -d .whl --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+  --platform manylinux2014_x86_64 regex==2026.11.19
 "$PY" scripts/prepare_gpu_data.py --output_dir device_data/imdb --splits train test unsup
 # Call 2 needs no pretraining text beyond the benchmark's slice: labeled splits + 9 000 unsup rows.
 mkdir -p device_data/call2/imdb

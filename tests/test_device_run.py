@@ -22,7 +22,9 @@ def test_a_step_over_its_cap_is_stopped_and_the_plan_goes_on(tmp_path, monkeypat
     failing = Step("failing", [sys.executable, "-c", "import sys; sys.exit(3)"], budget_s=10)
     report = Step("report", [sys.executable, "-c", "open('report.txt', 'w').write('ok')"], budget_s=10)
     monkeypatch.chdir(tmp_path)
-    results = run_plan([slow, failing], budget_s=20, run_dir=tmp_path / "run", finally_steps=[report])
+    results = run_plan(
+        [slow, failing], budget_s=20, run_dir=tmp_path / "run", finally_steps=[report], tag="phase1"
+    )
     assert [(r.name, r.status, r.returncode) for r in results] == [
         ("slow", "timed_out", -15),
         ("failing", "failed", 3),
@@ -30,8 +32,9 @@ def test_a_step_over_its_cap_is_stopped_and_the_plan_goes_on(tmp_path, monkeypat
     ]
     assert results[0].wall_s < 10
     assert (tmp_path / "report.txt").read_text() == "ok"
-    summary = json.loads((tmp_path / "run" / "steps.json").read_text())
+    summary = json.loads((tmp_path / "run" / "steps_phase1.json").read_text())
     assert [step["status"] for step in summary["steps"]] == ["timed_out", "failed", "ok"]
+    assert (tmp_path / "run" / "logs" / "phase1" / "failing.log").is_file()  # a second call keeps these
 
 
 def test_a_step_without_time_left_is_skipped(tmp_path):
@@ -47,15 +50,33 @@ def test_the_archive_is_cut_below_the_return_limit_and_restores(tmp_path, monkey
     (run / "study" / "checkpoints").mkdir(parents=True)
     (run / "study" / "checkpoints" / "big.bin").write_bytes(os.urandom(50_000))
     (run / "study" / "results.jsonl").write_text('{"arm": "a"}\n')
-    (run / "study" / "model.bin").write_bytes(os.urandom(10_000))
+    (run / "study" / "log.txt").write_bytes(os.urandom(10_000))
+    (run / "study" / "model.safetensors").write_bytes(os.urandom(6_000))
     parts = pack(run, tmp_path / "out")
-    assert len(parts) == 3 and all(part.stat().st_size <= 4096 for part in parts)
+    assert [part.name for part in parts] == [
+        *(f"gpu_run.tar.gz.part{i:02d}" for i in range(3)),
+        "gpu_models.tar.gz.part00",
+        "gpu_models.tar.gz.part01",
+    ]
+    assert all(part.stat().st_size <= 4096 for part in parts)
     restored = tmp_path / "elsewhere" / "run"
     assert restore_previous(tmp_path / "out", restored)
     assert (restored / "study" / "results.jsonl").read_text() == '{"arm": "a"}\n'
-    assert (restored / "study" / "model.bin").read_bytes() == (run / "study" / "model.bin").read_bytes()
+    for name in ("log.txt", "model.safetensors"):
+        assert (restored / "study" / name).read_bytes() == (run / "study" / name).read_bytes()
     assert not (restored / "study" / "checkpoints").exists()  # checkpoints never travel back
     assert not restore_previous(tmp_path / "nothing", restored)
+
+
+def test_weights_stay_behind_when_they_would_pass_the_return_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(device_run, "RETURN_BYTES", 20_000)
+    run = tmp_path / "run"
+    (run / "pretrain").mkdir(parents=True)
+    (run / "pretrain" / "results.json").write_text("{}")
+    (run / "pretrain" / "model.safetensors").write_bytes(os.urandom(30_000))
+    parts = pack(run, tmp_path / "out")
+    assert [part.name for part in parts] == ["gpu_run.tar.gz"]  # the results come back regardless
+    assert not (tmp_path / "out" / "gpu_models.tar.gz").exists()
 
 
 def test_compact_copy_keeps_text_and_label_and_balances_a_sorted_file(tmp_path):
@@ -88,7 +109,18 @@ def test_phase_two_adds_the_launcher_checks_and_the_figure(tmp_path):
         (tmp_path / f"{split}.jsonl.xz").touch()
     names = [step.name for step in plan_steps(PlanConfig(tmp_path, tmp_path, smoke=False, phase=2))[0]]
     assert names[:4] == ["env", "accelerate_single_gpu", "accelerate_fsdp", "fsdp_loads"]
-    assert names[4:] == ["sequence_length", "benchmark_compiled", "study", "lstm_bf16"]
+    assert names[4:] == ["sequence_length", "study_seed0", "study", "benchmark_compiled", "lstm_bf16"]
+
+
+def test_phase_one_runs_seed_zero_of_every_cell_before_more_seeds(tmp_path):
+    for split in ("train", "test", "unsup"):
+        (tmp_path / f"{split}.jsonl.xz").touch()
+    steps, _ = plan_steps(PlanConfig(tmp_path, tmp_path, smoke=False, phase=1))
+    assert [step.name for step in steps] == ["env", "benchmark", "study_seed0", "study"]
+    first_seed = steps[2].argv()
+    assert first_seed[-2:] == ["--seeds", "0"] and "--seeds" not in steps[3].argv()
+    pretraining = next(arg for arg in first_seed if arg.startswith("--pretrain_overrides="))
+    assert "unsup.jsonl.xz" in pretraining and "--mixed_precision bf16" in " ".join(first_seed)
 
 
 @pytest.mark.slow
@@ -97,13 +129,11 @@ def test_smoke_mode_runs_both_calls_on_cpu_and_the_second_continues_the_first(tm
     if not shared:
         pytest.skip("TUNEKIT_SHARED_DATA is unset: the smoke run slices the local IMDb copy")
     env = {**os.environ, "SMOKE": "1", "PYTHON": sys.executable, "DATA_DIR": str(tmp_path / "data" / "imdb")}
+    run = tmp_path / "run"
 
-    def call(phase: int, run: str, out: str, previous: str = "none") -> dict[str, str]:
-        paths = {
-            "RUN_DIR": str(tmp_path / run),
-            "OUT": str(tmp_path / out),
-            "PREVIOUS_DIR": str(tmp_path / previous),
-        }
+    def call(phase: int) -> dict[str, str]:
+        # The second call runs in the first one's run directory, as on the machine it left warm.
+        paths = {"RUN_DIR": str(run), "OUT": str(tmp_path / f"out{phase}"), "PREVIOUS_DIR": "none"}
         done = subprocess.run(
             ["bash", "scripts/gpu_run.sh"],
             cwd=REPO,
@@ -113,20 +143,23 @@ def test_smoke_mode_runs_both_calls_on_cpu_and_the_second_continues_the_first(tm
             timeout=400,
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        assert (tmp_path / out / "gpu_run.tar.gz").is_file()
-        steps = json.loads((tmp_path / run / "steps.json").read_text())["steps"]
+        assert (tmp_path / f"out{phase}" / "gpu_run.tar.gz").is_file()
+        steps = json.loads((run / f"steps_phase{phase}.json").read_text())["steps"]
         return {step["name"]: step["status"] for step in steps}
 
-    assert call(1, "run", "out") == {"env": "ok", "benchmark": "ok", "study": "ok", "study_report": "ok"}
-    cells = (tmp_path / "run" / "study" / "results.jsonl").read_text()
-    assert len(cells.splitlines()) == 4 and (tmp_path / "run" / "study" / "report.md").is_file()
-    assert call(2, "run2", "out2", previous="out") == {
-        "env": "ok",
-        "accelerate_single_gpu": "ok",
-        "sequence_length": "ok",
-        "study": "ok",
-        "study_report": "ok",
+    ok = "ok"
+    assert call(1) == {"env": ok, "benchmark": ok, "study_seed0": ok, "study": ok, "study_report": ok}
+    cells = (run / "study" / "results.jsonl").read_text()
+    assert len(cells.splitlines()) == 4 and (run / "study" / "report.md").is_file()
+    assert call(2) == {
+        "env": ok,
+        "accelerate_single_gpu": ok,
+        "sequence_length": ok,
+        "study_seed0": ok,
+        "study": ok,
+        "study_report": ok,
     }
-    # The second call restored the first one's cells and had nothing left to train.
-    assert (tmp_path / "run2" / "study" / "results.jsonl").read_text() == cells
-    assert (tmp_path / "run2" / "sequence_length" / "sequence_length.png").is_file()
+    # The second call found the first one's cells and had nothing left to train.
+    assert (run / "study" / "results.jsonl").read_text() == cells
+    assert (run / "sequence_length" / "sequence_length.png").is_file()
+    assert (run / "logs" / "phase1" / "benchmark.log").is_file()  # the first call's logs are kept

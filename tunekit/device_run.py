@@ -8,6 +8,7 @@ cell as it finishes, so a second call that restores the archive (`restore_previo
 where the first stopped. `SMOKE=1` runs the very same plan on CPU at tiny sizes.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -77,12 +78,17 @@ def run_step(step: Step, deadline: float, log_dir: Path) -> StepResult:
             process.wait(timeout=cap)
         except subprocess.TimeoutExpired:
             status = "timed_out"
-            os.killpg(process.pid, signal.SIGTERM)
+            # SIGTERM to the step's own process only: it finishes its optimizer step, checkpoints
+            # and stops its DataLoader workers itself (a worker killed first would fail the step
+            # before it could checkpoint). Whatever is left after the grace dies with the group.
+            process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=GRACE_S)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+    with contextlib.suppress(ProcessLookupError):  # nothing the step started outlives it
+        os.killpg(process.pid, signal.SIGKILL)
     if status == "ok" and process.returncode != 0:
         status = "failed"
     wall = time.monotonic() - started
@@ -93,11 +99,14 @@ def run_step(step: Step, deadline: float, log_dir: Path) -> StepResult:
 
 
 def run_plan(
-    steps: list[Step], budget_s: float, run_dir: Path, finally_steps: list[Step]
+    steps: list[Step], budget_s: float, run_dir: Path, finally_steps: list[Step], tag: str = ""
 ) -> list[StepResult]:
-    """Run `steps` in order within `budget_s`, then `finally_steps` (e.g. the report) regardless."""
+    """Run `steps` in order within `budget_s`, then `finally_steps` (e.g. the report) regardless.
+
+    `tag` (e.g. "phase1") keeps each call's logs and summary apart when a second call runs in the
+    same run directory on the same (still warm) machine."""
     deadline = time.monotonic() + budget_s
-    log_dir = run_dir / "logs"
+    log_dir = run_dir / "logs" / tag if tag else run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     results = []
     try:
@@ -110,47 +119,77 @@ def run_plan(
         for step in finally_steps:
             results.append(run_step(step, deadline + PACK_RESERVE_S - 5, log_dir))
         summary = {"budget_s": budget_s, "steps": [asdict(result) for result in results]}
-        (run_dir / "steps.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (run_dir / f"steps{'_' + tag if tag else ''}.json").write_text(json.dumps(summary, indent=2) + "\n")
     return results
 
 
-def pack(run_dir: Path, out_dir: Path, exclude_dirs: tuple[str, ...] = ("checkpoints", "runs")) -> list[Path]:
-    """One tar.gz of `run_dir` (without checkpoints and event files) in parts of < 16 MiB."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    archive = out_dir / "gpu_run.tar.gz"
+# Weights travel in an archive of their own: the results must come back even when the models would
+# push the files past the device's return limit (8 files, 64 MiB together).
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+RETURN_FILES, RETURN_BYTES = 8, 60 * 1024 * 1024
 
-    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        return None if set(Path(info.name).parts) & set(exclude_dirs) else info
 
-    with tarfile.open(archive, "w:gz") as tar:
+def _write_archive(run_dir: Path, archive: Path, exclude_dirs: tuple[str, ...], weights: bool) -> int:
+    """The weights (`weights`) or everything else of `run_dir`, without `exclude_dirs`; its size."""
+
+    def select(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        path = Path(info.name)
+        if set(path.parts) & set(exclude_dirs):
+            return None
+        return info if info.isdir() or (path.suffix in WEIGHT_SUFFIXES) == weights else None
+
+    with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
         # Relative to the run dir, so a later call restores it wherever its own run dir is.
-        tar.add(run_dir, arcname=".", filter=keep)
+        tar.add(run_dir, arcname=".", filter=select)
+    return archive.stat().st_size
+
+
+def _split(archive: Path) -> list[Path]:
+    """The archive itself when small enough, else its < 16 MiB parts (the archive removed)."""
     if archive.stat().st_size <= PART_BYTES:
         return [archive]
     parts = []
     with archive.open("rb") as source:
         while chunk := source.read(PART_BYTES):
-            part = out_dir / f"gpu_run.tar.gz.part{len(parts):02d}"
+            part = archive.with_name(f"{archive.name}.part{len(parts):02d}")
             part.write_bytes(chunk)
             parts.append(part)
     archive.unlink()
     return parts
 
 
+def pack(run_dir: Path, out_dir: Path, exclude_dirs: tuple[str, ...] = ("checkpoints", "runs")) -> list[Path]:
+    """gpu_run.tar.gz: `run_dir` without checkpoints, event files and weights; then gpu_models.tar.gz:
+    the weights, when they fit in what the device still returns. Both in parts of < 16 MiB."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    archive, models = out_dir / "gpu_run.tar.gz", out_dir / "gpu_models.tar.gz"
+    results_size = _write_archive(run_dir, archive, exclude_dirs, weights=False)
+    parts = _split(archive)
+    models_size = _write_archive(run_dir, models, exclude_dirs, weights=True)
+    if results_size + models_size > RETURN_BYTES or len(parts) - (-models_size // PART_BYTES) > RETURN_FILES:
+        print(f"[gpu_run] the weights ({models_size / 2**20:.0f} MiB) stay behind", flush=True)
+        models.unlink()
+        return parts
+    return parts + _split(models)
+
+
 def restore_previous(previous_dir: Path, run_dir: Path) -> bool:
-    """Unpack what an earlier call returned (the archive or its parts) so the study continues."""
-    parts = sorted(previous_dir.glob("gpu_run.tar.gz.part*")) or sorted(previous_dir.glob("gpu_run.tar.gz"))
-    if not parts:
-        return False
-    run_dir.mkdir(parents=True, exist_ok=True)
-    joined = run_dir.parent / "previous.tar.gz"
-    with joined.open("wb") as target:
-        for part in parts:
-            target.write(part.read_bytes())
-    with tarfile.open(joined) as tar:
-        tar.extractall(run_dir, filter="data")
-    joined.unlink()
-    return True
+    """Unpack what an earlier call returned (the archives or their parts) so the study continues."""
+    restored = False
+    for stem in ("gpu_run.tar.gz", "gpu_models.tar.gz"):
+        parts = sorted(previous_dir.glob(f"{stem}.part*")) or sorted(previous_dir.glob(stem))
+        if not parts:
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        joined = run_dir.parent / f"previous_{stem}"
+        with joined.open("wb") as target:
+            for part in parts:
+                target.write(part.read_bytes())
+        with tarfile.open(joined) as tar:
+            tar.extractall(run_dir, filter="data")
+        joined.unlink()
+        restored = True
+    return restored
 
 
 REQUIRED_MODULES = ("torch", "transformers", "accelerate", "datasets", "evaluate", "tokenizers", "sklearn")

@@ -15,6 +15,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,7 +150,10 @@ def run_benchmark(
     tasks: tuple[str, ...] = ("pretraining", "finetuning"),
     compile_modes: tuple[bool, ...] = (False, True),
     finetuning_examples: int | None = None,
+    on_case_done: Callable[[BenchmarkReport], None] | None = None,
 ) -> BenchmarkReport:
+    """Every case of the preset, tunekit then the Trainer. `on_case_done` gets the report so far
+    after each case, so a run stopped from outside (a device call's deadline) keeps what it measured."""
     preset = get_preset(preset_name, warmup_steps, steps, tasks, compile_modes, finetuning_examples)
     check_preset(preset)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -173,9 +177,25 @@ def run_benchmark(
                 continue
             tokenizer_dir = tokenizer_dirs[case.encoder.vocab_size]
             rows += run_case(case, model_type, files, tokenizer_dir, root / f"case_{index}", device)
+            if on_case_done is not None and index + 1 < len(preset.cases):
+                partial = _report(rows, list(notes), preset, model_type, device, started, load_before)
+                partial.meta["partial"] = f"{index + 1} of {len(preset.cases)} cases"
+                on_case_done(partial)
     gc.unfreeze()
+    return _report(rows, notes, preset, model_type, device, started, load_before)
+
+
+def _report(
+    rows: list[Row],
+    notes: list[str],
+    preset: Preset,
+    model_type: str,
+    device: str,
+    started: float,
+    load_before: str,
+) -> BenchmarkReport:
     add_ratios(rows)
-    notes += _notes(rows, device)
+    notes = notes + _notes(rows, device)
     meta = {
         "command": shlex.join(["python", *sys.argv]) if sys.argv and sys.argv[0] else "run_benchmark()",
         "preset": preset.name,

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from tunekit.errors import TunekitError
-from tunekit.study.arms import ARMS, DEFAULT_ARMS
+from tunekit.study.arms import ARMS, DEFAULT_ARMS, fp32_twin
 
 
 @dataclass
@@ -145,11 +145,12 @@ class StudyArguments:
                 )
 
     def cell_flags(self, arm: str, budget: str) -> str:
-        """The flags of every cell_overrides entry that matches this arm and label budget, in order."""
+        """The flags of every cell_overrides entry that matches this arm and label budget, in order.
+        A bf16-recurrence arm takes its fp32 arm's entries: the two differ in precision alone."""
         flags = []
         for entry in self.cell_overrides:
             entry_arm, entry_budget, entry_flags = _split_cell_override(entry)
-            if entry_arm in (arm, "*") and entry_budget in (budget, "*"):
+            if entry_arm in (arm, fp32_twin(arm), "*") and entry_budget in (budget, "*"):
                 flags.append(entry_flags)
         return " ".join(flags)
 
