@@ -5,7 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from datasets import Dataset
+from transformers import DataCollatorForLanguageModeling
 
 from tunekit.config import DataArguments
 from tunekit.data import load_raw, prepare_splits, stratified_subset
@@ -199,6 +201,36 @@ def test_mlm_masks_depend_only_on_seed_epoch_and_block(tokenizer):
     assert (whole["labels"] != -100).any()
     collator.set_epoch(1)
     assert collator([dict(r) for r in rows])["labels"].tolist() != whole["labels"].tolist()
+
+
+@pytest.mark.parametrize(("mask_replace_prob", "random_replace_prob"), [(0.8, 0.1), (1.0, 0.0), (0.5, 0.5)])
+def test_batched_mlm_masks_equal_the_stock_collator_run_block_by_block(
+    tokenizer, mask_replace_prob, random_replace_prob
+):
+    # The stock collator on a one-block batch with that block's generator (how the masks were
+    # made before the masking was batched): same inputs, labels and masked positions, bit for bit.
+    blocks = tokenize_and_pack(Dataset.from_list(ROWS * 3), tokenizer, "text", block_size=16)
+    rows = [dict(blocks[i]) for i in range(len(blocks))]
+    rows[0]["input_ids"][3] = tokenizer.pad_token_id  # special tokens inside a block are never masked
+    collator = mlm_collator(tokenizer, 0.3, seed=7)
+    collator.mask_replace_prob, collator.random_replace_prob = mask_replace_prob, random_replace_prob
+    collator.set_epoch(2)
+    batch = collator([dict(row) for row in rows])
+    stock = DataCollatorForLanguageModeling(
+        tokenizer,
+        mlm_probability=0.3,
+        mask_replace_prob=mask_replace_prob,
+        random_replace_prob=random_replace_prob,
+        seed=7,
+    )
+    expected = []
+    for row in rows:
+        stock.generator, stock._generator_pid = collator.block_generator(row[BLOCK_ID]), os.getpid()
+        expected.append(stock.torch_call([{"input_ids": row["input_ids"]}]))
+    for key in ("input_ids", "labels"):
+        assert torch.equal(batch[key], torch.cat([row[key] for row in expected])), key
+    assert "attention_mask" not in batch and (batch["labels"] != -100).any()
+    assert (batch["labels"][0, 3] == -100).item()
 
 
 def test_classification_features_truncate_and_keep_labels(tokenizer):

@@ -42,6 +42,9 @@ def test_a_step_without_time_left_is_skipped(tmp_path):
 
     result = run_step(Step("late", ["true"], 100), deadline=time.monotonic() + 5, log_dir=tmp_path)
     assert result.status == "skipped" and result.returncode is None
+    # A step that must leave time for the ones after it is skipped sooner.
+    reserving = Step("reserving", ["true"], 100, reserve_s=60)
+    assert run_step(reserving, deadline=time.monotonic() + 100, log_dir=tmp_path).status == "skipped"
 
 
 def test_the_archive_is_cut_below_the_return_limit_and_restores(tmp_path, monkeypatch):
@@ -104,12 +107,15 @@ def test_pretraining_is_sized_by_the_measured_tokens_per_second(tmp_path):
     assert pretrain_steps(config, tokens_per_step=1000, default=77) == 5000
 
 
-def test_phase_two_adds_the_launcher_checks_and_the_figure(tmp_path):
+def test_phase_two_finishes_seed_zero_then_runs_the_launcher_checks_and_the_figure(tmp_path):
     for split in ("train", "test"):
         (tmp_path / f"{split}.jsonl.xz").touch()
-    names = [step.name for step in plan_steps(PlanConfig(tmp_path, tmp_path, smoke=False, phase=2))[0]]
-    assert names[:4] == ["env", "accelerate_single_gpu", "accelerate_fsdp", "fsdp_loads"]
-    assert names[4:] == ["sequence_length", "study_seed0", "study", "benchmark_compiled", "lstm_bf16"]
+    steps = plan_steps(PlanConfig(tmp_path, tmp_path, smoke=False, phase=2))[0]
+    names = [step.name for step in steps]
+    assert names[:4] == ["env", "study_seed0", "accelerate_fsdp", "fsdp_loads"]
+    assert names[4:6] == ["accelerate_single_gpu", "sequence_length"]
+    assert names[6:] == ["study", "benchmark_compiled", "lstm_bf16"]
+    assert steps[1].reserve_s > 0  # seed 0 stops in time for the FSDP check
 
 
 def test_phase_one_runs_seed_zero_of_every_cell_before_more_seeds(tmp_path):

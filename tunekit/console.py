@@ -71,6 +71,12 @@ class StudyProgress:
             self.bar.write(line)
         self.bar.update(1)
 
+    def cell_diverged(self, record: dict[str, Any]) -> None:
+        line = f"cell {record['arm']} / budget {record['budget']} / seed {record['seed']}: diverged"
+        if self.enabled:
+            self.bar.write(line)
+        self.bar.update(1)
+
     def close(self) -> None:
         self.bar.close()
 

@@ -40,6 +40,7 @@ class Step:
     argv: list[str] | Callable[[], list[str]]
     budget_s: float  # the most this step may take; less when the deadline is nearer
     env: dict[str, str] = field(default_factory=dict)
+    reserve_s: float = 0.0  # left before the deadline for the steps after this one
 
 
 @dataclass
@@ -54,7 +55,7 @@ class StepResult:
 def run_step(step: Step, deadline: float, log_dir: Path) -> StepResult:
     """Run one step in its own process group, stopped by SIGTERM at its cap and SIGKILL after grace."""
     log_path = log_dir / f"{step.name}.log"
-    cap = min(step.budget_s, deadline - time.monotonic() - PACK_RESERVE_S)
+    cap = min(step.budget_s, deadline - time.monotonic() - PACK_RESERVE_S - step.reserve_s)
     if cap < MIN_STEP_S:
         return StepResult(step.name, "skipped", None, 0.0, str(log_path))
     argv = step.argv() if callable(step.argv) else step.argv
@@ -192,6 +193,7 @@ def restore_previous(previous_dir: Path, run_dir: Path) -> bool:
     return restored
 
 
+ENTRY_MODULES = ("tunekit.tasks", "tunekit.study", "tunekit.benchmark.trainer_comparison", "tunekit.hub")
 REQUIRED_MODULES = ("torch", "transformers", "accelerate", "datasets", "evaluate", "tokenizers", "sklearn")
 
 
@@ -208,6 +210,12 @@ def environment_report(require_cuda: bool) -> dict[str, str]:
                 f"environment: cannot import {name} ({error}); carry its wheel in .whl/"
             ) from None
         versions[name] = getattr(module, "__version__", "?")
+    # Every entry point's imports, so a module tunekit needs and the image lacks fails here, at once.
+    for name in ENTRY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise TunekitError(f"environment: importing {name} failed ({error}); carry its wheel") from None
     import torch
 
     if torch.cuda.is_available():

@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx2
 from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
@@ -28,6 +27,11 @@ from tunekit.card import build_model_card, read_run
 from tunekit.errors import TunekitError
 
 logger = logging.getLogger(__name__)
+
+try:  # huggingface_hub's HTTP client: httpx2 in its newest releases, httpx before
+    from httpx2 import TransportError
+except ImportError:
+    from httpx import TransportError
 
 OPTIONAL_DIRS = ("checkpoints", "runs")  # resumable checkpoints, tensorboard event files
 CARD = "README.md"
@@ -103,7 +107,7 @@ def hub_errors(target: HubTarget, output_dir: Path) -> Iterator[None]:
         else:
             reason = f"the Hub answered {status} for {target.repo_id}: {_server_message(error)}"
         raise TunekitError(f"push_to_hub: {reason}; {kept}") from None
-    except httpx2.TransportError as error:
+    except TransportError as error:
         raise TunekitError(
             f"push_to_hub: cannot reach {constants.ENDPOINT} ({type(error).__name__}: {error}); "
             f"check the network and HF_ENDPOINT; {kept}"

@@ -36,6 +36,7 @@ from tunekit.checkpoint import (
     save_checkpoint,
 )
 from tunekit.config import TrainArguments
+from tunekit.fsdp import configure_fsdp_wrapping
 from tunekit.last_layer import has_query_rows, install_first_token_last_layer
 from tunekit.metrics import language_model_metrics
 from tunekit.mlm_head import install_masked_only_head
@@ -146,6 +147,7 @@ def train_loop(
     )
     # On the device before the optimizer is built, so it can pick the fused CUDA kernel.
     optimizer = build_optimizer(model.to(accelerator.device), args)
+    configure_fsdp_wrapping(accelerator, model)
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
     # Drop accelerate's per-forward autocast + fp32-output wrapper: `model_forward` enters autocast
     # itself, and the wrapper would upcast the full logits to fp32.

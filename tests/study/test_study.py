@@ -310,3 +310,24 @@ def test_cell_overrides_reach_their_cells_and_rerun_them_when_changed(study_reci
         p.relative_to(root / "cells").parts[:2] for p, t in stamps.items() if p.stat().st_mtime_ns != t
     ]
     assert changed == [("transformer_pretrained", "budget_8")]
+
+
+@pytest.mark.slow
+def test_a_diverged_cell_is_recorded_and_the_study_goes_on(study_recipe, tmp_path):
+    # A learning rate of 1e30 overflows the weights within the first steps: a non-finite loss.
+    flags = ["--cell_overrides", "transformer_pretrained@8: --learning_rate 1e30"]
+    (args,) = parse_recipe([study_recipe, *flags], (StudyArguments,))
+    Study(args).run()
+    root = tmp_path / "study"
+    assert ("transformer_pretrained", 8, 0) not in cells(root) and len(cells(root)) == 3
+    (record,) = map(json.loads, (root / "diverged.jsonl").read_text().splitlines())
+    assert (record["arm"], record["budget"], record["seed"]) == ("transformer_pretrained", 8, 0)
+    assert record["cell_flags"] == "--learning_rate 1e30" and "non-finite" in record["error"]
+    report = (root / "report.md").read_text()
+    assert "Diverged, left out of the means: `transformer_pretrained` at 8 labels" in report
+
+    # Resumed with the same flags: nothing is retried. With other flags, the cell runs again.
+    Study(args).run()
+    assert len((root / "diverged.jsonl").read_text().splitlines()) == 1 and len(cells(root)) == 3
+    Study(dataclasses.replace(args, cell_overrides=["transformer_pretrained@8: --learning_rate 1e-3"])).run()
+    assert ("transformer_pretrained", 8, 0) in cells(root) and len(cells(root)) == 4

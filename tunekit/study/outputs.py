@@ -9,6 +9,7 @@ import yaml
 from accelerate import PartialState
 
 from tunekit.config import recipe_dict
+from tunekit.errors import TunekitError
 from tunekit.study import budgets
 from tunekit.study.arms import architecture_of, is_bf16, is_lora, is_scratch, pretraining_of
 from tunekit.study.plots import plot_learning_curve, plot_pretraining_gain
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
 def write_study_outputs(study: Study, all_rows: list[dict], pretraining: dict[str, dict]) -> None:
     """report.md, learning_curve.png (and pretraining_gain.png with a budget axis), the summary."""
     rows = budgets.main_rows(all_rows)
+    if not rows and (diverged := study.diverged()):
+        raise TunekitError(
+            f"no cell of {study.root} finished: {len(diverged)} diverged "
+            f"(first: {diverged[0]['arm']} at {diverged[0]['budget']} labels; {study.diverged_path})"
+        )
     gains = budgets.budget_gains(all_rows)
     per_arm = {arm: pretraining.get(pretraining_of(arm), {}) for arm in study.arms() if not is_scratch(arm)}
     transformer = pretraining.get("transformer", {})
@@ -34,6 +40,12 @@ def write_study_outputs(study: Study, all_rows: list[dict], pretraining: dict[st
         )
     for name, results in pretraining.items():
         notes += describe_probes(name, results)
+    for record in study.diverged():
+        flags = f" ({record['cell_flags']})" if record.get("cell_flags") else ""
+        notes.append(
+            f"Diverged, left out of the means: `{record['arm']}` at {record['budget']} labels, seed "
+            f"{record['seed']}{flags}: {record['error']}"
+        )
     if any(is_bf16(arm) for arm in study.arms()):
         notes.append(
             "`*_bf16` arms ran under bf16 autocast with the LSTM recurrence in bf16 too, in their "

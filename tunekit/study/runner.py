@@ -17,7 +17,7 @@ from tunekit.atomic import append_line, atomic_write_json, atomic_write_text
 from tunekit.console import StudyProgress, quiet_runs
 from tunekit.data import load_raw, prepare_splits, stratified_subset
 from tunekit.errors import TunekitError
-from tunekit.preemption import set_resume_command
+from tunekit.preemption import NonFiniteLoss, set_resume_command
 from tunekit.study import budgets
 from tunekit.study.arguments import StudyArguments
 from tunekit.study.arms import (
@@ -31,6 +31,7 @@ from tunekit.study.arms import (
     pretraining_of,
     pretraining_order,
 )
+from tunekit.study.divergence import diverged_record, read_diverged
 from tunekit.study.outputs import write_study_outputs
 from tunekit.study.probes import probe_pretrained
 from tunekit.study.report import (
@@ -55,6 +56,7 @@ class Study:
         self.root = Path(args.output_dir)
         self.tokenizer_dir = self.root / "tokenizer"
         self.results_path = self.root / "results.jsonl"
+        self.diverged_path = self.root / "diverged.jsonl"
 
     def arms(self) -> list[str]:
         arms = list(self.args.arms)
@@ -205,6 +207,10 @@ class Study:
             row["cell_flags"] = flags
         return row
 
+    def diverged(self) -> list[dict]:
+        """This study's diverged cells (under its current cell_overrides)."""
+        return read_diverged(self.diverged_path, self.args)
+
     def current_rows(self, finished: list[dict]) -> list[dict]:
         """The finished cells that are still this study's: a cell trained under other cell_overrides
         than the study's now runs again."""
@@ -252,7 +258,11 @@ class Study:
         finished = self.current_rows(load_results(self.results_path) if self.results_path.is_file() else [])
         # Rewrite without a line that a killed run left half-written, so appends stay valid JSONL.
         atomic_write_text(self.results_path, "".join(json.dumps(row) + "\n" for row in finished))
-        done = {(row["arm"], str(row["budget"]), row["seed"], row.get("pretrain_budget")) for row in finished}
+        diverged = self.diverged()
+        done = {
+            (row["arm"], str(row["budget"]), row["seed"], row.get("pretrain_budget"))
+            for row in finished + diverged
+        }
         grid = [
             (arm, budget, seed, pretrain_budget)
             for budget in self.args.budgets
@@ -266,7 +276,13 @@ class Study:
         progress = StudyProgress(len(grid), len(grid) - len(todo), PartialState().is_local_main_process)
         for arm, budget, seed, pretrain_budget in todo:
             with progress.running():
-                row = self.cell(arm, budget, seed, pretrain_budget)
+                try:
+                    row = self.cell(arm, budget, seed, pretrain_budget)
+                except NonFiniteLoss as error:  # one diverged cell does not end the study
+                    record = diverged_record(self.args, arm, budget, seed, pretrain_budget, error)
+                    append_line(self.diverged_path, json.dumps(record))
+                    progress.cell_diverged(record)
+                    continue
             append_line(self.results_path, json.dumps(row))
             progress.cell_done(row)
         progress.close()

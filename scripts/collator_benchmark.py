@@ -1,0 +1,35 @@
+"""Host time per batch of tunekit's MLM collator against the stock one (see tunekit/benchmark/collation.py).
+
+`python scripts/collator_benchmark.py [--threads 1] [--shapes 128x256 32x512 32x128]`: trains a
+WordPiece on the embedded synthetic corpus, packs blocks, prints a markdown table.
+"""
+
+import argparse
+import sys
+
+import datasets
+import torch
+
+from tunekit.benchmark.collation import format_markdown, time_collators
+from tunekit.synthetic import build_synthetic_corpus
+from tunekit.tokenizer_training import train_wordpiece
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shapes", nargs="+", default=["128x256", "32x512", "32x128"])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the collator runs on one)")
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    shapes = [tuple(int(part) for part in shape.split("x")) for shape in args.shapes]
+    datasets.disable_progress_bars()  # the packing maps' bars would bury the table
+    corpus = build_synthetic_corpus(num_unlabeled=6000, num_train=2, num_validation=1, num_test=1)
+    texts = corpus["unlabeled"]["text"]
+    tokenizer = train_wordpiece(texts, vocab_size=4000, model_max_length=max(s[1] for s in shapes))
+    print(format_markdown(time_collators(tokenizer, texts, shapes, args.repeats)), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,56 @@
+"""FSDP2 wrapping: the layers get their own shard groups, the input embedding's holder does not."""
+
+import types
+
+import pytest
+import torch
+import torch.distributed as dist
+from accelerate.utils import FullyShardedDataParallelPlugin
+from accelerate.utils.fsdp_utils import fsdp2_prepare_model
+from transformers import BertConfig, BertForMaskedLM, ModernBertConfig, ModernBertForMaskedLM
+
+from tunekit.fsdp import layers_to_wrap
+from tunekit.lstm import LSTMConfig, LSTMForSequenceClassification
+
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+SPECIAL = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "cls_token_id": 1, "sep_token_id": 2}
+
+
+def modernbert() -> ModernBertForMaskedLM:
+    return ModernBertForMaskedLM(ModernBertConfig(vocab_size=300, **TINY, **SPECIAL))
+
+
+def test_the_class_holding_the_input_embedding_is_not_wrapped():
+    model = modernbert()
+    assert "ModernBertEmbeddings" in model._no_split_modules
+    assert layers_to_wrap(model) == ["ModernBertEncoderLayer"]
+    bert = BertForMaskedLM(BertConfig(vocab_size=300, **TINY))
+    assert layers_to_wrap(bert) == ["BertLayer"]  # BertEmbeddings holds the input embedding too
+    lstm = LSTMForSequenceClassification(LSTMConfig(vocab_size=300, hidden_size=16))
+    assert layers_to_wrap(lstm) is None  # nothing to change
+
+
+@pytest.fixture
+def single_process_group(tmp_path):
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_accelerate_shards_modernbert_with_these_layers_on_one_cpu_process(single_process_group):
+    # With the model's own _no_split_modules, accelerate 1.15 shards the embedding twice and torch
+    # fails ("Invariant encountered"): what recipes/accelerate/fsdp.yaml hit on the H200.
+    model = modernbert()
+    plugin = FullyShardedDataParallelPlugin(
+        fsdp_version=2, auto_wrap_policy="transformer_based_wrap", cpu_ram_efficient_loading=False
+    )
+    plugin.transformer_cls_names_to_wrap = layers_to_wrap(model)
+    accelerator = types.SimpleNamespace(
+        state=types.SimpleNamespace(fsdp_plugin=plugin),
+        device=torch.device("cpu"),
+        is_main_process=True,
+        mixed_precision="no",
+    )
+    sharded = fsdp2_prepare_model(accelerator, model)
+    logits = sharded(input_ids=torch.randint(3, 300, (2, 8))).logits
+    assert logits.shape == (2, 8, 300) and torch.isfinite(logits).all()
