@@ -54,3 +54,23 @@ def test_accelerate_shards_modernbert_with_these_layers_on_one_cpu_process(singl
     sharded = fsdp2_prepare_model(accelerator, model)
     logits = sharded(input_ids=torch.randint(3, 300, (2, 8))).logits
     assert logits.shape == (2, 8, 300) and torch.isfinite(logits).all()
+
+
+def test_the_loop_sets_the_layers_only_under_fsdp_and_only_when_the_recipe_names_none():
+    from accelerate.utils import DistributedType
+
+    from tunekit.fsdp import configure_fsdp_wrapping
+
+    def accelerator(kind: DistributedType, names: list[str] | None) -> types.SimpleNamespace:
+        plugin = types.SimpleNamespace(transformer_cls_names_to_wrap=names)
+        return types.SimpleNamespace(distributed_type=kind, state=types.SimpleNamespace(fsdp_plugin=plugin))
+
+    fsdp = accelerator(DistributedType.FSDP, None)
+    configure_fsdp_wrapping(fsdp, modernbert())
+    assert fsdp.state.fsdp_plugin.transformer_cls_names_to_wrap == ["ModernBertEncoderLayer"]
+    chosen = accelerator(DistributedType.FSDP, ["ModernBertEmbeddings", "ModernBertEncoderLayer"])
+    configure_fsdp_wrapping(chosen, modernbert())
+    assert chosen.state.fsdp_plugin.transformer_cls_names_to_wrap[0] == "ModernBertEmbeddings"
+    ddp = accelerator(DistributedType.MULTI_GPU, None)
+    configure_fsdp_wrapping(ddp, modernbert())
+    assert ddp.state.fsdp_plugin.transformer_cls_names_to_wrap is None
