@@ -171,7 +171,9 @@ def stratified_subset(
     """
     if budget >= len(dataset):
         return dataset
-    labels = np.asarray(dataset[label_column])
+    # Through Arrow: `dataset[label_column]` on a carved (index-mapped) split reads row by row,
+    # ~2-3 s for IMDb's 22 500 training reviews, paid by every cell of a study.
+    labels = dataset.with_format("arrow")[label_column].to_numpy()
     classes, counts = np.unique(labels, return_counts=True)
     if budget < len(classes):
         raise TunekitError(f"{field_name}={budget} is smaller than the number of classes ({len(classes)})")

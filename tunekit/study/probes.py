@@ -187,7 +187,9 @@ def probe_pretrained(
     model_class = {"lstm": LSTMForLanguageModeling, "decoder": AutoModelForCausalLM}.get(
         architecture, AutoModelForMaskedLM
     )
-    model = model_class.from_pretrained(model_dir)
+    # On the GPU when there is one: from_pretrained loads onto the CPU, where the H200 run's two
+    # probes (1 500 reviews each) ran; each took ~35 s with its data, more than its pretraining.
+    model = model_class.from_pretrained(model_dir).to("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = load_tokenizer(str(model_dir))
     probes = {"linear_probe_accuracy": linear_probe(model, tokenizer, *train, *test, max_length=max_length)}
     if synthetic_seed is not None:
