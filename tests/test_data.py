@@ -263,6 +263,18 @@ def test_test_texts_are_dropped_from_pretraining_text(tmp_path):
     assert prepare_splits(load_raw(keep_all), keep_all, 0, False).dropped_test_copies == 0
 
 
+def test_max_train_samples_takes_a_seeded_subset_of_pretraining_documents(tmp_path):
+    (tmp_path / "unlabeled.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in ROWS))
+    full = DataArguments(train_file=[str(tmp_path / "unlabeled.jsonl")])
+    everything = prepare_splits(load_raw(full), full, seed=0, labeled=False)
+    args = DataArguments(train_file=full.train_file, max_train_samples=7)
+    subsets = [list(prepare_splits(load_raw(args), args, seed, False).train["text"]) for seed in (0, 0, 1)]
+    assert len(subsets[0]) == 7 and subsets[0] == subsets[1] and subsets[0] != subsets[2]
+    assert set(subsets[0]) <= set(everything.train["text"])  # drawn after the validation is carved
+    larger = DataArguments(train_file=full.train_file, max_train_samples=10_000)
+    assert len(prepare_splits(load_raw(larger), larger, 0, False).train) == len(everything.train)
+
+
 def test_label_names_name_integer_labels(tmp_path):
     args = DataArguments(
         train_file=[str(write_source(tmp_path, "json"))], label_names=["negative", "positive"]

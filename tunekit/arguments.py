@@ -214,7 +214,11 @@ class DataArguments:
         default=10.0, metadata=_help("Percent of train carved (seeded) as validation when there is none.")
     )
     max_train_samples: int | None = field(
-        default=None, metadata=_help("Label budget: a class-stratified, seeded subset of the training set.")
+        default=None,
+        metadata=_help(
+            "Label budget: a class-stratified, seeded subset of the training set; when pretraining, "
+            "a seeded subset of the training documents."
+        ),
     )
     max_eval_samples: int | None = field(
         default=None,

@@ -263,8 +263,15 @@ def prepare_splits(raw: DatasetDict, data_args: DataArguments, seed: int, labele
         if data_args.max_train_samples is not None:
             check_budget(data_args.max_train_samples, len(train), len(names))
             train = stratified_subset(train, data_args.max_train_samples, label_column, seed)
-    elif validation_split in raw:
-        validation = drop_null_texts(validation, data_args.text_column, _where(data_args, validation_split))
+    else:
+        if validation_split in raw:
+            where_validation = _where(data_args, validation_split)
+            validation = drop_null_texts(validation, data_args.text_column, where_validation)
+        if data_args.max_train_samples is not None:
+            # Pretraining text has no labels to budget: a seeded subset of its documents.
+            subset = min(len(train), data_args.max_train_samples)
+            train = train.shuffle(seed=seed).select(range(subset))
+            logger.info("pretraining on %d training documents (max_train_samples, seed %d)", subset, seed)
     if data_args.max_eval_samples is not None:
         validation = validation.select(range(min(len(validation), data_args.max_eval_samples)))
     test_size = data_args.max_test_samples or data_args.max_eval_samples
