@@ -63,18 +63,14 @@ class StudyProgress:
             loop_logger.setLevel(level)
 
     def cell_done(self, row: dict[str, Any]) -> None:
-        line = (
-            f"cell {row['arm']} / budget {row['budget']} / seed {row['seed']}: "
-            f"test accuracy {row['test_accuracy']:.4f} in {row['wall_time']:.0f} s"
-        )
-        if self.enabled:
-            self.bar.write(line)
-        self.bar.update(1)
+        self._finished(row, f"test accuracy {row['test_accuracy']:.4f} in {row['wall_time']:.0f} s")
 
     def cell_diverged(self, record: dict[str, Any]) -> None:
-        line = f"cell {record['arm']} / budget {record['budget']} / seed {record['seed']}: diverged"
+        self._finished(record, "diverged")
+
+    def _finished(self, cell: dict[str, Any], outcome: str) -> None:
         if self.enabled:
-            self.bar.write(line)
+            self.bar.write(f"cell {cell['arm']} / budget {cell['budget']} / seed {cell['seed']}: {outcome}")
         self.bar.update(1)
 
     def close(self) -> None:

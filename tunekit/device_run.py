@@ -202,20 +202,16 @@ def environment_report(require_cuda: bool) -> dict[str, str]:
     import importlib
 
     versions = {"python": sys.version.split()[0]}
-    for name in REQUIRED_MODULES:
+    # The entry points too, so a module tunekit needs and the image lacks fails here, at once.
+    for name in (*REQUIRED_MODULES, *ENTRY_MODULES):
         try:
             module = importlib.import_module(name)
         except ImportError as error:
             raise TunekitError(
                 f"environment: cannot import {name} ({error}); carry its wheel in .whl/"
             ) from None
-        versions[name] = getattr(module, "__version__", "?")
-    # Every entry point's imports, so a module tunekit needs and the image lacks fails here, at once.
-    for name in ENTRY_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError as error:
-            raise TunekitError(f"environment: importing {name} failed ({error}); carry its wheel") from None
+        if name in REQUIRED_MODULES:
+            versions[name] = getattr(module, "__version__", "?")
     import torch
 
     if torch.cuda.is_available():

@@ -178,7 +178,7 @@ def run_benchmark(
             tokenizer_dir = tokenizer_dirs[case.encoder.vocab_size]
             rows += run_case(case, model_type, files, tokenizer_dir, root / f"case_{index}", device)
             if on_case_done is not None and index + 1 < len(preset.cases):
-                partial = _report(rows, list(notes), preset, model_type, device, started, load_before)
+                partial = _report(rows, notes, preset, model_type, device, started, load_before)
                 partial.meta["partial"] = f"{index + 1} of {len(preset.cases)} cases"
                 on_case_done(partial)
     gc.unfreeze()

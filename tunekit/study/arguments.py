@@ -154,6 +154,10 @@ class StudyArguments:
                 flags.append(entry_flags)
         return " ".join(flags)
 
+    def is_current(self, record: dict) -> bool:
+        """Whether a recorded cell (a result or a divergence) ran under this study's cell_overrides."""
+        return record.get("cell_flags", "") == self.cell_flags(record["arm"], str(record["budget"]))
+
     def overrides_for(self, arm: str, budget: str) -> str:
         """What a fine-tuning cell adds to its recipe: finetune_overrides, then its cell_flags."""
         return " ".join(flags for flags in (self.finetune_overrides, self.cell_flags(arm, budget)) if flags)

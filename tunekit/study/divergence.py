@@ -27,8 +27,4 @@ def read_diverged(path: Path, args: StudyArguments) -> list[dict]:
     if not path.is_file():
         return []
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [
-        record
-        for record in records
-        if record.get("cell_flags", "") == args.cell_flags(record["arm"], str(record["budget"]))
-    ]
+    return [record for record in records if args.is_current(record)]

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 def write_study_outputs(study: Study, all_rows: list[dict], pretraining: dict[str, dict]) -> None:
     """report.md, learning_curve.png (and pretraining_gain.png with a budget axis), the summary."""
     rows = budgets.main_rows(all_rows)
-    if not rows and (diverged := study.diverged()):
+    diverged = study.diverged()
+    if not rows and diverged:
         raise TunekitError(
             f"no cell of {study.root} finished: {len(diverged)} diverged "
             f"(first: {diverged[0]['arm']} at {diverged[0]['budget']} labels; {study.diverged_path})"
@@ -40,7 +41,7 @@ def write_study_outputs(study: Study, all_rows: list[dict], pretraining: dict[st
         )
     for name, results in pretraining.items():
         notes += describe_probes(name, results)
-    for record in study.diverged():
+    for record in diverged:
         flags = f" ({record['cell_flags']})" if record.get("cell_flags") else ""
         notes.append(
             f"Diverged, left out of the means: `{record['arm']}` at {record['budget']} labels, seed "

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import PartialState
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -187,9 +188,9 @@ def probe_pretrained(
     model_class = {"lstm": LSTMForLanguageModeling, "decoder": AutoModelForCausalLM}.get(
         architecture, AutoModelForMaskedLM
     )
-    # On the GPU when there is one: from_pretrained loads onto the CPU, where the H200 run's two
-    # probes (1 500 reviews each) ran; each took ~35 s with its data, more than its pretraining.
-    model = model_class.from_pretrained(model_dir).to("cuda" if torch.cuda.is_available() else "cpu")
+    # On the process's device (accelerate's choice): from_pretrained loads onto the CPU, where the
+    # H200 run's two probes (1 500 reviews each) ran; each took ~35 s with its data.
+    model = model_class.from_pretrained(model_dir).to(PartialState().device)
     tokenizer = load_tokenizer(str(model_dir))
     probes = {"linear_probe_accuracy": linear_probe(model, tokenizer, *train, *test, max_length=max_length)}
     if synthetic_seed is not None:

@@ -214,11 +214,7 @@ class Study:
     def current_rows(self, finished: list[dict]) -> list[dict]:
         """The finished cells that are still this study's: a cell trained under other cell_overrides
         than the study's now runs again."""
-        current = [
-            row
-            for row in finished
-            if row.get("cell_flags", "") == self.args.cell_flags(row["arm"], str(row["budget"]))
-        ]
+        current = [row for row in finished if self.args.is_current(row)]
         if len(current) < len(finished):
             logger.info("re-running %d cells whose cell_overrides changed", len(finished) - len(current))
         return current
