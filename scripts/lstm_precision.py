@@ -20,6 +20,8 @@ def main(args: PrecisionArguments) -> None:
         texts,
         Path(args.output_dir),
         blocks=args.num_blocks,
+        speed_hidden_size=args.speed_hidden_size,
+        speed_batch_tokens=args.speed_batch_tokens,
         title_note=args.title_note,
         texts_source=f"`{Path(args.texts_file).name}`",
     )

@@ -79,6 +79,15 @@ class ModelArguments:
         default=True,
         metadata=_help("LSTM: keep the recurrence in fp32 under bf16/fp16 mixed precision."),
     )
+    lstm_recurrence_rounding: str | None = field(
+        default=None,
+        metadata=_help(
+            "LSTM: compute the recurrence in fp32 but round every intermediate result to this 16-bit "
+            "format: its numerics without autocast, on CPUs that have no bf16 units (overrides "
+            "lstm_fp32_recurrence).",
+            choices=("bfloat16", "float16"),
+        ),
+    )
     objective: str | None = field(
         default=None,
         metadata=_help(
@@ -122,7 +131,14 @@ class ModelArguments:
     )
 
     def __post_init__(self) -> None:
-        _none_words(self, "model_name_or_path", "tokenizer_name_or_path", "objective", "lora_base_model_id")
+        _none_words(
+            self,
+            "model_name_or_path",
+            "tokenizer_name_or_path",
+            "objective",
+            "lora_base_model_id",
+            "lstm_recurrence_rounding",
+        )
         _positive(
             self,
             "vocab_size",

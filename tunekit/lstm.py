@@ -9,6 +9,9 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput, SequenceClassifierOutput
 
+# 16-bit formats whose numerics `recurrence_rounding` reproduces in fp32 arithmetic.
+ROUNDING_DTYPES = {None: None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
 
 class LSTMConfig(PretrainedConfig):
     model_type = "tunekit-lstm"
@@ -22,6 +25,7 @@ class LSTMConfig(PretrainedConfig):
         dropout: float = 0.1,
         classifier_pooling: str = "mean",
         fp32_recurrence: bool = True,
+        recurrence_rounding: str | None = None,
         tie_word_embeddings: bool = True,
         pad_token_id: int = 0,
         **kwargs,
@@ -33,6 +37,11 @@ class LSTMConfig(PretrainedConfig):
         self.dropout = dropout
         self.classifier_pooling = classifier_pooling
         self.fp32_recurrence = fp32_recurrence
+        if recurrence_rounding not in ROUNDING_DTYPES:
+            raise ValueError(
+                f"recurrence_rounding must be bfloat16, float16 or None, got {recurrence_rounding!r}"
+            )
+        self.recurrence_rounding = recurrence_rounding
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         # After super(): transformers 4.x's base config would reset it to its own default.
         self.tie_word_embeddings = tie_word_embeddings
@@ -84,7 +93,8 @@ class LSTMModel(LSTMPreTrainedModel):
         """fp32 unless asked otherwise: the talk's point is that sigmoid/tanh gates compound
         rounding error step after step, so the recurrence keeps fp32 under bf16/fp16 autocast
         while embeddings and the classifier may run in 16 bit. `fp32_recurrence=False` runs it in
-        the autocast dtype, to measure what that costs."""
+        the autocast dtype, to measure what that costs; `recurrence_rounding` (which overrides
+        both) gives it 16-bit numerics without autocast, on hardware with no 16-bit units."""
         if self.config.fp32_recurrence or not torch.is_autocast_enabled(device_type):
             return torch.float32
         return torch.get_autocast_dtype(device_type)
@@ -104,16 +114,68 @@ class LSTMModel(LSTMPreTrainedModel):
         # Autocast has no consistent rule for LSTMs (CUDA runs cuDNN's in 16 bit, CPU keeps fp32),
         # so the precision is chosen here explicitly and autocast is switched off around it.
         with torch.autocast(device_type=input_ids.device.type, enabled=False):
-            packed = packed._replace(data=packed.data.to(dtype))
-            if dtype == torch.float32:
-                output, _ = self.encoder(packed)
+            if self.config.recurrence_rounding is not None:
+                rounding = ROUNDING_DTYPES[self.config.recurrence_rounding]
+                output = rounded_lstm(self.encoder, packed._replace(data=packed.data.float()), rounding)
+            elif dtype == torch.float32:
+                output, _ = self.encoder(packed._replace(data=packed.data.float()))
             else:
+                packed = packed._replace(data=packed.data.to(dtype))
                 weights = {name: param.to(dtype) for name, param in self.encoder.named_parameters()}
                 output, _ = torch.func.functional_call(self.encoder, weights, (packed,))
         states, _ = nn.utils.rnn.pad_packed_sequence(
             output, batch_first=True, total_length=input_ids.shape[1]
         )
         return self.dropout(states)
+
+
+def rounded_lstm(lstm: nn.LSTM, packed: nn.utils.rnn.PackedSequence, dtype: torch.dtype | None):
+    """`lstm` on a packed batch, step by step in fp32 arithmetic with every intermediate result
+    rounded to `dtype` (None: no rounding, which reproduces nn.LSTM bit for bit on CPU).
+
+    This is a 16-bit recurrence's numerics (16-bit values, matmuls accumulated in fp32 as 16-bit
+    units do) at fp32 speed, for CPUs without bf16 units, where a real bf16 LSTM runs ~15x slower
+    than fp32. The rounding is a cast there and back; its backward rounds the gradient as well.
+    """
+    round_ = (lambda x: x) if dtype is None else (lambda x: x.to(dtype).float())
+    sizes = packed.batch_sizes.tolist()
+    inputs = round_(packed.data)
+    for layer in range(lstm.num_layers):
+        directions = []
+        for suffix in ("", "_reverse")[: 1 + lstm.bidirectional]:
+            w_ih, w_hh, b_ih, b_hh = (
+                round_(getattr(lstm, f"{name}_l{layer}{suffix}"))
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            )
+            # The input projection for every time step in one matmul, as ATen's LSTM does.
+            projected = round_(torch.addmm(b_ih, inputs, w_ih.T))
+            directions.append(_rounded_steps(projected, sizes, w_hh, b_hh, round_, reverse=bool(suffix)))
+        inputs = torch.cat(directions, dim=-1)
+        if layer < lstm.num_layers - 1 and lstm.training and lstm.dropout:
+            inputs = nn.functional.dropout(inputs, lstm.dropout, training=True)
+    return packed._replace(data=inputs)
+
+
+def _rounded_steps(projected, sizes, w_hh, b_hh, round_, reverse: bool) -> torch.Tensor:
+    """One direction of one layer. Packed data is time-major with sequences sorted longest first,
+    so step t holds the first sizes[t] sequences; going backwards a sequence joins, with a zero
+    state, at its own last token."""
+    # split, not slicing: the backward of T slices would build T gradients the size of the batch.
+    per_step = torch.split(projected, sizes)
+    state = cell = projected.new_zeros(0, w_hh.shape[1])
+    outputs: list[torch.Tensor] = [projected] * len(sizes)
+    for t in reversed(range(len(sizes))) if reverse else range(len(sizes)):
+        if (joining := sizes[t] - state.shape[0]) > 0:
+            zeros = projected.new_zeros(joining, w_hh.shape[1])
+            state, cell = torch.cat([state, zeros]), torch.cat([cell, zeros])
+        state, cell = state[: sizes[t]], cell[: sizes[t]]
+        gates = round_(per_step[t] + round_(torch.addmm(b_hh, state, w_hh.T)))
+        input_gate, forget_gate, cell_gate, output_gate = gates.chunk(4, dim=1)
+        input_gate, forget_gate = round_(torch.sigmoid(input_gate)), round_(torch.sigmoid(forget_gate))
+        cell_gate, output_gate = round_(torch.tanh(cell_gate)), round_(torch.sigmoid(output_gate))
+        cell = round_(round_(forget_gate * cell) + round_(input_gate * cell_gate))
+        state = outputs[t] = round_(output_gate * round_(torch.tanh(cell)))
+    return torch.cat(outputs)
 
 
 class LSTMForSequenceClassification(LSTMPreTrainedModel):

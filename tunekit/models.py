@@ -78,6 +78,7 @@ def _overrides(model_args: ModelArguments) -> dict[str, Any]:
         values["classifier_pooling"] = model_args.classifier_pooling
     if model_args.is_lstm:
         values["fp32_recurrence"] = model_args.lstm_fp32_recurrence
+        values["recurrence_rounding"] = model_args.lstm_recurrence_rounding
     return values
 
 
@@ -136,6 +137,7 @@ def lstm_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, 
         dropout=model_args.dropout,
         classifier_pooling=model_args.classifier_pooling or "mean",
         fp32_recurrence=model_args.lstm_fp32_recurrence,
+        recurrence_rounding=model_args.lstm_recurrence_rounding,
         pad_token_id=tokenizer.pad_token_id,
         **extra,
     )

@@ -34,6 +34,16 @@ def test_norms_per_position_are_causal_and_differ_only_slightly_in_bf16(language
     assert all(p.grad is None for p in language_model.parameters())
 
 
+def test_without_autocast_the_bf16_probe_rounds_the_recurrence_and_restores_the_model(language_model):
+    input_ids = torch.randint(1, 50, (4, 24), generator=torch.Generator().manual_seed(1))
+    fp32 = input_gradient_norms(language_model, input_ids, autocast_bf16=False, fp32_recurrence=True)
+    rounded = input_gradient_norms(language_model, input_ids, autocast_bf16=False, fp32_recurrence=False)
+    real = input_gradient_norms(language_model, input_ids, autocast_bf16=True, fp32_recurrence=False)
+    assert rounded != fp32
+    assert rounded[-2] == pytest.approx(fp32[-2], rel=0.1) and rounded[0] == pytest.approx(real[0], rel=0.1)
+    assert language_model.config.recurrence_rounding is None and language_model.config.fp32_recurrence
+
+
 def test_the_probe_refuses_a_classifier_and_a_single_token(language_model, tmp_path):
     classifier = LSTMForSequenceClassification(LSTMConfig(vocab_size=50, hidden_size=8, num_labels=2))
     with pytest.raises(TunekitError, match="model:"):

@@ -40,8 +40,20 @@ def test_precision_report_has_loss_curves_accuracy_difference_speed_and_gradient
         tokenizer,
         {"lstm_pretrained": [0.70, 0.72, 0.71], "lstm_pretrained_bf16": [0.69, 0.70, 0.70]},
     )
-    report = write_precision_report({16: study}, TEXTS, tmp_path / "out", blocks=2, title_note=" (smoke)")
+    report = write_precision_report(
+        {16: study},
+        TEXTS,
+        tmp_path / "out",
+        blocks=2,
+        speed_hidden_size=8,
+        speed_batch_tokens=64,
+        title_note=" (smoke)",
+    )
     text = report.read_text()
+    # The recurrence alone, timed in its three ways: one row per T, three speeds.
+    speed_rows = text.split("## Speed of the recurrence alone")[1].split("##")[0]
+    (row,) = [line for line in speed_rows.splitlines() if line.startswith("| 16 |")]
+    assert all(float(cell.replace(",", "")) > 0 for cell in row.strip("|").split("|")[1:])
     assert text.startswith("# LSTM recurrence: bf16 vs fp32 (smoke)")
     assert "| 16 | `lstm_pretrained` | 100 | 69.7 | 71.0 | -1.3 ± " in text and "paired t" in text
     assert "| 16 | 2,000 | 2,000 |" in text  # 3000 tokens in 1.5 s, both recurrences

@@ -118,13 +118,15 @@ def test_study_arguments_are_validated():
 
 
 @pytest.mark.slow
-def test_bf16_recurrence_arm_pretrains_and_fine_tunes_in_bf16(study_recipe, tmp_path):
+@pytest.mark.parametrize("rounded", [False, True], ids=["autocast", "rounded"])
+def test_bf16_recurrence_arm_pretrains_and_fine_tunes_in_bf16(study_recipe, tmp_path, rounded):
     (args,) = parse_recipe(
         [
             study_recipe,
             "--arms=lstm_pretrained",
             "--budgets=8",
             "--lstm_bf16_recurrence=true",
+            f"--lstm_bf16_rounded={rounded}",
             "--match_lstm_pretraining_tokens=false",
         ],
         (StudyArguments,),
@@ -132,15 +134,19 @@ def test_bf16_recurrence_arm_pretrains_and_fine_tunes_in_bf16(study_recipe, tmp_
     Study(args).run()
     root = tmp_path / "study"
     rows = {row["arm"]: row for row in map(json.loads, (root / "results.jsonl").read_text().splitlines())}
+    bf16 = "no" if rounded else "bf16"  # rounded: no autocast, the recurrence rounds itself
     assert {arm: row["mixed_precision"] for arm, row in rows.items()} == {
         "lstm_pretrained": "no",
-        "lstm_pretrained_bf16": "bf16",
+        "lstm_pretrained_bf16": bf16,
     }
     # The bf16 arm starts from its own language model, itself pretrained with a bf16 recurrence.
-    for name, precision, fp32_recurrence in (("lstm", "no", True), ("lstm_bf16", "bf16", False)):
+    # (fp32_recurrence, recurrence_rounding) of each language model
+    bf16_recurrence = (True, "bfloat16") if rounded else (False, None)
+    for name, precision, recurrence in (("lstm", "no", (True, None)), ("lstm_bf16", bf16, bf16_recurrence)):
         pretraining = root / "pretrain" / name
         assert json.loads((pretraining / "results.json").read_text())["mixed_precision"] == precision
-        assert json.loads((pretraining / "config.json").read_text())["fp32_recurrence"] is fp32_recurrence
+        config = json.loads((pretraining / "config.json").read_text())
+        assert (config["fp32_recurrence"], config["recurrence_rounding"]) == recurrence
     report = (root / "report.md").read_text()
     assert "## bf16 recurrence vs fp32" in report and "pretrained with its recurrence in bf16" in report
 

@@ -49,6 +49,13 @@ class StudyArguments:
             "help": "Also run the LSTM arms under bf16 autocast with the recurrence in bf16 (*_bf16 arms)."
         },
     )
+    lstm_bf16_rounded: bool = field(
+        default=False,
+        metadata={
+            "help": "The *_bf16 arms round an fp32 recurrence to bf16 after every operation, without "
+            "autocast: bf16 numerics at fp32 speed where the CPU has no bf16 units."
+        },
+    )
     stage_overrides: str = field(
         default="", metadata={"help": "Extra '--field value' flags for every stage, e.g. '--max_steps 5'."}
     )

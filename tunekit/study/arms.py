@@ -2,8 +2,8 @@
 
 `architecture` is `transformer` (the masked-LM encoder), `decoder` (a causal-LM decoder) or
 `lstm`; `init` is `pretrained` or `scratch`; `_lora` marks fine-tuning LoRA adapters (peft) on
-the pretrained encoder instead of all its weights; `_bf16` marks an LSTM arm run under bf16
-autocast with its recurrence in bf16 too. A pretraining is named by its architecture, plus
+the pretrained encoder instead of all its weights; `_bf16` marks an LSTM arm whose recurrence
+runs in bf16 (`bf16_recurrence`). A pretraining is named by its architecture, plus
 `_bf16` for the LSTM language model that the bf16 pretrained arm starts from.
 """
 
@@ -20,8 +20,15 @@ ARMS = (
 DEFAULT_ARMS = ARMS[:4]
 BF16_SUFFIX = "_bf16"
 LORA_SUFFIX = "_lora"
-# What a `*_bf16` arm or pretraining changes in its stage recipes.
-BF16_RECURRENCE = {"mixed_precision": "bf16", "lstm_fp32_recurrence": False}
+
+
+def bf16_recurrence(rounded: bool) -> dict[str, object]:
+    """What a `*_bf16` arm or pretraining changes in its stage recipes: bf16 autocast with the
+    recurrence in bf16 or, `rounded`, no autocast and an fp32 recurrence rounded to bf16 after
+    every operation (the same numerics at fp32 speed on CPUs without bf16 units)."""
+    if rounded:
+        return {"lstm_recurrence_rounding": "bfloat16"}
+    return {"mixed_precision": "bf16", "lstm_fp32_recurrence": False}
 
 
 def architecture_of(name: str) -> str:

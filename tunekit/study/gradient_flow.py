@@ -28,8 +28,9 @@ def input_gradient_norms(
     """Mean over the batch of ||d loss_last / d x_t|| for t = 0..T-1 (the last is 0: it is the target).
 
     `autocast_bf16` runs the pass under bf16 autocast; `fp32_recurrence=False` then runs the
-    recurrence itself in bf16 (as the study's `*_bf16` arms train). Dropout is off (eval mode) and
-    the model's own `fp32_recurrence` setting is restored afterwards.
+    recurrence itself in bf16 (as the study's `*_bf16` arms train), and without autocast rounds
+    the fp32 recurrence to bf16 after every operation (`lstm_bf16_rounded` studies). Dropout is
+    off (eval mode) and the model's own recurrence settings are restored afterwards.
     """
     if not isinstance(model, LSTMForLanguageModeling):
         raise TunekitError(
@@ -43,9 +44,10 @@ def input_gradient_norms(
         output.retain_grad()
         captured.append(output)
 
-    was_training, saved = model.training, model.config.fp32_recurrence
+    was_training, saved = model.training, (model.config.fp32_recurrence, model.config.recurrence_rounding)
     model.eval()
     model.config.fp32_recurrence = fp32_recurrence
+    model.config.recurrence_rounding = None if fp32_recurrence or autocast_bf16 else "bfloat16"
     handle = model.lstm.embeddings.register_forward_hook(keep_gradient)
     try:
         device = input_ids.device
@@ -60,7 +62,7 @@ def input_gradient_norms(
         norms = embedded.grad.float().norm(dim=-1).mean(dim=0)
     finally:
         handle.remove()
-        model.config.fp32_recurrence = saved
+        model.config.fp32_recurrence, model.config.recurrence_rounding = saved
         model.train(was_training)
         model.zero_grad(set_to_none=True)
     return [float(value) for value in norms]

@@ -11,18 +11,26 @@ For each study (one per sequence length T) this reads what the study left on dis
 import gzip
 import json
 import math
+import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from tunekit.errors import TunekitError
-from tunekit.lstm import LSTMForLanguageModeling
+from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling, LSTMModel
 from tunekit.study.gradient_flow import input_gradient_norms, plot_gradient_flow
 from tunekit.study.report import bf16_effect, load_results, summarize
 from tunekit.tokenization import load_tokenizer
 
 PRETRAININGS = {"fp32 recurrence": "lstm", "bf16 recurrence": "lstm_bf16"}
+# The ways a recurrence can run: LSTMConfig fields, and whether the pass runs under bf16 autocast.
+RECURRENCES = {
+    "fp32": ({}, False),
+    "bf16 (autocast)": ({"fp32_recurrence": False}, True),
+    "bf16 (fp32 rounded to bf16)": ({"recurrence_rounding": "bfloat16"}, False),
+}
 
 
 @dataclass
@@ -34,6 +42,8 @@ class PrecisionArguments:
     texts_file: str = field(
         default="", metadata={"help": "JSON lines (.gz ok) with a 'text' field to probe on."}
     )
+    speed_hidden_size: int = field(default=128, metadata={"help": "LSTM width for the speed table."})
+    speed_batch_tokens: int = field(default=4096, metadata={"help": "Tokens per pass in the speed table."})
     num_blocks: int = field(default=16, metadata={"help": "Blocks of T tokens for the gradient-flow probe."})
     output_dir: str = field(default="outputs/lstm_precision/report", metadata={"help": "Report and figures."})
     title_note: str = field(default="", metadata={"help": "Appended to the title, e.g. ' (smoke run)'."})
@@ -78,17 +88,43 @@ def blocks_of(tokenizer, texts: list[str], length: int, count: int) -> torch.Ten
 
 
 def gradient_curves(study_dir: Path, input_ids: torch.Tensor) -> dict[str, list[float]]:
-    """Both language models of one study, each probed with its recurrence in fp32 and in bf16."""
+    """Both language models of one study, each probed with its recurrence in fp32 and in bf16,
+    the way the study's bf16 arms ran it: under bf16 autocast, or rounded without autocast."""
+    models = {
+        trained: LSTMForLanguageModeling.from_pretrained(study_dir / "pretrain" / name)
+        for trained, name in PRETRAININGS.items()
+        if (study_dir / "pretrain" / name / "config.json").is_file()
+    }
+    bf16_model = models.get("bf16 recurrence")
+    autocast = bf16_model is None or bf16_model.config.recurrence_rounding is None
     curves = {}
-    for trained, name in PRETRAININGS.items():
-        model_dir = study_dir / "pretrain" / name
-        if not (model_dir / "config.json").is_file():
-            continue
-        model = LSTMForLanguageModeling.from_pretrained(model_dir)
+    for trained, model in models.items():
         for probe, fp32 in (("fp32", True), ("bf16", False)):
             label = f"LM trained with {trained}, probed in {probe}"
-            curves[label] = input_gradient_norms(model, input_ids, autocast_bf16=True, fp32_recurrence=fp32)
+            curves[label] = input_gradient_norms(
+                model, input_ids, autocast_bf16=autocast, fp32_recurrence=fp32
+            )
     return curves
+
+
+def recurrence_speed(hidden_size: int, length: int, batch_tokens: int, repeats: int = 3) -> dict[str, float]:
+    """Tokens/s of a biLSTM's forward+backward (embedding and recurrence, no head) in each of
+    RECURRENCES, on the CPU, after one untimed pass; the median of `repeats`."""
+    generator = torch.Generator().manual_seed(length)
+    input_ids = torch.randint(1, 8192, (max(batch_tokens // length, 1), length), generator=generator)
+    speeds = {}
+    for label, (fields, autocast) in RECURRENCES.items():
+        torch.manual_seed(0)
+        model = LSTMModel(LSTMConfig(vocab_size=8192, hidden_size=hidden_size, dropout=0.0, **fields))
+        seconds = []
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                states = model(input_ids)
+            states.float().square().mean().backward()
+            seconds.append(time.perf_counter() - started)
+        speeds[label] = input_ids.numel() / statistics.median(seconds[1:])
+    return speeds
 
 
 def plot_loss_curves(path: Path, studies: dict[int, Path], title_note: str = "") -> None:
@@ -113,6 +149,18 @@ def plot_loss_curves(path: Path, studies: dict[int, Path], title_note: str = "")
     figure.savefig(path, dpi=150)
 
 
+def _cpu_bf16_flags() -> str:
+    """The CPU's bf16 units as /proc/cpuinfo names them: without them a bf16 matmul is emulated."""
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
+    found = sorted(flags & {"amx_bf16", "avx512_bf16"})
+    return (
+        ", ".join(f"`{flag}`" for flag in found)
+        if found
+        else "no `amx_bf16` or `avx512_bf16` (no bf16 units)"
+    )
+
+
 def _speed(study_dir: Path) -> dict[str, float]:
     speeds = {}
     for label, name in PRETRAININGS.items():
@@ -129,6 +177,8 @@ def write_precision_report(
     output_dir: Path,
     *,
     blocks: int = 16,
+    speed_hidden_size: int = 128,
+    speed_batch_tokens: int = 4096,
     title_note: str = "",
     texts_source: str = "the given texts",
 ) -> Path:
@@ -161,11 +211,22 @@ def write_precision_report(
         out.append(
             f"| {length} | " + " | ".join(f"{speed.get(k, math.nan):,.0f}" for k in PRETRAININGS) + " |"
         )
+    out += ["", "## Speed of the recurrence alone on this CPU (tokens/s, forward + backward)", ""]
+    out += [
+        f"A biLSTM of {speed_hidden_size} per direction (`recurrence_speed`), {speed_batch_tokens} tokens "
+        f"per pass; CPU flags: {_cpu_bf16_flags()}.",
+        "",
+        "| T | " + " | ".join(RECURRENCES) + " |",
+        "|---|" + "---|" * len(RECURRENCES),
+    ]
+    for length in sorted(studies):
+        speed = recurrence_speed(speed_hidden_size, length, speed_batch_tokens)
+        out.append(f"| {length} | " + " | ".join(f"{speed[k]:,.0f}" for k in RECURRENCES) + " |")
     out += ["", "## Gradient norms across time steps", ""]
     out += [
         "‖∂ loss / ∂ input embedding‖ at each position, for the loss of the forward direction's last "
-        f"prediction, mean over {blocks} blocks of {texts_source}, under bf16 autocast "
-        "(`tunekit.study.gradient_flow`).",
+        f"prediction, mean over {blocks} blocks of {texts_source}, with the recurrence in bf16 the way "
+        "the study's bf16 arms ran it (`tunekit.study.gradient_flow`).",
         "",
     ]
     for length, study_dir in sorted(studies.items()):

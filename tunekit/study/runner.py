@@ -21,9 +21,9 @@ from tunekit.preemption import NonFiniteLoss, set_resume_command
 from tunekit.study import budgets
 from tunekit.study.arguments import StudyArguments
 from tunekit.study.arms import (
-    BF16_RECURRENCE,
     BF16_SUFFIX,
     architecture_of,
+    bf16_recurrence,
     init_of,
     is_bf16,
     is_lora,
@@ -103,7 +103,7 @@ class Study:
             "overwrite_output_dir": True,
         }
         if is_bf16(name):
-            changes |= BF16_RECURRENCE
+            changes |= bf16_recurrence(self.args.lstm_bf16_rounded)
         if any(output_dir.glob("checkpoints/step_*/progress.json")):
             changes["resume_from_checkpoint"] = "latest"
         run_args = stage_args(recipe, self.args, self.args.pretrain_overrides, **changes)
@@ -175,7 +175,7 @@ class Study:
             else None,
         }
         if is_bf16(arm):
-            changes |= BF16_RECURRENCE
+            changes |= bf16_recurrence(self.args.lstm_bf16_rounded)
         run_args = stage_args(recipe, self.args, self.args.overrides_for(arm, budget), **changes)
         if budget != "all" and self.args.min_finetune_steps:
             run_args = at_least_min_steps(run_args, int(budget), self.args.min_finetune_steps)
