@@ -1,19 +1,22 @@
+import copy
 import gzip
 import json
 import os
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from transformers import DataCollatorForLanguageModeling
+from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding
 
 from tunekit.config import DataArguments
 from tunekit.data import load_raw, prepare_splits, stratified_subset
 from tunekit.errors import TunekitError
 from tunekit.tokenization import (
     BLOCK_ID,
+    PaddingCollator,
     load_tokenizer,
     mlm_collator,
     padding_collator,
@@ -245,6 +248,23 @@ def test_padding_is_dynamic_and_a_multiple_of_8_under_mixed_precision(tokenizer,
     rows = [{"input_ids": list(range(1, n + 1)), "labels": 0} for n in (3, 11, 7)]
     batch = padding_collator(tokenizer, mixed_precision)(rows)
     assert batch["input_ids"].shape == (3, width) and batch["attention_mask"].sum().item() == 21
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+@pytest.mark.parametrize("multiple", [None, 8])
+def test_padding_collator_gives_what_data_collator_with_padding_gives(tokenizer, padding_side, multiple):
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.padding_side = padding_side
+    rng = random.Random(0)
+    rows = [
+        {"input_ids": [rng.randrange(5, 40) for _ in range(rng.randint(1, 30))], "labels": rng.randint(0, 1)}
+        for _ in range(9)
+    ]
+    ours = PaddingCollator(tokenizer, pad_to_multiple_of=multiple)(copy.deepcopy(rows))
+    stock = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)(copy.deepcopy(rows))
+    assert ours.keys() == stock.keys()
+    for key in ours:
+        assert ours[key].dtype == stock[key].dtype and torch.equal(ours[key], stock[key])
 
 
 def test_test_texts_are_dropped_from_pretraining_text(tmp_path):

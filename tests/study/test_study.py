@@ -149,6 +149,8 @@ def test_bf16_recurrence_arm_pretrains_and_fine_tunes_in_bf16(study_recipe, tmp_
         assert (config["fp32_recurrence"], config["recurrence_rounding"]) == recurrence
     report = (root / "report.md").read_text()
     assert "## bf16 recurrence vs fp32" in report and "pretrained with its recurrence in bf16" in report
+    assert ("rounded to bf16 after every operation" in report) is rounded
+    assert ("under bf16 autocast with the LSTM recurrence" in report) is not rounded
 
 
 @pytest.fixture

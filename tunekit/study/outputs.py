@@ -48,9 +48,14 @@ def write_study_outputs(study: Study, all_rows: list[dict], pretraining: dict[st
             f"{record['seed']}{flags}: {record['error']}"
         )
     if any(is_bf16(arm) for arm in study.arms()):
+        how = (
+            "with their LSTM recurrence computed in fp32 and rounded to bf16 after every operation "
+            "(`lstm_bf16_rounded`: bf16 numerics, no autocast anywhere)"
+            if study.args.lstm_bf16_rounded
+            else "under bf16 autocast with the LSTM recurrence in bf16 too"
+        )
         notes.append(
-            "`*_bf16` arms ran under bf16 autocast with the LSTM recurrence in bf16 too, in their "
-            "language-model pretraining as in fine-tuning; the other "
+            f"`*_bf16` arms ran {how}, in their language-model pretraining as in fine-tuning; the other "
             "LSTM arms keep the recurrence in fp32."
         )
     resolved = yaml.safe_dump(recipe_dict(study.args), sort_keys=False)
