@@ -134,8 +134,9 @@ def rounded_lstm(lstm: nn.LSTM, packed: nn.utils.rnn.PackedSequence, dtype: torc
     rounded to `dtype` (None: no rounding, which reproduces nn.LSTM bit for bit on CPU).
 
     This is a 16-bit recurrence's numerics (16-bit values, matmuls accumulated in fp32 as 16-bit
-    units do) at fp32 speed, for CPUs without bf16 units, where a real bf16 LSTM runs ~15x slower
-    than fp32. The rounding is a cast there and back; its backward rounds the gradient as well.
+    units do) for CPUs without bf16 units, where a real bf16 LSTM runs 9-21x slower than fp32 and
+    this 3-9x (a Python loop over time steps: it loses most at small batches). The rounding is a
+    cast there and back; its backward rounds the gradient as well.
     """
     round_ = (lambda x: x) if dtype is None else (lambda x: x.to(dtype).float())
     sizes = packed.batch_sizes.tolist()

@@ -25,7 +25,7 @@ LORA_SUFFIX = "_lora"
 def bf16_recurrence(rounded: bool) -> dict[str, object]:
     """What a `*_bf16` arm or pretraining changes in its stage recipes: bf16 autocast with the
     recurrence in bf16 or, `rounded`, no autocast and an fp32 recurrence rounded to bf16 after
-    every operation (the same numerics at fp32 speed on CPUs without bf16 units)."""
+    every operation (the same numerics, far cheaper on CPUs without bf16 units)."""
     if rounded:
         return {"lstm_recurrence_rounding": "bfloat16"}
     return {"mixed_precision": "bf16", "lstm_fp32_recurrence": False}
