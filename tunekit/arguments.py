@@ -1,5 +1,6 @@
 """The recipe fields: typed dataclasses that every run takes, validated on construction.
-The model and data fields are here, the training fields in `tunekit.train_arguments`.
+The model and data fields are here, the LoRA fields in `tunekit.lora_arguments`, the training
+fields in `tunekit.train_arguments`.
 
 Field names follow the transformers examples wherever one exists, so a user of `run_mlm.py`
 or `Trainer` finds `per_device_train_batch_size`, `learning_rate`, `output_dir` where they expect.
@@ -8,23 +9,16 @@ Every check raises TunekitError with one line that names the field.
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tunekit.errors import TunekitError
+from tunekit.field_checks import clear_none_words, help_meta, require_positive
+from tunekit.lora_arguments import LoraArguments
 
 ENCODER_TYPES = ("modernbert", "bert", "roberta", "distilbert")
 # Causal-LM decoders: pretrained with `objective: clm`, fine-tuned with last-token pooling.
 DECODER_TYPES = ("llama", "gpt2")
 TRANSFORMER_TYPES = (*ENCODER_TYPES, *DECODER_TYPES)
 MODEL_TYPES = (*TRANSFORMER_TYPES, "lstm")
-# peft's LoraConfig names for the keys of a recipe's `peft:` section, and the flat fields they fill.
-PEFT_SECTION_KEYS = {
-    "r": "lora_r",
-    "lora_alpha": "lora_alpha",
-    "lora_dropout": "lora_dropout",
-    "target_modules": "lora_target_modules",
-    "modules_to_save": "lora_modules_to_save",
-}
 
 # The `tokenizers` trainers count every distinct word they see, and distinct words keep growing with
 # the text, so their memory would grow with the corpus. Measured on IMDb unsup (WordPiece 8 192,
@@ -34,54 +28,56 @@ PEFT_SECTION_KEYS = {
 TOKENIZER_TRAINING_CHARS = 16_000_000
 
 
-def _help(text: str, **metadata: Any) -> dict[str, Any]:
-    return {"help": text, **metadata}
-
-
 @dataclass
-class ModelArguments:
+class ModelArguments(LoraArguments):
     model_type: str = field(
         default="modernbert",
-        metadata=_help("Architecture built from config.", choices=MODEL_TYPES),
+        metadata=help_meta("Architecture built from config.", choices=MODEL_TYPES),
     )
     model_name_or_path: str | None = field(
         default=None,
-        metadata=_help("Initialise from this saved model dir or Hub name; unset = random init from config."),
+        metadata=help_meta(
+            "Initialise from this saved model dir or Hub name; unset = random init from config."
+        ),
     )
     tokenizer_name_or_path: str | None = field(
         default=None,
-        metadata=_help("Load this tokenizer (dir or Hub name); unset = train one on the training text."),
+        metadata=help_meta("Load this tokenizer (dir or Hub name); unset = train one on the training text."),
     )
-    vocab_size: int = field(default=4096, metadata=_help("Vocabulary size when training a tokenizer."))
+    vocab_size: int = field(default=4096, metadata=help_meta("Vocabulary size when training a tokenizer."))
     tokenizer_training_chars: int = field(
         default=TOKENIZER_TRAINING_CHARS,
-        metadata=_help(
+        metadata=help_meta(
             "Train a tokenizer on an even spread of about this many characters of the text (0 = all): "
             "its memory then stops growing with the corpus."
         ),
     )
-    hidden_size: int = field(default=128, metadata=_help("Hidden width (LSTM: embedding and state size)."))
-    num_hidden_layers: int = field(default=2, metadata=_help("Transformer or LSTM layers."))
-    num_attention_heads: int = field(default=4, metadata=_help("Attention heads (transformers only)."))
-    intermediate_size: int = field(default=256, metadata=_help("Feed-forward width (transformers only)."))
-    max_position_embeddings: int = field(default=512, metadata=_help("Longest sequence the model accepts."))
-    dropout: float = field(default=0.1, metadata=_help("Dropout on hidden states (all model types)."))
+    hidden_size: int = field(
+        default=128, metadata=help_meta("Hidden width (LSTM: embedding and state size).")
+    )
+    num_hidden_layers: int = field(default=2, metadata=help_meta("Transformer or LSTM layers."))
+    num_attention_heads: int = field(default=4, metadata=help_meta("Attention heads (transformers only)."))
+    intermediate_size: int = field(default=256, metadata=help_meta("Feed-forward width (transformers only)."))
+    max_position_embeddings: int = field(
+        default=512, metadata=help_meta("Longest sequence the model accepts.")
+    )
+    dropout: float = field(default=0.1, metadata=help_meta("Dropout on hidden states (all model types)."))
     classifier_pooling: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=help_meta(
             "How a classifier pools tokens: modernbert mean|cls, LSTM mean|max|last; "
             "unset = the architecture's default.",
             choices=("mean", "cls", "max", "last"),
         ),
     )
-    bidirectional: bool = field(default=True, metadata=_help("LSTM: run a bidirectional LSTM."))
+    bidirectional: bool = field(default=True, metadata=help_meta("LSTM: run a bidirectional LSTM."))
     lstm_fp32_recurrence: bool = field(
         default=True,
-        metadata=_help("LSTM: keep the recurrence in fp32 under bf16/fp16 mixed precision."),
+        metadata=help_meta("LSTM: keep the recurrence in fp32 under bf16/fp16 mixed precision."),
     )
     lstm_recurrence_rounding: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=help_meta(
             "LSTM: compute the recurrence in fp32 but round every intermediate result to this 16-bit "
             "format: its numerics without autocast, on CPUs that have no bf16 units (overrides "
             "lstm_fp32_recurrence).",
@@ -90,56 +86,22 @@ class ModelArguments:
     )
     objective: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=help_meta(
             "Pretraining objective: mlm (encoders) or clm (next-token, decoders llama/gpt2); "
             "unset = the model type's own.",
             choices=("mlm", "clm"),
         ),
     )
-    use_lora: bool = field(
-        default=False,
-        metadata=_help("Fine-tune LoRA adapters (peft) instead of all weights; a `peft:` section sets it."),
-    )
-    lora_r: int = field(default=8, metadata=_help("LoRA rank (peft: r)."))
-    lora_alpha: int = field(default=16, metadata=_help("LoRA scaling numerator (peft: lora_alpha)."))
-    lora_dropout: float = field(
-        default=0.05, metadata=_help("Dropout on the LoRA input (peft: lora_dropout).")
-    )
-    lora_target_modules: list[str] | None = field(
-        default=None,
-        metadata=_help(
-            "Module names that get adapters (peft: target_modules); unset = tunekit's per-type default."
-        ),
-    )
-    lora_modules_to_save: list[str] | None = field(
-        default=None,
-        metadata=_help(
-            "Modules trained in full and saved with the adapter (peft: modules_to_save); unset = per-type "
-            "default. peft always adds the classifier."
-        ),
-    )
-    lora_base_model_id: str | None = field(
-        default=None,
-        metadata=_help(
-            "Hub id written as the adapter's base_model_name_or_path; unset = the hub_model_id that "
-            "model_name_or_path's results.json records, else model_name_or_path itself."
-        ),
-    )
-    merge_adapter: bool = field(
-        default=False,
-        metadata=_help("LoRA: also save the adapter merged into the model (merge_and_unload) under merged/."),
-    )
 
     def __post_init__(self) -> None:
-        _none_words(
+        clear_none_words(
             self,
             "model_name_or_path",
             "tokenizer_name_or_path",
             "objective",
-            "lora_base_model_id",
             "lstm_recurrence_rounding",
         )
-        _positive(
+        require_positive(
             self,
             "vocab_size",
             "hidden_size",
@@ -182,9 +144,7 @@ class ModelArguments:
             raise TunekitError(
                 "use_lora: peft has no LoRA for nn.LSTM; LoRA is available for the transformer model types"
             )
-        _positive(self, "lora_r", "lora_alpha")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise TunekitError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        self.check_lora_fields()
 
     @property
     def is_lstm(self) -> bool:
@@ -199,67 +159,75 @@ class ModelArguments:
 class DataArguments:
     dataset_name: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=help_meta(
             "Hub dataset name, or 'synthetic' for the built-in corpus. Unset = synthetic "
             "unless data files are given."
         ),
     )
-    dataset_config_name: str | None = field(default=None, metadata=_help("Hub dataset config name."))
+    dataset_config_name: str | None = field(default=None, metadata=help_meta("Hub dataset config name."))
     train_file: list[str] | None = field(
-        default=None, metadata=_help("Local training file(s): csv, json/jsonl, parquet or txt, gzip allowed.")
+        default=None,
+        metadata=help_meta("Local training file(s): csv, json/jsonl, parquet or txt, gzip allowed."),
     )
-    validation_file: str | None = field(default=None, metadata=_help("Local validation file."))
-    test_file: str | None = field(default=None, metadata=_help("Local test file."))
+    validation_file: str | None = field(default=None, metadata=help_meta("Local validation file."))
+    test_file: str | None = field(default=None, metadata=help_meta("Local test file."))
     train_split: str = field(
         default="train",
-        metadata=_help("Split(s) to train on; '+' joins splits, e.g. 'train+unsupervised' for pretraining."),
+        metadata=help_meta(
+            "Split(s) to train on; '+' joins splits, e.g. 'train+unsupervised' for pretraining."
+        ),
     )
     validation_split: str | None = field(
-        default="validation", metadata=_help("Validation split name; carved from train when missing.")
+        default="validation", metadata=help_meta("Validation split name; carved from train when missing.")
     )
-    test_split: str | None = field(default="test", metadata=_help("Test split name (classification)."))
-    text_column: str = field(default="text", metadata=_help("Column holding the text."))
-    label_column: str = field(default="label", metadata=_help("Column holding the class label."))
+    test_split: str | None = field(default="test", metadata=help_meta("Test split name (classification)."))
+    text_column: str = field(default="text", metadata=help_meta("Column holding the text."))
+    label_column: str = field(default="label", metadata=help_meta("Column holding the class label."))
     label_names: list[str] | None = field(
         default=None,
-        metadata=_help(
+        metadata=help_meta(
             "Class names for integer labels 0..K-1 (e.g. negative positive); shown by pipeline()."
         ),
     )
     validation_split_percentage: float = field(
-        default=10.0, metadata=_help("Percent of train carved (seeded) as validation when there is none.")
+        default=10.0, metadata=help_meta("Percent of train carved (seeded) as validation when there is none.")
     )
     max_train_samples: int | None = field(
         default=None,
-        metadata=_help(
+        metadata=help_meta(
             "Label budget: a class-stratified, seeded subset of the training set; when pretraining, "
             "a seeded subset of the training documents."
         ),
     )
     max_eval_samples: int | None = field(
         default=None,
-        metadata=_help("Cap on validation examples (and on test, when max_test_samples is unset)."),
+        metadata=help_meta("Cap on validation examples (and on test, when max_test_samples is unset)."),
     )
     max_test_samples: int | None = field(
         default=None,
-        metadata=_help(
+        metadata=help_meta(
             "A fixed, class-stratified test subset of this size: the same examples for every run."
         ),
     )
     max_seq_length: int = field(
-        default=128, metadata=_help("Pretraining block length / fine-tuning truncation length, in tokens.")
+        default=128,
+        metadata=help_meta("Pretraining block length / fine-tuning truncation length, in tokens."),
     )
     exclude_test_texts: bool = field(
         default=True,
-        metadata=_help("Pretraining: drop texts that also appear in the test split/test_file (no leakage)."),
+        metadata=help_meta(
+            "Pretraining: drop texts that also appear in the test split/test_file (no leakage)."
+        ),
     )
-    mlm_probability: float = field(default=0.15, metadata=_help("Share of tokens masked for MLM."))
-    synthetic_seed: int = field(default=0, metadata=_help("Seed of the built-in synthetic corpus."))
-    preprocessing_num_workers: int | None = field(default=None, metadata=_help("Processes for datasets.map."))
-    overwrite_cache: bool = field(default=False, metadata=_help("Recompute cached tokenized datasets."))
+    mlm_probability: float = field(default=0.15, metadata=help_meta("Share of tokens masked for MLM."))
+    synthetic_seed: int = field(default=0, metadata=help_meta("Seed of the built-in synthetic corpus."))
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata=help_meta("Processes for datasets.map.")
+    )
+    overwrite_cache: bool = field(default=False, metadata=help_meta("Recompute cached tokenized datasets."))
 
     def __post_init__(self) -> None:
-        _none_words(
+        clear_none_words(
             self,
             "dataset_name",
             "dataset_config_name",
@@ -268,7 +236,7 @@ class DataArguments:
             "validation_file",
             "test_file",
         )
-        _positive(self, "max_seq_length")
+        require_positive(self, "max_seq_length")
         for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise TunekitError(f"{name} must be positive, got {getattr(self, name)}")
@@ -290,17 +258,3 @@ class DataArguments:
     def uses_synthetic(self) -> bool:
         # Data files win over any dataset_name (load_raw reads them first), the embedded one included.
         return not self.train_file and self.dataset_name in ("synthetic", None)
-
-
-def _none_words(obj: object, *names: str) -> None:
-    """`--field none` (or `""`, or `field: null` in YAML) clears an optional text field."""
-    for name in names:
-        if getattr(obj, name) in ("", "none", "None", "null"):
-            setattr(obj, name, None)
-
-
-def _positive(obj: object, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if value <= 0:
-            raise TunekitError(f"{name} must be positive, got {value}")

@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
-from tunekit.arguments import MODEL_TYPES, PEFT_SECTION_KEYS, TRANSFORMER_TYPES, DataArguments, ModelArguments
+from tunekit.arguments import MODEL_TYPES, TRANSFORMER_TYPES, DataArguments, ModelArguments
 from tunekit.errors import TunekitError
+from tunekit.lora_arguments import PEFT_SECTION_KEYS
 from tunekit.train_arguments import SECRET_FIELDS, TrainArguments
 
 __all__ = [

@@ -6,8 +6,8 @@ TunekitError with one line that names the field.
 
 from dataclasses import dataclass, field
 
-from tunekit.arguments import _help, _none_words, _positive
 from tunekit.errors import TunekitError
+from tunekit.field_checks import clear_none_words, help_meta, require_positive
 
 # Why `padding_free` is refused (README, "Padding-free batches are not available here").
 PADDING_FREE_UNAVAILABLE = (
@@ -22,117 +22,124 @@ SECRET_FIELDS = ("hub_token",)
 @dataclass
 class TrainArguments:
     output_dir: str = field(
-        default="outputs/run", metadata=_help("Where the model, metrics and checkpoints go.")
+        default="outputs/run", metadata=help_meta("Where the model, metrics and checkpoints go.")
     )
     overwrite_output_dir: bool = field(
-        default=False, metadata=_help("Allow writing into a non-empty output_dir (otherwise refused).")
+        default=False, metadata=help_meta("Allow writing into a non-empty output_dir (otherwise refused).")
     )
-    seed: int = field(default=42, metadata=_help("Seed for init, shuffling, masking and dropout."))
-    per_device_train_batch_size: int = field(default=32, metadata=_help("Batch per process per micro-step."))
-    per_device_eval_batch_size: int = field(default=64, metadata=_help("Evaluation batch per process."))
-    gradient_accumulation_steps: int = field(default=1, metadata=_help("Micro-batches per optimizer step."))
-    learning_rate: float = field(default=5e-4, metadata=_help("Peak AdamW learning rate."))
+    seed: int = field(default=42, metadata=help_meta("Seed for init, shuffling, masking and dropout."))
+    per_device_train_batch_size: int = field(
+        default=32, metadata=help_meta("Batch per process per micro-step.")
+    )
+    per_device_eval_batch_size: int = field(default=64, metadata=help_meta("Evaluation batch per process."))
+    gradient_accumulation_steps: int = field(
+        default=1, metadata=help_meta("Micro-batches per optimizer step.")
+    )
+    learning_rate: float = field(default=5e-4, metadata=help_meta("Peak AdamW learning rate."))
     weight_decay: float = field(
-        default=0.01, metadata=_help("AdamW weight decay (never on biases and norms).")
+        default=0.01, metadata=help_meta("AdamW weight decay (never on biases and norms).")
     )
-    adam_beta1: float = field(default=0.9, metadata=_help("AdamW beta1."))
-    adam_beta2: float = field(default=0.98, metadata=_help("AdamW beta2."))
-    adam_epsilon: float = field(default=1e-8, metadata=_help("AdamW epsilon."))
-    num_train_epochs: float = field(default=3.0, metadata=_help("Epochs, when max_steps is not set."))
+    adam_beta1: float = field(default=0.9, metadata=help_meta("AdamW beta1."))
+    adam_beta2: float = field(default=0.98, metadata=help_meta("AdamW beta2."))
+    adam_epsilon: float = field(default=1e-8, metadata=help_meta("AdamW epsilon."))
+    num_train_epochs: float = field(default=3.0, metadata=help_meta("Epochs, when max_steps is not set."))
     max_steps: int = field(
-        default=-1, metadata=_help("Optimizer steps; overrides num_train_epochs when > 0.")
+        default=-1, metadata=help_meta("Optimizer steps; overrides num_train_epochs when > 0.")
     )
     lr_scheduler_type: str = field(
         default="linear",
-        metadata=_help("Decay after warmup.", choices=("linear", "cosine", "constant_with_warmup")),
+        metadata=help_meta("Decay after warmup.", choices=("linear", "cosine", "constant_with_warmup")),
     )
-    warmup_ratio: float = field(default=0.06, metadata=_help("Share of optimizer steps spent warming up."))
-    max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm; 0 disables."))
+    warmup_ratio: float = field(
+        default=0.06, metadata=help_meta("Share of optimizer steps spent warming up.")
+    )
+    max_grad_norm: float = field(default=1.0, metadata=help_meta("Gradient clipping norm; 0 disables."))
     mixed_precision: str | None = field(
         default="auto",
-        metadata=_help(
+        metadata=help_meta(
             "no, fp16, bf16, or auto = what `accelerate launch` was given, else bf16 on CUDA and fp32 on "
             "CPU (see tunekit/optim.py for the CPU measurement).",
             choices=("auto", "no", "fp16", "bf16"),
         ),
     )
     use_cpu: bool = field(
-        default=False, metadata=_help("Run on CPU even when a GPU is present (gloo for DDP).")
+        default=False, metadata=help_meta("Run on CPU even when a GPU is present (gloo for DDP).")
     )
     eval_steps: int = field(
-        default=0, metadata=_help("Evaluate every N optimizer steps; 0 = only at the end.")
+        default=0, metadata=help_meta("Evaluate every N optimizer steps; 0 = only at the end.")
     )
-    logging_steps: int = field(default=10, metadata=_help("Log training loss every N optimizer steps."))
-    save_steps: int = field(default=0, metadata=_help("Checkpoint every N optimizer steps; 0 = never."))
-    save_total_limit: int = field(default=2, metadata=_help("Checkpoints kept; older ones are deleted."))
+    logging_steps: int = field(default=10, metadata=help_meta("Log training loss every N optimizer steps."))
+    save_steps: int = field(default=0, metadata=help_meta("Checkpoint every N optimizer steps; 0 = never."))
+    save_total_limit: int = field(default=2, metadata=help_meta("Checkpoints kept; older ones are deleted."))
     resume_from_checkpoint: str | None = field(
-        default=None, metadata=_help("'latest' or a checkpoint dir: continue at the exact next batch.")
+        default=None, metadata=help_meta("'latest' or a checkpoint dir: continue at the exact next batch.")
     )
     load_best_model_at_end: bool = field(
-        default=False, metadata=_help("Keep the weights that scored best on validation (needs eval_steps).")
+        default=False,
+        metadata=help_meta("Keep the weights that scored best on validation (needs eval_steps)."),
     )
     metric_for_best_model: str = field(
-        default="loss", metadata=_help("Validation metric for model selection: loss, accuracy, f1, ...")
+        default="loss", metadata=help_meta("Validation metric for model selection: loss, accuracy, f1, ...")
     )
     report_to: str = field(
         default="tensorboard",
-        metadata=_help(
+        metadata=help_meta(
             "Tracker for accelerate: tensorboard (used when installed) or none.",
             choices=("tensorboard", "none"),
         ),
     )
     dataloader_num_workers: int = field(
-        default=0, metadata=_help("Worker processes per dataloader (collation off the training process).")
+        default=0, metadata=help_meta("Worker processes per dataloader (collation off the training process).")
     )
     save_model: bool = field(
-        default=True, metadata=_help("Save the final model and tokenizer (a study's cells may skip it).")
+        default=True, metadata=help_meta("Save the final model and tokenizer (a study's cells may skip it).")
     )
-    disable_tqdm: bool = field(default=False, metadata=_help("Hide progress bars."))
+    disable_tqdm: bool = field(default=False, metadata=help_meta("Hide progress bars."))
     torch_compile: bool = field(
         default=False,
-        metadata=_help(
+        metadata=help_meta(
             "torch.compile the model (inductor). Packed pretraining has static shapes; fine-tuning "
             "recompiles once for a shape-generic graph (see tunekit/optim.py)."
         ),
     )
     group_by_length: bool = field(
         default=True,
-        metadata=_help(
+        metadata=help_meta(
             "Fine-tuning: batch examples of similar length (seeded per epoch, resumable, the same on "
             "every process) so little compute goes to padding. Packed pretraining blocks need none."
         ),
     )
     padding_free: bool = field(
         default=False,
-        metadata=_help("Flattened batches without padding: not available here (see README); refused."),
+        metadata=help_meta("Flattened batches without padding: not available here (see README); refused."),
     )
     # Sharing on the Hub (tunekit.hub, tunekit.card).
     push_to_hub: bool = field(
-        default=False, metadata=_help("Push the finished run (model, tokenizer, card, recipe, results).")
+        default=False, metadata=help_meta("Push the finished run (model, tokenizer, card, recipe, results).")
     )
     hub_model_id: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=help_meta(
             "Hub repository, 'namespace/name' (a bare name goes to your namespace); unset = output dir name."
         ),
     )
-    hub_private_repo: bool = field(default=False, metadata=_help("Create the Hub repository as private."))
+    hub_private_repo: bool = field(default=False, metadata=help_meta("Create the Hub repository as private."))
     hub_token: str | None = field(
         default=None,
-        metadata=_help("Hub token; unset = HF_TOKEN, then the saved token file. Never saved."),
+        metadata=help_meta("Hub token; unset = HF_TOKEN, then the saved token file. Never saved."),
     )
     hub_include_checkpoints: bool = field(
-        default=False, metadata=_help("Also push checkpoints/ and the tensorboard runs/.")
+        default=False, metadata=help_meta("Also push checkpoints/ and the tensorboard runs/.")
     )
     license: str | None = field(
-        default=None, metadata=_help("License id for the model card's metadata, e.g. apache-2.0.")
+        default=None, metadata=help_meta("License id for the model card's metadata, e.g. apache-2.0.")
     )
 
     def __post_init__(self) -> None:
-        _none_words(self, "hub_model_id", "hub_token", "license")
+        clear_none_words(self, "hub_model_id", "hub_token", "license")
         if self.push_to_hub and not self.save_model:
             raise TunekitError("push_to_hub needs save_model true: there is no model to push")
-        _positive(
+        require_positive(
             self,
             "per_device_train_batch_size",
             "per_device_eval_batch_size",

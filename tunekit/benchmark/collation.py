@@ -8,6 +8,7 @@ workers take it), so its milliseconds are a floor under the step time of a small
 collators see the same packed blocks; the median of `repeats` calls is kept.
 """
 
+import itertools
 import random
 import statistics
 import time
@@ -114,7 +115,7 @@ def variable_length_examples(
     lengths = [rng.randint(max(max_length // 8, 1), max_length) for _ in range(count)]
     if sum(lengths) > len(stream):
         raise TunekitError(f"texts: {len(stream)} tokens, fewer than the {sum(lengths)} the examples need")
-    starts = [sum(lengths[:i]) for i in range(count)]
+    starts = itertools.accumulate(lengths[:-1], initial=0)
     return [
         {"input_ids": stream[start : start + length], "labels": rng.randint(0, 1)}
         for start, length in zip(starts, lengths, strict=True)

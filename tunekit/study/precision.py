@@ -24,6 +24,8 @@ from tunekit.study.gradient_flow import input_gradient_norms, plot_gradient_flow
 from tunekit.study.report import bf16_effect, load_results, summarize
 from tunekit.tokenization import load_tokenizer
 
+# The CPU study's WordPiece size: the speed table times an embedding of the same size.
+SPEED_VOCAB_SIZE = 8192
 PRETRAININGS = {"fp32 recurrence": "lstm", "bf16 recurrence": "lstm_bf16"}
 # The ways a recurrence can run: LSTMConfig fields, and whether the pass runs under bf16 autocast.
 RECURRENCES = {
@@ -111,11 +113,15 @@ def recurrence_speed(hidden_size: int, length: int, batch_tokens: int, repeats: 
     """Tokens/s of a biLSTM's forward+backward (embedding and recurrence, no head) in each of
     RECURRENCES, on the CPU, after one untimed pass; the median of `repeats`."""
     generator = torch.Generator().manual_seed(length)
-    input_ids = torch.randint(1, 8192, (max(batch_tokens // length, 1), length), generator=generator)
+    input_ids = torch.randint(
+        1, SPEED_VOCAB_SIZE, (max(batch_tokens // length, 1), length), generator=generator
+    )
     speeds = {}
     for label, (fields, autocast) in RECURRENCES.items():
         torch.manual_seed(0)
-        model = LSTMModel(LSTMConfig(vocab_size=8192, hidden_size=hidden_size, dropout=0.0, **fields))
+        model = LSTMModel(
+            LSTMConfig(vocab_size=SPEED_VOCAB_SIZE, hidden_size=hidden_size, dropout=0.0, **fields)
+        )
         seconds = []
         for _ in range(repeats + 1):
             started = time.perf_counter()
