@@ -11,13 +11,13 @@ import os
 import sys
 from pathlib import Path
 
-import datasets
 import torch
 
 from tunekit.benchmark.presets import PRESETS
 from tunekit.benchmark.table import format_text, write_outputs
 from tunekit.benchmark.trainer_comparison import BenchmarkReport, run_benchmark
 from tunekit.cli import setup_logging
+from tunekit.console import quiet_runs
 from tunekit.errors import TunekitError
 
 
@@ -62,24 +62,26 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     compile_modes = {"both": (False, True), "off": (False,), "on": (True,)}[args.compile]
     setup_logging()
-    datasets.disable_progress_bars()  # the per-leg map bars would bury the table
     stem = args.name or f"benchmark_{args.preset}"
 
     def write_partial(partial: BenchmarkReport) -> None:
         write_outputs(partial.rows, partial.notes, partial.meta, args.output_dir, stem)
 
     try:
-        report = run_benchmark(
-            args.preset,
-            args.data_dir or default_data_dir(),
-            args.model_type,
-            args.warmup_steps,
-            args.steps,
-            tuple(args.tasks),
-            compile_modes,
-            args.finetuning_examples,
-            on_case_done=write_partial,
-        )
+        # The per-leg map bars would bury the table; the setting is restored after (the suite runs
+        # this main in-process).
+        with quiet_runs():
+            report = run_benchmark(
+                args.preset,
+                args.data_dir or default_data_dir(),
+                args.model_type,
+                args.warmup_steps,
+                args.steps,
+                tuple(args.tasks),
+                compile_modes,
+                args.finetuning_examples,
+                on_case_done=write_partial,
+            )
     except TunekitError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

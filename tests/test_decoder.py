@@ -8,10 +8,10 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from tunekit.config import parse_recipe
 from tunekit.errors import TunekitError
 from tunekit.models import build_pretraining_model
+from tunekit.step import summed_loss
 from tunekit.tasks import pretraining_collator, run_finetuning, run_pretraining
 from tunekit.tokenization import tokenize_and_pack
 from tunekit.tokenizer_training import train_byte_level_bpe
-from tunekit.train import summed_loss
 
 from .conftest import QUIET
 

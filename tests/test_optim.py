@@ -4,9 +4,9 @@ import torch
 from accelerate.utils import is_compiled_module
 from transformers import BertConfig, BertForMaskedLM
 
+from tunekit.accelerator import make_accelerator, plain_model
 from tunekit.config import TrainArguments
 from tunekit.optim import build_optimizer, configure_matmul, resolve_mixed_precision
-from tunekit.train import make_accelerator, plain_model
 
 
 def tiny_bert() -> BertForMaskedLM:

@@ -9,6 +9,7 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 
 from tunekit.config import ModelArguments, TrainArguments
+from tunekit.evaluation import evaluate_model
 from tunekit.metrics import classification_metrics
 from tunekit.models import build_classifier
 from tunekit.sampling import (
@@ -19,7 +20,6 @@ from tunekit.sampling import (
 )
 from tunekit.tokenization import padding_collator, tokenize_for_classification
 from tunekit.tokenizer_training import train_wordpiece
-from tunekit.train import evaluate_model
 
 RNG = np.random.default_rng(0)
 LENGTHS = RNG.integers(5, 400, size=301)  # 301: the last batch is short

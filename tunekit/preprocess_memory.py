@@ -99,11 +99,11 @@ def spread_of_jsonl_gz(source: Path, fraction: float, target: Path) -> int:
 
 def _child(config: dict) -> dict:
     """Runs in the fresh process: the preprocessing of a pretraining run and a fine-tuning run."""
+    from tunekit.accelerator import make_accelerator
     from tunekit.config import DataArguments, ModelArguments, TrainArguments
     from tunekit.data import load_raw, prepare_splits
     from tunekit.tasks import get_tokenizer
     from tunekit.tokenization import tokenize_and_pack, tokenize_for_classification
-    from tunekit.train import make_accelerator
 
     baseline, baseline_anonymous = peak_rss_mb(), anonymous_rss_mb()
     watcher = AnonymousPeak()

@@ -20,11 +20,13 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from tunekit.accelerator import make_accelerator, plain_model
 from tunekit.atomic import atomic_write_json, staged_files
 from tunekit.card import write_model_card
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
 from tunekit.data import load_raw, prepare_splits
 from tunekit.errors import TunekitError
+from tunekit.evaluation import evaluate_model
 from tunekit.hub import push_output_dir, target_from_args
 from tunekit.lora import apply_lora, is_lora, parameter_counts, save_lora
 from tunekit.lstm import language_model_labels
@@ -40,7 +42,7 @@ from tunekit.tokenization import (
     tokenize_for_classification,
 )
 from tunekit.tokenizer_training import train_byte_level_bpe, train_wordpiece
-from tunekit.train import LoopResult, evaluate_model, make_accelerator, plain_model, train_loop
+from tunekit.train import LoopResult, train_loop
 
 logger = logging.getLogger(__name__)
 

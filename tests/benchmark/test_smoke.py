@@ -4,6 +4,7 @@ its JSON and Markdown files."""
 import importlib.util
 import json
 
+import datasets
 import pytest
 
 from tests.conftest import REPO
@@ -15,7 +16,10 @@ def smoke_run(tmp_path_factory):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     output_dir = tmp_path_factory.mktemp("benchmark")
+    datasets.enable_progress_bars()
     assert script.main(["--preset", "smoke", "--output_dir", str(output_dir), "--name", "smoke"]) == 0
+    # It hides datasets' bars while it runs, and gives the caller its setting back.
+    assert datasets.is_progress_bar_enabled()
     return output_dir
 
 

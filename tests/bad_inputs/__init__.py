@@ -1,0 +1,1 @@
+"""The catalogue of bad inputs (test_catalogue.py), its cases grouped by what they spoil."""
