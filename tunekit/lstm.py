@@ -164,7 +164,7 @@ def _rounded_steps(projected, sizes, w_hh, b_hh, round_, reverse: bool) -> torch
     # split, not slicing: the backward of T slices would build T gradients the size of the batch.
     per_step = torch.split(projected, sizes)
     state = cell = projected.new_zeros(0, w_hh.shape[1])
-    outputs: list[torch.Tensor | None] = [None] * len(sizes)  # filled in time order
+    outputs: list[torch.Tensor | None] = [None] * len(sizes)  # one per time step, either direction
     for t in reversed(range(len(sizes))) if reverse else range(len(sizes)):
         if (joining := sizes[t] - state.shape[0]) > 0:
             zeros = projected.new_zeros(joining, w_hh.shape[1])

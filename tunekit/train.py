@@ -80,6 +80,7 @@ class TrainingRun:
     ) -> None:
         self.prepared, self.model = prepared, prepared.model
         self.args, self.accelerator, self.metric_fn = args, accelerator, metric_fn
+        self.fine_tuning = metric_fn is not None  # examples/s too, in the throughput records
         self.total_steps = prepared.total_steps
         self.progress = Progress()
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -182,7 +183,7 @@ class TrainingRun:
             "learning_rate": self.prepared.scheduler.get_last_lr()[0],
             "tokens_seen": self.progress.tokens_seen,
         }
-        record |= self.meter.report(self._plain(), window=True, fine_tuning=self.metric_fn is not None)
+        record |= self.meter.report(self._plain(), window=True, fine_tuning=self.fine_tuning)
         self.log.write(record, self.progress.global_step)
         self.bar.set_postfix(postfix(record))
         self.meter.resume()
@@ -236,7 +237,7 @@ class TrainingRun:
         args, progress = self.args, self.progress
         self.guard.close()
         self.flush()
-        throughput = self.meter.report(self._plain(), window=False, fine_tuning=self.metric_fn is not None)
+        throughput = self.meter.report(self._plain(), window=False, fine_tuning=self.fine_tuning)
         if not (args.eval_steps and progress.global_step % args.eval_steps == 0):
             self.final_metrics = self.evaluate()
         if args.load_best_model_at_end and self.best_state is not None:
