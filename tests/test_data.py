@@ -267,6 +267,16 @@ def test_padding_collator_gives_what_data_collator_with_padding_gives(tokenizer,
         assert ours[key].dtype == stock[key].dtype and torch.equal(ours[key], stock[key])
 
 
+@pytest.mark.parametrize(("multiple", "has_mask"), [(None, False), (8, True)])
+def test_a_batch_without_padding_carries_no_attention_mask(tokenizer, multiple, has_mask):
+    """All-ones masks are dropped on the host (transformers would find out on the device)."""
+    rows = [{"input_ids": list(range(5, 11)), "labels": label} for label in (0, 1)]
+    ours = PaddingCollator(tokenizer, pad_to_multiple_of=multiple)(rows)
+    stock = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)(copy.deepcopy(rows))
+    assert ("attention_mask" in ours) == has_mask == (not stock["attention_mask"].all().item())
+    assert torch.equal(ours["input_ids"], stock["input_ids"]) and torch.equal(ours["labels"], stock["labels"])
+
+
 def test_test_texts_are_dropped_from_pretraining_text(tmp_path):
     test_rows = ROWS[:5]
     unlabeled = [{"text": r["text"]} for r in ROWS[3:]] + [{"text": ROWS[0]["text"]}]  # 3 copies of test rows

@@ -15,6 +15,7 @@ from tunekit.models import build_classifier
 from tunekit.sampling import (
     LengthGroupedSampler,
     eval_dataloader,
+    loader_options,
     sequence_lengths,
     train_dataloader,
 )
@@ -174,3 +175,26 @@ def test_length_sorted_evaluation_gives_the_metrics_of_the_plain_order():
     assert first.keys() == second.keys()
     for key in first:
         assert second[key] == pytest.approx(first[key], abs=1e-5), key
+
+
+@pytest.mark.parametrize(
+    ("device", "enabled", "pinned"), [("cuda", True, True), ("cuda", False, False), ("cpu", True, False)]
+)
+def test_batches_are_pinned_for_asynchronous_copies_on_cuda_only(device, enabled, pinned):
+    settings, where = args(dataloader_pin_memory=enabled, dataloader_num_workers=2), torch.device(device)
+    assert loader_options(settings, where) == {"num_workers": 2, "pin_memory": pinned}
+    dataset = Dataset.from_dict({"input_ids": [[1, 2, 3]] * 4, "labels": [0, 1] * 2})
+    # no CUDA needed to build the loaders; they carry the option to torch's DataLoader
+    loaders = (
+        train_dataloader(dataset, list, settings, 1, where),
+        eval_dataloader(dataset, list, settings, where),
+    )
+    assert all(loader.pin_memory == pinned for loader in loaders)
+
+
+def test_the_accelerator_copies_batches_without_blocking_when_pinning():
+    from tunekit.accelerator import make_accelerator
+
+    for enabled in (True, False):
+        accelerator = make_accelerator(args(use_cpu=True, dataloader_pin_memory=enabled, report_to="none"))
+        assert accelerator.non_blocking is enabled

@@ -36,8 +36,11 @@ def make_accelerator(args: TrainArguments) -> Accelerator:
             project_dir=args.output_dir, logging_dir=f"{args.output_dir}/runs"
         ),
         # A seedable sampler makes the shuffle order a function of (seed, epoch), identical on every
-        # process and after a resume.
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+        # process and after a resume. non_blocking: batches in pinned memory (`loader_options`)
+        # reach the GPU without the host waiting for the step before.
+        dataloader_config=DataLoaderConfiguration(
+            use_seedable_sampler=True, data_seed=args.seed, non_blocking=args.dataloader_pin_memory
+        ),
         # The loop steps the scheduler itself, once per optimizer step, whatever the process count.
         step_scheduler_with_optimizer=False,
     )

@@ -99,7 +99,7 @@ def pretrain_steps(config: PlanConfig, tokens_per_step: int, default: int) -> in
     return max(100, math.floor(max(rates) * config.pretrain_seconds / tokens_per_step))
 
 
-def _launch(config: PlanConfig, launcher: str, name: str) -> list[str]:
+def _launch(config: PlanConfig, launcher: str, name: str, *extra: str) -> list[str]:
     """A 10-step pretraining through `accelerate launch` with the study's tokenizer."""
     train = _files(config, "train")[0]
     recipe = "recipes/tiny/pretrain.yaml" if config.smoke else "recipes/imdb/pretrain.yaml"
@@ -113,6 +113,7 @@ def _launch(config: PlanConfig, launcher: str, name: str) -> list[str]:
         *["--max_steps", "10", "--save_steps", "0", "--report_to", "none", *small],
         *["--tokenizer_name_or_path", str(config.study_dir / "tokenizer")],
         *["--output_dir", str(config.run_dir / name)],
+        *extra,
     ]
 
 
@@ -158,7 +159,10 @@ def plan_steps(config: PlanConfig) -> tuple[list[Step], list[Step]]:
         90,
     )
     launcher = "cpu" if config.smoke else "single_gpu"
-    single = Step("accelerate_single_gpu", _launch(config, launcher, "single_gpu"), 90)
+    # It also counts the host-device syncs inside its steps (metrics.jsonl: host_syncs, expected 0).
+    single = Step(
+        "accelerate_single_gpu", _launch(config, launcher, "single_gpu", "--debug_host_syncs", "true"), 90
+    )
     if config.smoke:
         return [env, single, sequence_length, first_seed, study], [report]
     fsdp = [

@@ -16,6 +16,7 @@ also under DDP and after `skip_first_batches`.
 
 import hashlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
@@ -64,14 +65,26 @@ class LengthGroupedSampler(Sampler[int]):
         yield from get_length_grouped_indices(self.lengths, self.group_size, generator=generator)
 
 
+def loader_options(args: TrainArguments, device: torch.device | None) -> dict[str, Any]:
+    """Worker processes, and pinned memory on CUDA: with it (and accelerate's `non_blocking`, set in
+    `make_accelerator`) a batch's copy to the GPU is queued behind the running step instead of
+    making the host wait for that step to finish."""
+    pin = args.dataloader_pin_memory and device is not None and device.type == "cuda"
+    return {"num_workers": args.dataloader_num_workers, "pin_memory": pin}
+
+
 def train_dataloader(
-    dataset: Dataset, collate_fn: Callable, args: TrainArguments, num_processes: int
+    dataset: Dataset,
+    collate_fn: Callable,
+    args: TrainArguments,
+    num_processes: int,
+    device: torch.device | None = None,
 ) -> DataLoader:
     """Shuffled (accelerate seeds the shuffle per epoch) or, with `group_by_length`, length-grouped."""
     common = {
         "batch_size": args.per_device_train_batch_size,
         "collate_fn": collate_fn,
-        "num_workers": args.dataloader_num_workers,
+        **loader_options(args, device),
     }
     if not args.group_by_length:
         return DataLoader(dataset, shuffle=True, **common)
@@ -80,7 +93,9 @@ def train_dataloader(
     return DataLoader(dataset, sampler=sampler, **common)
 
 
-def eval_dataloader(dataset: Dataset, collate_fn: Callable, args: TrainArguments) -> DataLoader:
+def eval_dataloader(
+    dataset: Dataset, collate_fn: Callable, args: TrainArguments, device: torch.device | None = None
+) -> DataLoader:
     """Examples longest first, so each batch pads to lengths close to its own; the loss sums and
     the classification metrics do not depend on the order in which examples are scored."""
     order = np.argsort(-sequence_lengths(dataset), kind="stable").tolist()
@@ -89,5 +104,5 @@ def eval_dataloader(dataset: Dataset, collate_fn: Callable, args: TrainArguments
         sampler=order,
         batch_size=args.per_device_eval_batch_size,
         collate_fn=collate_fn,
-        num_workers=args.dataloader_num_workers,
+        **loader_options(args, device),
     )

@@ -33,7 +33,7 @@ from tunekit.lstm import language_model_labels
 from tunekit.metrics import classification_metrics
 from tunekit.models import build_classifier, build_pretraining_model, count_parameters
 from tunekit.preflight import check_model_fits, check_run, save_run_recipe
-from tunekit.sampling import eval_dataloader, train_dataloader
+from tunekit.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.tokenization import (
     load_tokenizer,
     mlm_collator,
@@ -188,14 +188,14 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     # its loss is comparable from one evaluation to the next.
     train_loader = DataLoader(
         train_blocks,
-        num_workers=train_args.dataloader_num_workers,
+        **loader_options(train_args, accelerator.device),
         batch_size=train_args.per_device_train_batch_size,
         shuffle=True,
         collate_fn=collate(),
     )
     eval_loader = DataLoader(
         eval_blocks,
-        num_workers=train_args.dataloader_num_workers,
+        **loader_options(train_args, accelerator.device),
         batch_size=train_args.per_device_eval_batch_size,
         collate_fn=collate(),
     )
@@ -245,13 +245,14 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
         train_set, eval_set = encode(splits.train), encode(splits.validation)
         test_set = encode(splits.test) if splits.test is not None else None
     collator = padding_collator(tokenizer, accelerator.mixed_precision)
-    train_loader = train_dataloader(train_set, collator, train_args, accelerator.num_processes)
+    device = accelerator.device
+    train_loader = train_dataloader(train_set, collator, train_args, accelerator.num_processes, device)
     metric_fn = partial(classification_metrics, num_labels=len(label_names))
     save_run_recipe(output_dir, accelerator, model_args, data_args, train_args)
     loop = train_loop(
         model,
         train_loader,
-        eval_dataloader(eval_set, collator, train_args),
+        eval_dataloader(eval_set, collator, train_args, device),
         train_args,
         accelerator,
         metric_fn,
@@ -264,7 +265,7 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
         "labels": label_names,
     }
     if test_set is not None:
-        test_loader = accelerator.prepare(eval_dataloader(test_set, collator, train_args))
+        test_loader = accelerator.prepare(eval_dataloader(test_set, collator, train_args, device))
         # The test split is touched once, after training and model selection on validation.
         extra |= evaluate_model(loop.model, test_loader, accelerator, metric_fn, prefix="test")
     return _finish(

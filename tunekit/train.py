@@ -34,6 +34,7 @@ from tunekit.checkpoint import (
 )
 from tunekit.config import TrainArguments
 from tunekit.evaluation import MetricFn, evaluate_model, is_better
+from tunekit.host_syncs import HostSyncWatch
 from tunekit.preemption import RunGuard
 from tunekit.step import LossWindow, optimizer_step
 from tunekit.throughput import MetricsLog, ThroughputMeter, postfix
@@ -103,6 +104,7 @@ class TrainingRun:
         self.window = LossWindow(accelerator.device)
         self.final_metrics: dict[str, float] = {}
         self.guard = RunGuard(accelerator, args.output_dir)  # SIGTERM/SIGINT and non-finite loss
+        self.syncs = HostSyncWatch(args.debug_host_syncs, accelerator.device)
 
     def _resume(self) -> None:
         checkpoint = resolve_checkpoint(self.args.resume_from_checkpoint, self.args.output_dir)
@@ -128,12 +130,14 @@ class TrainingRun:
             loader = self.accelerator.skip_first_batches(loader, progress.batches_in_epoch)
         batches = iter(loader)
         while progress.global_step < self.total_steps:
-            micro_batches = list(islice(batches, self.args.gradient_accumulation_steps))
+            with self.syncs.watching():  # fetching the batches (their copy to the GPU) and the step
+                micro_batches = list(islice(batches, self.args.gradient_accumulation_steps))
+                if micro_batches:
+                    self._step(micro_batches)
             if not micro_batches:  # the epoch ran out of batches
                 progress.epoch += 1
                 progress.batches_in_epoch = 0
                 return
-            self._step(micro_batches)
             self._after_step()
 
     def _step(self, micro_batches: list[dict[str, torch.Tensor]]) -> None:
@@ -184,6 +188,7 @@ class TrainingRun:
             "tokens_seen": self.progress.tokens_seen,
         }
         record |= self.meter.report(self._plain(), window=True, fine_tuning=self.fine_tuning)
+        record |= self.syncs.take()
         self.log.write(record, self.progress.global_step)
         self.bar.set_postfix(postfix(record))
         self.meter.resume()

@@ -91,6 +91,20 @@ class TrainArguments:
     dataloader_num_workers: int = field(
         default=0, metadata=help_meta("Worker processes per dataloader (collation off the training process).")
     )
+    dataloader_pin_memory: bool = field(
+        default=True,
+        metadata=help_meta(
+            "On CUDA, collate into pinned host memory and copy batches to the GPU asynchronously, so "
+            "the host does not wait for the previous step to finish before each copy (no effect on CPU)."
+        ),
+    )
+    debug_host_syncs: bool = field(
+        default=False,
+        metadata=help_meta(
+            "On CUDA, count the operations inside training steps that make the host wait for the GPU "
+            "(torch.cuda.set_sync_debug_mode) and log them as host_syncs with their source lines."
+        ),
+    )
     save_model: bool = field(
         default=True, metadata=help_meta("Save the final model and tokenizer (a study's cells may skip it).")
     )
