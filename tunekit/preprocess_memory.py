@@ -101,7 +101,8 @@ def _child(config: dict) -> dict:
     """Runs in the fresh process: the preprocessing of a pretraining run and a fine-tuning run."""
     from tunekit.accelerator import make_accelerator
     from tunekit.config import DataArguments, ModelArguments, TrainArguments
-    from tunekit.data import load_raw, prepare_splits
+    from tunekit.data import load_raw
+    from tunekit.splits import prepare_splits
     from tunekit.tasks import get_tokenizer
     from tunekit.tokenization import tokenize_and_pack, tokenize_for_classification
 

@@ -24,7 +24,7 @@ from tunekit.accelerator import make_accelerator, plain_model
 from tunekit.atomic import atomic_write_json, staged_files
 from tunekit.card import write_model_card
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
-from tunekit.data import load_raw, prepare_splits
+from tunekit.data import load_raw
 from tunekit.errors import TunekitError
 from tunekit.evaluation import evaluate_model
 from tunekit.hub import push_output_dir, target_from_args
@@ -34,6 +34,7 @@ from tunekit.metrics import classification_metrics
 from tunekit.models import build_classifier, build_pretraining_model, count_parameters
 from tunekit.preflight import check_model_fits, check_run, save_run_recipe
 from tunekit.sampling import eval_dataloader, loader_options, train_dataloader
+from tunekit.splits import prepare_splits
 from tunekit.tokenization import (
     load_tokenizer,
     mlm_collator,

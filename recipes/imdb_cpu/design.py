@@ -173,7 +173,8 @@ def ceiling() -> None:
     from sklearn.linear_model import LogisticRegression
 
     from tunekit.config import parse_recipe
-    from tunekit.data import load_raw, prepare_splits
+    from tunekit.data import load_raw
+    from tunekit.splits import prepare_splits
     from tunekit.tokenization import load_tokenizer
 
     words = load_tokenizer(str(TOKENIZER))

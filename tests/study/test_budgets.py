@@ -1,11 +1,16 @@
-"""The pretraining-budget axis's arithmetic: steps per budget, which rows the report keeps, gains
-against the scratch twin with paired intervals, and where the crossover is stated."""
+"""The pretraining-budget axis: its arithmetic (steps per budget, which rows the report keeps, gains
+against the scratch twin with paired intervals, where the crossover is stated), then the runner on
+the shrunken study (each pretraining runs once and serves its cells)."""
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
-from tunekit.study import budgets
+from tunekit.config import parse_recipe
+from tunekit.errors import TunekitError
+from tunekit.study import Study, StudyArguments, budgets
 
 
 def rows_for(gains_by_budget: dict[int, list[float]], scratch: list[float]) -> list[dict]:
@@ -73,3 +78,94 @@ def test_only_the_listed_arms_pretrainings_are_on_the_axis():
     assert budgets.budgets_of("lstm", [300, 100], []) == [100, 300]  # empty: every pretraining
     assert budgets.budgets_of("transformer", [300, 100], ["transformer_pretrained_lora"]) == [100, 300]
     assert budgets.budgets_of("lstm", [300, 100], ["transformer_pretrained"]) == [None]
+
+
+@pytest.fixture
+def pretrainings(monkeypatch) -> list[tuple[str, int]]:
+    """(model_type, max_steps) of every pretraining the study runs, in order."""
+    import tunekit.study.runner as runner
+
+    calls, run_pretraining = [], runner.run_pretraining
+
+    def counted(*run_args):
+        calls.append((run_args[0].model_type, run_args[2].max_steps))
+        return run_pretraining(*run_args)
+
+    monkeypatch.setattr(runner, "run_pretraining", counted)
+    return calls
+
+
+@pytest.mark.slow
+def test_pretraining_budget_axis_runs_each_pretraining_once_and_reports_the_gain(
+    study_recipe, tmp_path, pretrainings
+):
+    calls = pretrainings
+    (args,) = parse_recipe(
+        [
+            study_recipe,
+            *("--arms", "transformer_pretrained", "transformer_scratch"),
+            *("--budgets", "8", "16"),
+            *("--pretrain_budgets", "2", "3"),
+        ],
+        (StudyArguments,),
+    )
+    Study(args).run()
+    root = tmp_path / "study"
+    # One pretraining per budget, each of exactly its length, shared by both label budgets.
+    assert [steps for _, steps in calls] == [2, 3]
+    assert sorted(p.parent.name for p in root.glob("pretrain/transformer/*/results.json")) == [
+        "steps_2",
+        "steps_3",
+    ]
+    rows = [json.loads(line) for line in (root / "results.jsonl").read_text().splitlines()]
+    pretrained = [row for row in rows if row["arm"] == "transformer_pretrained"]
+    assert sorted((row["budget"], row["pretrain_budget"]) for row in pretrained) == [
+        (8, 2),
+        (8, 3),
+        (16, 2),
+        (16, 3),
+    ]
+    assert {row["pretrain_tokens"] for row in pretrained} == {2 * 4 * 32, 3 * 4 * 32}
+    # Scratch does not depend on pretraining: one cell per label budget.
+    assert sorted(row["budget"] for row in rows if row["arm"] == "transformer_scratch") == [8, 16]
+    report = (root / "report.md").read_text()
+    assert "## Gain against pretraining budget" in report
+    assert "no interval with one seed" in report  # one seed: no crossover can be claimed
+    assert (root / "pretraining_gain.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Re-running trains nothing; report_only rebuilds the same report.
+    Study(args).run()
+    assert [steps for _, steps in calls] == [2, 3] and len(
+        (root / "results.jsonl").read_text().splitlines()
+    ) == 6
+    Study(dataclasses.replace(args, report_only=True)).run()
+    assert "## Gain against pretraining budget" in (root / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_budget_axis_for_the_transformer_only_pretrains_the_lstm_once(study_recipe, tmp_path, pretrainings):
+    calls = pretrainings
+    arms = ("transformer_pretrained", "transformer_scratch", "lstm_pretrained")
+    (args,) = parse_recipe([study_recipe, "--arms", *arms, "--budgets", "8"], (StudyArguments,))
+    axis = {"pretrain_budgets": [2, 3], "pretrain_budget_arms": ["transformer_pretrained"]}
+    Study(dataclasses.replace(args, **axis)).run()
+    root = tmp_path / "study"
+    # The transformer at both budgets; the LSTM LM once, token-matched to the longest of them.
+    assert [steps for kind, steps in calls if kind != "lstm"] == [2, 3]
+    assert [kind for kind, _ in calls].count("lstm") == 1
+    assert (root / "pretrain" / "lstm" / "results.json").is_file()
+    rows = [json.loads(line) for line in (root / "results.jsonl").read_text().splitlines()]
+    axis = {row["arm"]: [] for row in rows}
+    for row in rows:
+        axis[row["arm"]].append(row.get("pretrain_budget"))
+    assert sorted(axis["transformer_pretrained"]) == [2, 3] and axis["lstm_pretrained"] == [None]
+    assert "## Gain against pretraining budget" in (root / "report.md").read_text()
+
+
+def test_pretraining_budget_arguments_are_validated():
+    with pytest.raises(TunekitError, match="pretrain_budgets"):
+        StudyArguments(pretrain_budgets=[100, 0])
+    with pytest.raises(TunekitError, match="pretrain_budget_unit: 'epochs'"):
+        StudyArguments(pretrain_budgets=[100], pretrain_budget_unit="epochs")
+    with pytest.raises(TunekitError, match="pretrain_budget_arms"):
+        StudyArguments(pretrain_budgets=[100], pretrain_budget_arms=["transformer_scratch"])

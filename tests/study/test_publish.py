@@ -5,7 +5,6 @@ import dataclasses
 from huggingface_hub import ModelCard
 
 from tests.fake_hub import USER
-from tests.study.test_study import study_recipe  # noqa: F401  (fixture)
 from tests.test_hub import hub  # noqa: F401  (fixture)
 from tunekit.config import parse_recipe
 from tunekit.study import Study, StudyArguments

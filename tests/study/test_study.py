@@ -7,54 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TINY_RECIPE
+from tests.study.conftest import write_recipe
 from tunekit.config import parse_recipe
 from tunekit.errors import TunekitError
 from tunekit.study import Study, StudyArguments
-
-
-def write_recipe(path: Path, values: dict) -> str:
-    path.write_text(yaml.safe_dump(values))
-    return str(path)
-
-
-@pytest.fixture
-def study_recipe(corpus_files, tmp_path) -> str:
-    labeled = {
-        "train_file": [str(corpus_files["train"])],
-        "validation_file": str(corpus_files["validation"]),
-        "test_file": str(corpus_files["test"]),
-        "max_seq_length": 48,
-        "max_steps": 4,
-        "per_device_train_batch_size": 4,
-        "learning_rate": 1e-3,
-        **TINY_RECIPE,
-    }
-    pretrain = {
-        "train_file": [str(corpus_files["unlabeled"])],
-        "test_file": str(corpus_files["test"]),
-        "train_split": "train",
-        "vocab_size": 300,
-        "max_seq_length": 32,
-        "max_steps": 4,
-        "per_device_train_batch_size": 4,
-        **TINY_RECIPE,
-    }
-    recipes = {
-        "transformer_pretrain_recipe": {**pretrain, "model_type": "modernbert"},
-        "lstm_pretrain_recipe": {**pretrain, "model_type": "lstm"},
-        "transformer_finetune_recipe": {**labeled, "model_type": "modernbert"},
-        "transformer_scratch_recipe": {**labeled, "model_type": "modernbert"},
-        "lstm_finetune_recipe": {**labeled, "model_type": "lstm"},
-    }
-    study = {name: write_recipe(tmp_path / f"{name}.yaml", values) for name, values in recipes.items()}
-    study |= {
-        "output_dir": str(tmp_path / "study"),
-        "arms": ["transformer_pretrained", "lstm_pretrained"],
-        "budgets": ["8", "all"],
-        "seeds": [0],
-    }
-    return write_recipe(tmp_path / "study.yaml", study)
 
 
 def cells(study_dir: Path) -> list[tuple]:
@@ -151,97 +107,6 @@ def test_bf16_recurrence_arm_pretrains_and_fine_tunes_in_bf16(study_recipe, tmp_
     assert "## bf16 recurrence vs fp32" in report and "pretrained with its recurrence in bf16" in report
     assert ("rounded to bf16 after every operation" in report) is rounded
     assert ("under bf16 autocast with the LSTM recurrence" in report) is not rounded
-
-
-@pytest.fixture
-def pretrainings(monkeypatch) -> list[tuple[str, int]]:
-    """(model_type, max_steps) of every pretraining the study runs, in order."""
-    import tunekit.study.runner as runner
-
-    calls, run_pretraining = [], runner.run_pretraining
-
-    def counted(*run_args):
-        calls.append((run_args[0].model_type, run_args[2].max_steps))
-        return run_pretraining(*run_args)
-
-    monkeypatch.setattr(runner, "run_pretraining", counted)
-    return calls
-
-
-@pytest.mark.slow
-def test_pretraining_budget_axis_runs_each_pretraining_once_and_reports_the_gain(
-    study_recipe, tmp_path, pretrainings
-):
-    calls = pretrainings
-    (args,) = parse_recipe(
-        [
-            study_recipe,
-            *("--arms", "transformer_pretrained", "transformer_scratch"),
-            *("--budgets", "8", "16"),
-            *("--pretrain_budgets", "2", "3"),
-        ],
-        (StudyArguments,),
-    )
-    Study(args).run()
-    root = tmp_path / "study"
-    # One pretraining per budget, each of exactly its length, shared by both label budgets.
-    assert [steps for _, steps in calls] == [2, 3]
-    assert sorted(p.parent.name for p in root.glob("pretrain/transformer/*/results.json")) == [
-        "steps_2",
-        "steps_3",
-    ]
-    rows = [json.loads(line) for line in (root / "results.jsonl").read_text().splitlines()]
-    pretrained = [row for row in rows if row["arm"] == "transformer_pretrained"]
-    assert sorted((row["budget"], row["pretrain_budget"]) for row in pretrained) == [
-        (8, 2),
-        (8, 3),
-        (16, 2),
-        (16, 3),
-    ]
-    assert {row["pretrain_tokens"] for row in pretrained} == {2 * 4 * 32, 3 * 4 * 32}
-    # Scratch does not depend on pretraining: one cell per label budget.
-    assert sorted(row["budget"] for row in rows if row["arm"] == "transformer_scratch") == [8, 16]
-    report = (root / "report.md").read_text()
-    assert "## Gain against pretraining budget" in report
-    assert "no interval with one seed" in report  # one seed: no crossover can be claimed
-    assert (root / "pretraining_gain.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-    # Re-running trains nothing; report_only rebuilds the same report.
-    Study(args).run()
-    assert [steps for _, steps in calls] == [2, 3] and len(
-        (root / "results.jsonl").read_text().splitlines()
-    ) == 6
-    Study(dataclasses.replace(args, report_only=True)).run()
-    assert "## Gain against pretraining budget" in (root / "report.md").read_text()
-
-
-@pytest.mark.slow
-def test_budget_axis_for_the_transformer_only_pretrains_the_lstm_once(study_recipe, tmp_path, pretrainings):
-    calls = pretrainings
-    arms = ("transformer_pretrained", "transformer_scratch", "lstm_pretrained")
-    (args,) = parse_recipe([study_recipe, "--arms", *arms, "--budgets", "8"], (StudyArguments,))
-    axis = {"pretrain_budgets": [2, 3], "pretrain_budget_arms": ["transformer_pretrained"]}
-    Study(dataclasses.replace(args, **axis)).run()
-    root = tmp_path / "study"
-    # The transformer at both budgets; the LSTM LM once, token-matched to the longest of them.
-    assert [steps for kind, steps in calls if kind != "lstm"] == [2, 3]
-    assert [kind for kind, _ in calls].count("lstm") == 1
-    assert (root / "pretrain" / "lstm" / "results.json").is_file()
-    rows = [json.loads(line) for line in (root / "results.jsonl").read_text().splitlines()]
-    axis = {row["arm"]: [] for row in rows}
-    for row in rows:
-        axis[row["arm"]].append(row.get("pretrain_budget"))
-    assert sorted(axis["transformer_pretrained"]) == [2, 3] and axis["lstm_pretrained"] == [None]
-    assert "## Gain against pretraining budget" in (root / "report.md").read_text()
-
-
-def test_pretraining_budget_arguments_are_validated():
-    with pytest.raises(TunekitError, match="pretrain_budgets"):
-        StudyArguments(pretrain_budgets=[100, 0])
-    with pytest.raises(TunekitError, match="pretrain_budget_unit: 'epochs'"):
-        StudyArguments(pretrain_budgets=[100], pretrain_budget_unit="epochs")
-    with pytest.raises(TunekitError, match="pretrain_budget_arms"):
-        StudyArguments(pretrain_budgets=[100], pretrain_budget_arms=["transformer_scratch"])
 
 
 def test_lora_and_decoder_arms_share_the_tokenizer_and_the_token_budget(study_recipe, tmp_path):

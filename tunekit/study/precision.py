@@ -190,10 +190,28 @@ def write_precision_report(
 ) -> Path:
     """precision.md, lm_loss.png and gradient_flow_T<T>.png under `output_dir`; returns the report."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    out = [f"# LSTM recurrence: bf16 vs fp32{title_note}", ""]
     plot_loss_curves(output_dir / "lm_loss.png", studies, title_note)
+    out = [f"# LSTM recurrence: bf16 vs fp32{title_note}", ""]
     out += ["## Language-model loss", "", "![LM loss curves](lm_loss.png)", ""]
-    out += ["## Test accuracy: bf16 − fp32 recurrence", ""]
+    out += _accuracy_section(studies)
+    out += _speed_sections(studies, speed_hidden_size, speed_batch_tokens)
+    out += ["", "## Gradient norms across time steps", ""]
+    out += [
+        "‖∂ loss / ∂ input embedding‖ at each position, for the loss of the forward direction's last "
+        f"prediction, mean over {blocks} blocks of {texts_source}, with the recurrence in bf16 the way "
+        "the study's bf16 arms ran it (`tunekit.study.gradient_flow`).",
+        "",
+    ]
+    for length, study_dir in sorted(studies.items()):
+        probe_blocks = _blocks_of_texts(study_dir, texts, length, blocks)
+        out += _gradient_figure(study_dir, length, probe_blocks, output_dir, title_note)
+    path = output_dir / "precision.md"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def _accuracy_section(studies: dict[int, Path]) -> list[str]:
+    out = ["## Test accuracy: bf16 − fp32 recurrence", ""]
     out += ["| T | arm | labels | bf16 (%) | fp32 (%) | bf16 − fp32 (points, 95% CI) | method |"]
     out += ["|---|---|---|---|---|---|---|"]
     for length, study_dir in sorted(studies.items()):
@@ -205,13 +223,13 @@ def write_precision_report(
                 f"| {length} | `{c.baseline}` | {c.budget} | {100 * c.arm_mean:.1f} | "
                 f"{100 * c.baseline_mean:.1f} | {100 * c.difference:+.1f} ± {half} | {c.method} |"
             )
-    out += [
-        "",
-        "## Speed of the language-model pretraining (tokens/s)",
-        "",
-        "| T | fp32 recurrence | bf16 recurrence |",
-    ]
-    out += ["|---|---|---|"]
+    return out
+
+
+def _speed_sections(studies: dict[int, Path], hidden_size: int, batch_tokens: int) -> list[str]:
+    """The LM pretrainings' measured tokens/s, then the recurrence alone timed here and now."""
+    out = ["", "## Speed of the language-model pretraining (tokens/s)", ""]
+    out += ["| T | fp32 recurrence | bf16 recurrence |", "|---|---|---|"]
     for length, study_dir in sorted(studies.items()):
         speed = _speed(study_dir)
         out.append(
@@ -219,34 +237,33 @@ def write_precision_report(
         )
     out += ["", "## Speed of the recurrence alone on this CPU (tokens/s, forward + backward)", ""]
     out += [
-        f"A biLSTM of {speed_hidden_size} per direction (`recurrence_speed`), {speed_batch_tokens} tokens "
+        f"A biLSTM of {hidden_size} per direction (`recurrence_speed`), {batch_tokens} tokens "
         f"per pass; CPU flags: {_cpu_bf16_flags()}.",
         "",
         "| T | " + " | ".join(RECURRENCES) + " |",
         "|---|" + "---|" * len(RECURRENCES),
     ]
     for length in sorted(studies):
-        speed = recurrence_speed(speed_hidden_size, length, speed_batch_tokens)
+        speed = recurrence_speed(hidden_size, length, batch_tokens)
         out.append(f"| {length} | " + " | ".join(f"{speed[k]:,.0f}" for k in RECURRENCES) + " |")
-    out += ["", "## Gradient norms across time steps", ""]
-    out += [
-        "‖∂ loss / ∂ input embedding‖ at each position, for the loss of the forward direction's last "
-        f"prediction, mean over {blocks} blocks of {texts_source}, with the recurrence in bf16 the way "
-        "the study's bf16 arms ran it (`tunekit.study.gradient_flow`).",
-        "",
-    ]
-    for length, study_dir in sorted(studies.items()):
-        tokenizer = load_tokenizer(str(study_dir / "tokenizer"), "tokenizer_name_or_path")
-        curves = gradient_curves(study_dir, blocks_of(tokenizer, texts, length, blocks))
-        if curves:
-            name = f"gradient_flow_T{length}.png"
-            plot_gradient_flow(
-                output_dir / name,
-                curves,
-                title=f"Gradient flow back from the last token, T = {length}{title_note}",
-            )
-            (output_dir / f"gradient_flow_T{length}.json").write_text(json.dumps(curves) + "\n")
-            out += [f"![gradient flow, T = {length}]({name})", ""]
-    path = output_dir / "precision.md"
-    path.write_text("\n".join(out) + "\n")
-    return path
+    return out
+
+
+def _blocks_of_texts(study_dir: Path, texts: list[str], length: int, count: int) -> torch.Tensor:
+    """`count` blocks of `length` tokens of `texts`, in the study's own tokenizer."""
+    tokenizer = load_tokenizer(str(study_dir / "tokenizer"), "tokenizer_name_or_path")
+    return blocks_of(tokenizer, texts, length, count)
+
+
+def _gradient_figure(
+    study_dir: Path, length: int, blocks: torch.Tensor, output_dir: Path, title_note: str
+) -> list[str]:
+    """gradient_flow_T<T>.png and .json for one study; the report's lines for it."""
+    curves = gradient_curves(study_dir, blocks)
+    if not curves:
+        return []
+    name = f"gradient_flow_T{length}.png"
+    title = f"Gradient flow back from the last token, T = {length}{title_note}"
+    plot_gradient_flow(output_dir / name, curves, title=title)
+    (output_dir / f"gradient_flow_T{length}.json").write_text(json.dumps(curves) + "\n")
+    return [f"![gradient flow, T = {length}]({name})", ""]

@@ -15,9 +15,10 @@ from accelerate import PartialState
 
 from tunekit.atomic import append_line, atomic_write_json, atomic_write_text
 from tunekit.console import StudyProgress, quiet_runs
-from tunekit.data import load_raw, prepare_splits, stratified_subset
+from tunekit.data import load_raw
 from tunekit.errors import TunekitError
 from tunekit.preemption import NonFiniteLoss, set_resume_command
+from tunekit.splits import prepare_splits, stratified_subset
 from tunekit.study import budgets
 from tunekit.study.arguments import StudyArguments
 from tunekit.study.arms import (
