@@ -114,7 +114,7 @@ class PaddingCollator:
     tile without remainder. The same tensors as DataCollatorWithPadding, built in one numpy array:
     its `tokenizer.pad` turns the nested Python lists into tensors element by element, 17.9 ms for
     32 IMDb-length reviews on this project's CPU against 0.45 ms here (one thread), and on a GPU
-    that is host time every step waits for (`tests/test_data.py` checks they agree).
+    that is host time every step waits for (`tests/test_tokenization.py` checks they agree).
 
     A batch without padding carries no attention mask. It changes no result: transformers' SDPA
     mask builder drops an all-ones mask anyway, but it finds out with `mask.all()`, which makes the
