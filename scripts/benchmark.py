@@ -57,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         help="Override the fine-tuning set (a multiple of its batch).",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads; default: torch's.")
+    parser.add_argument(
+        "--profile_dir",
+        type=Path,
+        default=None,
+        help="Profile up to 3 warm-up steps of every leg (torch.profiler) into this folder; the timed "
+        "window is not profiled (tunekit/benchmark/profiling.py).",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -81,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 compile_modes,
                 args.finetuning_examples,
                 on_case_done=write_partial,
+                profile_dir=args.profile_dir,
             )
     except TunekitError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -129,8 +129,12 @@ def plan_steps(config: PlanConfig) -> tuple[list[Step], list[Step]]:
         # (BERT ran at 0.29x ModernBERT's tokens/s in tunekit on the H200, so it undersized it).
         *["--model_type", "modernbert"],
     ]
-    # Eager first (phase 1, sizes the study's pretraining); compiled in phase 2.
-    benchmark = Step("benchmark", [*benchmark_argv, "--compile", "off", "--name", "benchmark_eager"], 150)
+    # Eager first (phase 1, sizes the study's pretraining); compiled in phase 2. The eager run also
+    # profiles 3 warm-up steps of every leg (benchmark/profiles/): where the H200's gap to the
+    # Trainer goes, host or device, without a separate call (~2-3 s per leg).
+    profiles = ["--profile_dir", str(run / "benchmark" / "profiles")]
+    eager = [*benchmark_argv, "--compile", "off", "--name", "benchmark_eager", *profiles]
+    benchmark = Step("benchmark", eager, 170)
     compiled = Step(
         "benchmark_compiled", [*benchmark_argv, "--compile", "on", "--name", "benchmark_compiled"], 150
     )

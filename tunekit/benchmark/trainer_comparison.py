@@ -28,6 +28,7 @@ from tunekit.benchmark.corpus import BenchmarkFiles, write_benchmark_files
 from tunekit.benchmark.legs import LegResult, describe_optimizer, flops_per_token
 from tunekit.benchmark.measure import MEMORY_NOTES
 from tunekit.benchmark.presets import Case, Preset, get_preset
+from tunekit.benchmark.profiling import LegProfiles
 from tunekit.benchmark.table import Row, add_ratios
 from tunekit.benchmark.trainer_legs import run_trainer_finetuning, run_trainer_pretraining, trainer_optim
 from tunekit.benchmark.tunekit_legs import LABEL_NAMES, model_arguments, run_tunekit_leg, supports_compile
@@ -119,24 +120,33 @@ def _tokenizer_dirs(preset: Preset, files: BenchmarkFiles, root: Path) -> dict[i
 
 
 def run_case(
-    case: Case, model_type: str, files: BenchmarkFiles, tokenizer_dir: Path, work: Path, device: str
+    case: Case,
+    model_type: str,
+    files: BenchmarkFiles,
+    tokenizer_dir: Path,
+    work: Path,
+    device: str,
+    profile_dir: Path | None = None,
 ) -> list[Row]:
-    """tunekit's leg, then the Trainer's on the same case (with tunekit's AdamW implementation)."""
+    """tunekit's leg, then the Trainer's on the same case (with tunekit's AdamW implementation);
+    with `profile_dir`, each leg's warm-up is profiled there (`tunekit.benchmark.profiling`)."""
     logger.info(
         "benchmark: %s %s %s compile=%s: tunekit", case.task, case.encoder.name, case.precision, case.compile
     )
-    tunekit_leg = run_tunekit_leg(case, model_type, files, tokenizer_dir, work, device)
+    profiles = LegProfiles(profile_dir, case, torch.device(device))
+    with profiles("tunekit"):
+        tunekit_leg = run_tunekit_leg(case, model_type, files, tokenizer_dir, work, device)
     config = reference_config(case, model_type, tokenizer_dir)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     optim = trainer_optim(tunekit_leg.optimizer)
     logger.info("benchmark: the same case under the Trainer (optim=%s)", optim)
     if case.task == "pretraining":
         trainer_legs = run_trainer_pretraining(
-            case, config, tokenizer, files.pretraining_train, work, device, optim
+            case, config, tokenizer, files.pretraining_train, work, device, optim, profiles
         )
     else:
         trainer_legs = run_trainer_finetuning(
-            case, config, tokenizer, files.finetuning_train, work, device, optim
+            case, config, tokenizer, files.finetuning_train, work, device, optim, profiles
         )
     return [to_row(case, leg, config, device) for leg in (tunekit_leg, *trainer_legs)]
 
@@ -151,6 +161,7 @@ def run_benchmark(
     compile_modes: tuple[bool, ...] = (False, True),
     finetuning_examples: int | None = None,
     on_case_done: Callable[[BenchmarkReport], None] | None = None,
+    profile_dir: Path | None = None,
 ) -> BenchmarkReport:
     """Every case of the preset, tunekit then the Trainer. `on_case_done` gets the report so far
     after each case, so a run stopped from outside (a device call's deadline) keeps what it measured."""
@@ -176,7 +187,8 @@ def run_benchmark(
                 )
                 continue
             tokenizer_dir = tokenizer_dirs[case.encoder.vocab_size]
-            rows += run_case(case, model_type, files, tokenizer_dir, root / f"case_{index}", device)
+            work = root / f"case_{index}"
+            rows += run_case(case, model_type, files, tokenizer_dir, work, device, profile_dir)
             if on_case_done is not None and index + 1 < len(preset.cases):
                 partial = _report(rows, notes, preset, model_type, device, started, load_before)
                 partial.meta["partial"] = f"{index + 1} of {len(preset.cases)} cases"

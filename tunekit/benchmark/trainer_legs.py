@@ -14,6 +14,7 @@ collator returns, batch by batch.
 """
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import fields
 from itertools import chain
 from pathlib import Path
@@ -39,6 +40,9 @@ from tunekit.benchmark.legs import MLM_PROBABILITY, SEED, WARMUP_RATIO, LegResul
 from tunekit.benchmark.measure import BatchCounter, StepWindow, peak_memory
 from tunekit.benchmark.presets import Case
 
+# Per system, the context a leg runs in (`LegProfiles`: a profiled warm-up); none by default.
+Profiles = Callable[[str], AbstractContextManager[None]]
+NO_PROFILES: Profiles = lambda system: nullcontext()  # noqa: E731
 PAD_TO_MAX = "Trainer (pad to max)"
 GROUPED = "Trainer (group_by_length)"
 TRAINER = "Trainer"
@@ -142,12 +146,13 @@ def _train(
     work_dir: Path,
     device: str,
     optim: str,
+    profiles: Profiles,
 ) -> LegResult:
     """`build` makes (model, dataset, collator) inside the memory window, as tunekit's leg does."""
     AcceleratorState._reset_state()  # the previous leg's precision must not leak into this one
     window = StepWindow(case.warmup_steps, case.steps, torch.device(device))
     args = training_arguments(case, work_dir / "trainer", device, optim, grouped=system == GROUPED)
-    with peak_memory(torch.device(device)) as memory:
+    with profiles(system), peak_memory(torch.device(device)) as memory:
         torch.manual_seed(SEED)
         model, dataset, collator = build()
         counter = BatchCounter(collator)
@@ -173,13 +178,14 @@ def run_trainer_pretraining(
     work_dir: Path,
     device: str,
     optim: str,
+    profiles: Profiles = NO_PROFILES,
 ) -> list[LegResult]:
     def build() -> tuple[torch.nn.Module, Dataset, Any]:
         blocks = mlm_blocks(train_file, tokenizer, case.seq_len)
         collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=MLM_PROBABILITY)
         return AutoModelForMaskedLM.from_config(config), blocks, collator
 
-    return [_train(TRAINER, case, build, tokenizer, work_dir, device, optim)]
+    return [_train(TRAINER, case, build, tokenizer, work_dir, device, optim, profiles)]
 
 
 def run_trainer_finetuning(
@@ -190,6 +196,7 @@ def run_trainer_finetuning(
     work_dir: Path,
     device: str,
     optim: str,
+    profiles: Profiles = NO_PROFILES,
 ) -> list[LegResult]:
     def builder(pad_to_max: bool) -> Callable[[], tuple[torch.nn.Module, Dataset, Any]]:
         def build() -> tuple[torch.nn.Module, Dataset, Any]:
@@ -205,6 +212,6 @@ def run_trainer_finetuning(
         return build
 
     return [
-        _train(system, case, builder(system == PAD_TO_MAX), tokenizer, work_dir, device, optim)
+        _train(system, case, builder(system == PAD_TO_MAX), tokenizer, work_dir, device, optim, profiles)
         for system in (PAD_TO_MAX, GROUPED)
     ]

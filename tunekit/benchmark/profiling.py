@@ -1,0 +1,127 @@
+"""`scripts/benchmark.py --profile_dir DIR`: a few warm-up steps of every leg under torch.profiler.
+
+The first GPU table put tunekit at 0.46-0.68x the Trainer, with an extra time per step that grew
+with the number of sequences, not the model; telling host time from device time needs one profile
+of each side on the device. This records it within the legs' warm-up, so it costs the timed window
+nothing: steps 3 .. 2 + A of W (A = min(3, W - 3)) are recorded, after the first step's allocation
+and the second's warm-up, and the profile is written when the last of them ends, at least one step
+before the window opens. Steps are counted through torch's global optimizer post-step hook, as the
+window's are, so neither system changes for it.
+
+Each leg writes DIR/<case>_<system>.txt: wall time per recorded step, on a GPU the device's busy
+time per step (the self time of its kernels) and the ops by self device time, and everywhere the
+ops by self CPU time (host time, including any wait for the device). Wall time well above device
+time means the GPU waited for the host.
+"""
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch.profiler import ProfilerActivity, profile, schedule
+
+from tunekit.benchmark.presets import Case
+
+logger = logging.getLogger(__name__)
+
+MAX_RECORDED_STEPS = 3
+ROWS = 30
+
+
+def recorded_steps(warmup_steps: int) -> int:
+    """How many warm-up steps are profiled (0: too few warm-up steps to spare any)."""
+    return max(0, min(MAX_RECORDED_STEPS, warmup_steps - 3))
+
+
+@contextmanager
+def profiled_warmup(path: Path | None, warmup_steps: int, device: torch.device) -> Iterator[None]:
+    """Profile steps 3 .. 2 + A of the optimizer steps taken inside the block; write `path`."""
+    active = recorded_steps(warmup_steps)
+    if path is None or active == 0:
+        yield
+        return
+    on_gpu = device.type == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if on_gpu else [])]
+    step_ends: list[float] = []
+
+    def recording_done(finished: profile) -> None:
+        if len(step_ends) != 2 + active:  # the leg ended (or failed) before the recording did
+            return
+        try:
+            write_profile(path, finished, step_ends[-active - 1 :], on_gpu)
+        except Exception as error:  # a diagnostic must not cost the leg its measurement
+            logger.warning("profile %s not written: %s", path, error)
+
+    profiler = profile(
+        activities=activities,
+        schedule=schedule(skip_first=1, wait=0, warmup=1, active=active, repeat=1),
+        on_trace_ready=recording_done,
+    )
+    last_step = 2 + active
+
+    def step_ended(*_: object) -> None:
+        if len(step_ends) < last_step:
+            if on_gpu:  # the wall time of a recorded step includes waiting for its kernels
+                torch.cuda.synchronize(device)
+            step_ends.append(time.perf_counter())
+            profiler.step()  # the last call ends the recording and writes the profile
+            if len(step_ends) == last_step:
+                profiler.stop()
+
+    try:
+        profiler.start()
+    except Exception as error:  # e.g. no CUPTI: the benchmark goes on unprofiled
+        logger.warning("profiling %s skipped: %s", path, error)
+        yield
+        return
+    handle = register_optimizer_step_post_hook(step_ended)
+    try:
+        yield
+    finally:
+        handle.remove()
+        if len(step_ends) < last_step:  # the leg ended (or failed) before the recording did
+            profiler.stop()
+
+
+def write_profile(path: Path, finished: profile, step_ends: list[float], on_gpu: bool) -> None:
+    """The per-step summary and the op tables; `step_ends` holds the end of the step before the
+    first recorded one, then the end of each recorded step."""
+    steps = len(step_ends) - 1
+    averages = finished.key_averages()
+    wall_ms = (step_ends[-1] - step_ends[0]) * 1e3 / steps
+    lines = [f"recorded optimizer steps: {steps}", f"wall time per step: {wall_ms:.1f} ms"]
+    tables = [("ops by self CPU time (host time, waits for the device included)", "self_cpu_time_total")]
+    if on_gpu:
+        device_ms = sum(event.self_device_time_total for event in averages) / 1e3 / steps
+        lines.append(
+            f"device busy per step (self time of its kernels): {device_ms:.1f} ms, "
+            f"{device_ms / wall_ms:.0%} of the wall time"
+        )
+        tables.insert(0, ("ops by self device time", "self_device_time_total"))
+    for title, sort_by in tables:
+        lines += ["", title, averages.table(sort_by=sort_by, row_limit=ROWS)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@dataclass(frozen=True)
+class LegProfiles:
+    """Where each leg (system) of one case writes its profile; no directory: nothing is profiled."""
+
+    directory: Path | None
+    case: Case
+    device: torch.device
+
+    def __call__(self, system: str) -> AbstractContextManager[None]:
+        if self.directory is None:
+            return nullcontext()
+        case = self.case
+        parts = [case.task, case.encoder.name, *(["compiled"] if case.compile else []), system]
+        name = re.sub(r"[^a-z0-9]+", "_", "_".join(parts).lower()).strip("_")
+        return profiled_warmup(self.directory / f"{name}.txt", case.warmup_steps, self.device)
