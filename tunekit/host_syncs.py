@@ -14,7 +14,7 @@ import logging
 import warnings
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -36,11 +36,12 @@ class HostSyncWatch:
             )
         self.sites: Counter[str] = Counter()
 
+    def watching(self) -> AbstractContextManager[None]:
+        """The block to watch; a plain no-op unless active, since the loop enters it every step."""
+        return self._counting() if self.active else nullcontext()
+
     @contextmanager
-    def watching(self) -> Iterator[None]:
-        if not self.active:
-            yield
-            return
+    def _counting(self) -> Iterator[None]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")

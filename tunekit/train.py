@@ -79,10 +79,9 @@ class TrainingRun:
         accelerator: Accelerator,
         metric_fn: MetricFn | None,
     ) -> None:
-        self.prepared, self.model = prepared, prepared.model
+        self.prepared = prepared
         self.args, self.accelerator, self.metric_fn = args, accelerator, metric_fn
         self.fine_tuning = metric_fn is not None  # examples/s too, in the throughput records
-        self.total_steps = prepared.total_steps
         self.progress = Progress()
         self.best_state: dict[str, torch.Tensor] | None = None
         if args.resume_from_checkpoint:
@@ -105,6 +104,14 @@ class TrainingRun:
         self.final_metrics: dict[str, float] = {}
         self.guard = RunGuard(accelerator, args.output_dir)  # SIGTERM/SIGINT and non-finite loss
         self.syncs = HostSyncWatch(args.debug_host_syncs, accelerator.device)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.prepared.model
+
+    @property
+    def total_steps(self) -> int:
+        return self.prepared.total_steps
 
     def _resume(self) -> None:
         checkpoint = resolve_checkpoint(self.args.resume_from_checkpoint, self.args.output_dir)

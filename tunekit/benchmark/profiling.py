@@ -49,9 +49,10 @@ def profiled_warmup(path: Path | None, warmup_steps: int, device: torch.device) 
     on_gpu = device.type == "cuda"
     activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if on_gpu else [])]
     step_ends: list[float] = []
+    last_step = 2 + active
 
     def recording_done(finished: profile) -> None:
-        if len(step_ends) != 2 + active:  # the leg ended (or failed) before the recording did
+        if len(step_ends) != last_step:  # the leg ended (or failed) before the recording did
             return
         try:
             write_profile(path, finished, step_ends[-active - 1 :], on_gpu)
@@ -63,7 +64,6 @@ def profiled_warmup(path: Path | None, warmup_steps: int, device: torch.device) 
         schedule=schedule(skip_first=1, wait=0, warmup=1, active=active, repeat=1),
         on_trace_ready=recording_done,
     )
-    last_step = 2 + active
 
     def step_ended(*_: object) -> None:
         if len(step_ends) < last_step:

@@ -14,7 +14,6 @@ collator returns, batch by batch.
 """
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import fields
 from itertools import chain
 from pathlib import Path
@@ -39,10 +38,8 @@ from transformers import (
 from tunekit.benchmark.legs import MLM_PROBABILITY, SEED, WARMUP_RATIO, LegResult, optimizer_settings
 from tunekit.benchmark.measure import BatchCounter, StepWindow, peak_memory
 from tunekit.benchmark.presets import Case
+from tunekit.benchmark.profiling import LegProfiles
 
-# Per system, the context a leg runs in (`LegProfiles`: a profiled warm-up); none by default.
-Profiles = Callable[[str], AbstractContextManager[None]]
-NO_PROFILES: Profiles = lambda system: nullcontext()  # noqa: E731
 PAD_TO_MAX = "Trainer (pad to max)"
 GROUPED = "Trainer (group_by_length)"
 TRAINER = "Trainer"
@@ -146,7 +143,7 @@ def _train(
     work_dir: Path,
     device: str,
     optim: str,
-    profiles: Profiles,
+    profiles: LegProfiles,
 ) -> LegResult:
     """`build` makes (model, dataset, collator) inside the memory window, as tunekit's leg does."""
     AcceleratorState._reset_state()  # the previous leg's precision must not leak into this one
@@ -178,7 +175,7 @@ def run_trainer_pretraining(
     work_dir: Path,
     device: str,
     optim: str,
-    profiles: Profiles = NO_PROFILES,
+    profiles: LegProfiles,
 ) -> list[LegResult]:
     def build() -> tuple[torch.nn.Module, Dataset, Any]:
         blocks = mlm_blocks(train_file, tokenizer, case.seq_len)
@@ -196,7 +193,7 @@ def run_trainer_finetuning(
     work_dir: Path,
     device: str,
     optim: str,
-    profiles: Profiles = NO_PROFILES,
+    profiles: LegProfiles,
 ) -> list[LegResult]:
     def builder(pad_to_max: bool) -> Callable[[], tuple[torch.nn.Module, Dataset, Any]]:
         def build() -> tuple[torch.nn.Module, Dataset, Any]:
