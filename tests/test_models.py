@@ -8,8 +8,9 @@ from transformers import AutoModelForSequenceClassification
 import tunekit  # noqa: F401  (registers the LSTM with the Auto classes)
 from tunekit.config import ModelArguments
 from tunekit.errors import TunekitError
-from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling, LSTMForSequenceClassification
+from tunekit.lstm import LENGTHS, LSTMConfig, LSTMForLanguageModeling, LSTMForSequenceClassification
 from tunekit.models import build_classifier, build_pretraining_model
+from tunekit.tokenization import PaddingCollator
 from tunekit.tokenizer_training import train_wordpiece
 
 TEXTS = ["a truly gravolen film", "the plot was not tesmirak", "i watched it with my sister"] * 20
@@ -54,6 +55,23 @@ def test_lstm_ignores_padding(tokenizer):
     alone = tokenizer(TEXTS[:1], return_tensors="pt")
     padded = tokenizer(TEXTS[:1], padding="max_length", max_length=20, return_tensors="pt")
     torch.testing.assert_close(model(**alone).logits, model(**padded).logits)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_lstm_given_host_lengths_computes_what_the_mask_gives(tokenizer, pooling):
+    """The collators' host lengths (no device read) stand in for the mask: same logits, padded or not."""
+    model = build_classifier(tiny("lstm", classifier_pooling=pooling), tokenizer, ["n", "p"]).eval()
+    rows = [{"input_ids": ids} for ids in tokenizer(TEXTS[:3])["input_ids"]]
+    padded = PaddingCollator(tokenizer, with_lengths=True)(rows)
+    assert "attention_mask" in padded and padded[LENGTHS] == tuple(len(row["input_ids"]) for row in rows)
+    expected = model(padded["input_ids"], padded["attention_mask"]).logits
+    torch.testing.assert_close(model(**padded).logits, expected)
+    full = PaddingCollator(tokenizer, with_lengths=True)(rows[:1])
+    assert "attention_mask" not in full  # no padding: the lengths alone say so
+    torch.testing.assert_close(model(**full).logits, expected[:1])
+    lm = build_pretraining_model(tiny("lstm"), tokenizer).eval()
+    block = {"input_ids": full["input_ids"], LENGTHS: full[LENGTHS]}
+    torch.testing.assert_close(lm(**block).logits, lm(full["input_ids"]).logits)
 
 
 @pytest.mark.parametrize("fp32_recurrence", [True, False])

@@ -13,6 +13,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
+from tunekit.attention_masks import install_known_padding_masks
 from tunekit.config import TrainArguments
 from tunekit.fsdp import configure_fsdp_wrapping
 from tunekit.last_layer import has_query_rows, install_first_token_last_layer
@@ -81,6 +82,9 @@ class PreparedTraining:
         last_layer_rows = (
             "first_token" if first_token else "targets" if masked_only and has_query_rows(model) else None
         )
+        # A batch that carries a mask is padded (the collators drop all-ones masks), so transformers
+        # builds it without asking the device whether it is all ones.
+        install_known_padding_masks(model)
         # On the device before the optimizer is built, so it can pick the fused CUDA kernel.
         optimizer = build_optimizer(model.to(accelerator.device), args)
         configure_fsdp_wrapping(accelerator, model)

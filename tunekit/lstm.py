@@ -11,6 +11,10 @@ from transformers.modeling_outputs import MaskedLMOutput, SequenceClassifierOutp
 
 # 16-bit formats whose numerics `recurrence_rounding` reproduces in fp32 arithmetic.
 ROUNDING_DTYPES = {None: None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# tunekit's collators hand an LSTM its rows' lengths under this batch key, as host integers:
+# packing needs them on the host, and reading them off a mask on a GPU makes the host wait.
+LENGTHS = "lengths"
+Lengths = tuple[int, ...] | list[int]
 
 
 class LSTMConfig(PretrainedConfig):
@@ -103,13 +107,19 @@ class LSTMModel(LSTMPreTrainedModel):
     def output_size(self) -> int:
         return self.config.hidden_size * (2 if self.config.bidirectional else 1)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
-        lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        lengths: Lengths | None = None,
+    ) -> torch.Tensor:
+        if lengths is None:  # not from tunekit's collators: from the mask, or the pad tokens
+            if attention_mask is None:
+                attention_mask = (input_ids != self.config.pad_token_id).long()
+            lengths = attention_mask.sum(dim=1).tolist()
         embedded = self.dropout(self.embeddings(input_ids))
         # Packing makes the backward direction start at each sequence's real last token, not at padding.
-        packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        packed, restore = _pack_longest_first(embedded, lengths)
         dtype = self._recurrence_dtype(input_ids.device.type)
         # Autocast has no consistent rule for LSTMs (CUDA runs cuDNN's in 16 bit, CPU keeps fp32),
         # so the precision is chosen here explicitly and autocast is switched off around it.
@@ -126,7 +136,26 @@ class LSTMModel(LSTMPreTrainedModel):
         states, _ = nn.utils.rnn.pad_packed_sequence(
             output, batch_first=True, total_length=input_ids.shape[1]
         )
-        return self.dropout(states)
+        return self.dropout(states.index_select(0, restore))
+
+
+def _pack_longest_first(
+    values: torch.Tensor, lengths: Lengths
+) -> tuple[nn.utils.rnn.PackedSequence, torch.Tensor]:
+    """`values` packed with rows ordered longest first, and the index that restores their order.
+
+    The order is worked out on the host: `pack_padded_sequence(enforce_sorted=False)` would do it
+    on the device and, when unpacking, copy its index back to the host, waiting for the device."""
+    lengths = [max(1, int(length)) for length in lengths]
+    order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
+    restore = sorted(range(len(order)), key=order.__getitem__)
+    order_index, restore_index = (
+        torch.tensor(index).to(values.device, non_blocking=True) for index in (order, restore)
+    )
+    packed = nn.utils.rnn.pack_padded_sequence(
+        values.index_select(0, order_index), [lengths[row] for row in order], batch_first=True
+    )
+    return packed, restore_index
 
 
 def rounded_lstm(lstm: nn.LSTM, packed: nn.utils.rnn.PackedSequence, dtype: torch.dtype | None):
@@ -198,11 +227,13 @@ class LSTMForSequenceClassification(LSTMPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        lengths: Lengths | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
-        states = self.lstm(input_ids, attention_mask)
+        if attention_mask is None:  # given lengths without a mask, the batch has no padding
+            real = input_ids != self.config.pad_token_id
+            attention_mask = (real if lengths is None else torch.ones_like(real)).long()
+        states = self.lstm(input_ids, attention_mask, lengths)
         logits = self.classifier(self._pool(states, attention_mask).to(self.classifier.weight.dtype))
         loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
@@ -258,9 +289,10 @@ class LSTMForLanguageModeling(LSTMPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         output_hidden_states: bool = False,
+        lengths: Lengths | None = None,
         **kwargs,
     ) -> MaskedLMOutput:
-        states = self.lstm(input_ids, attention_mask)
+        states = self.lstm(input_ids, attention_mask, lengths)
         hidden = self.config.hidden_size
         directions = [states[..., :hidden]]
         if self.config.bidirectional:

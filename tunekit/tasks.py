@@ -29,7 +29,7 @@ from tunekit.errors import TunekitError
 from tunekit.evaluation import evaluate_model
 from tunekit.hub import push_output_dir, target_from_args
 from tunekit.lora import apply_lora, is_lora, parameter_counts, save_lora
-from tunekit.lstm import language_model_labels
+from tunekit.lstm import LENGTHS, language_model_labels
 from tunekit.metrics import classification_metrics
 from tunekit.models import build_classifier, build_pretraining_model, count_parameters
 from tunekit.preflight import check_model_fits, check_run, save_run_recipe
@@ -139,15 +139,21 @@ def _finish(
 
 
 class BlockLanguageModelCollator:
-    """Stacks packed blocks and adds next-token targets (and, for the biLSTM LM, previous-token ones)."""
+    """Stacks packed blocks and adds next-token targets (and, for the biLSTM LM, previous-token ones).
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, bidirectional: bool) -> None:
-        self.pad_token_id, self.bidirectional = tokenizer.pad_token_id, bidirectional
+    Blocks are full, so there is no attention mask (an all-ones one only makes transformers ask the
+    device whether it is all ones); the LSTM gets the lengths as host integers instead."""
 
-    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, lstm: bool, bidirectional: bool) -> None:
+        self.pad_token_id, self.lstm, self.bidirectional = tokenizer.pad_token_id, lstm, bidirectional
+
+    def __call__(self, examples: list[dict]) -> dict[str, Any]:
         input_ids = torch.tensor([example["input_ids"] for example in examples])
         labels = language_model_labels(input_ids, self.bidirectional, self.pad_token_id)
-        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
+        batch: dict[str, Any] = {"input_ids": input_ids, "labels": labels}
+        if self.lstm:
+            batch[LENGTHS] = (input_ids.shape[1],) * input_ids.shape[0]
+        return batch
 
 
 def pretraining_collator(
@@ -155,7 +161,8 @@ def pretraining_collator(
 ) -> Any:
     if model_args.is_lstm or model_args.is_decoder:
         # A decoder is the unidirectional case: next-token targets only, shifted here, not in the model.
-        return BlockLanguageModelCollator(tokenizer, model_args.is_lstm and model_args.bidirectional)
+        lstm = model_args.is_lstm
+        return BlockLanguageModelCollator(tokenizer, lstm, lstm and model_args.bidirectional)
     return mlm_collator(tokenizer, mlm_probability, seed)
 
 
@@ -245,7 +252,7 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
         )
         train_set, eval_set = encode(splits.train), encode(splits.validation)
         test_set = encode(splits.test) if splits.test is not None else None
-    collator = padding_collator(tokenizer, accelerator.mixed_precision)
+    collator = padding_collator(tokenizer, accelerator.mixed_precision, with_lengths=model_args.is_lstm)
     device = accelerator.device
     train_loader = train_dataloader(train_set, collator, train_args, accelerator.num_processes, device)
     metric_fn = partial(classification_metrics, num_labels=len(label_names))

@@ -5,6 +5,7 @@ Training a tokenizer is `tunekit.tokenizer_training`.
 
 import hashlib
 from itertools import chain
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from transformers import (
 )
 
 from tunekit.errors import TunekitError
+from tunekit.lstm import LENGTHS
 from tunekit.mlm_head import masked_batch_keys
 
 BLOCK_ID = "block_id"
@@ -118,14 +120,22 @@ class PaddingCollator:
 
     A batch without padding carries no attention mask. It changes no result: transformers' SDPA
     mask builder drops an all-ones mask anyway, but it finds out with `mask.all()`, which makes the
-    host wait for the device on every forward; the collator knows it on the host for free."""
+    host wait for the device on every forward; the collator knows it on the host for free. For the
+    same reason, `with_lengths` adds each row's length as host integers (`lstm.LENGTHS`), which is
+    what the LSTM's packing needs."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        pad_to_multiple_of: int | None = None,
+        with_lengths: bool = False,
+    ) -> None:
         self.pad_token_id = tokenizer.pad_token_id
         self.left = tokenizer.padding_side == "left"
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.with_lengths = with_lengths
 
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+    def __call__(self, features: list[dict]) -> dict[str, Any]:
         lengths = [len(feature["input_ids"]) for feature in features]
         width = max(lengths)
         if self.pad_to_multiple_of:
@@ -139,13 +149,17 @@ class PaddingCollator:
         batch = {"input_ids": torch.from_numpy(input_ids)}
         if min(lengths) < width:
             batch["attention_mask"] = torch.from_numpy(attention_mask)
+        if self.with_lengths:
+            batch[LENGTHS] = tuple(lengths)  # a tuple of ints: accelerate moves no part of it
         if "labels" in features[0]:
             batch["labels"] = torch.tensor([feature["labels"] for feature in features])
         return batch
 
 
-def padding_collator(tokenizer: PreTrainedTokenizerBase, mixed_precision: str) -> PaddingCollator:
-    return PaddingCollator(tokenizer, pad_to_multiple_of=None if mixed_precision == "no" else 8)
+def padding_collator(
+    tokenizer: PreTrainedTokenizerBase, mixed_precision: str, with_lengths: bool = False
+) -> PaddingCollator:
+    return PaddingCollator(tokenizer, None if mixed_precision == "no" else 8, with_lengths)
 
 
 class BlockSeededMLMCollator(DataCollatorForLanguageModeling):

@@ -1,0 +1,51 @@
+"""transformers' SDPA attention, minus one question to the device per padded batch.
+
+Before every attention, transformers' SDPA mask builders decide whether the mask can be dropped
+(so the flash kernel may run) with `padding_mask.all()` (`masking_utils._ignore_*_mask_sdpa`): a
+host read of a device value, so on CUDA the host waits there for the work queued before it, on
+every forward of a padded batch (twice for ModernBERT: its global and its sliding-window masks).
+
+In tunekit's loop the answer is known before the question. Its collators leave the mask out of
+every batch without padding (`tokenization.PaddingCollator`, packed blocks), so a batch that
+carries a mask has padding, and the mask is needed. `install_known_padding_masks` therefore
+switches a model from "sdpa" to "tunekit_sdpa": the same attention function
+(`sdpa_attention_forward`) and the same mask builder (`sdpa_mask`), registered through
+transformers' `AttentionInterface` / `AttentionMaskInterface`, except that a mask that is given
+is always built, never tested. Batches without a mask still skip it, as before, with no read.
+
+Results are unchanged: an all-ones mask, which only a caller outside the loop could pass, is
+built and applied instead of dropped, which masks nothing. The name is not saved (transformers
+drops `_attn_implementation` from config.json), so saved models load as plain "sdpa" models.
+"""
+
+from typing import Any
+
+import torch
+from transformers import AttentionInterface, PreTrainedModel
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+KNOWN_PADDING_SDPA = "tunekit_sdpa"
+
+
+def _sdpa_mask_without_asking(*args: Any, **kwargs: Any) -> Any:
+    """`sdpa_mask`, except that a given padding mask is built rather than tested for all-ones."""
+    if kwargs.get("attention_mask") is not None:
+        kwargs["allow_is_causal_skip"] = False
+        kwargs["allow_is_bidirectional_skip"] = False
+    return sdpa_mask(*args, **kwargs)
+
+
+AttentionInterface.register(KNOWN_PADDING_SDPA, sdpa_attention_forward)
+AttentionMaskInterface.register(KNOWN_PADDING_SDPA, _sdpa_mask_without_asking)
+
+
+def install_known_padding_masks(model: torch.nn.Module) -> bool:
+    """Switch the transformers model inside `model` (plain, or under a LoRA wrapper) from "sdpa" to
+    "tunekit_sdpa"; returns whether it did. Other attention implementations and the LSTM are left
+    as they are."""
+    transformer = next((module for module in model.modules() if isinstance(module, PreTrainedModel)), None)
+    if transformer is None or transformer.config._attn_implementation != "sdpa":
+        return False
+    transformer.set_attn_implementation(KNOWN_PADDING_SDPA)
+    return transformer.config._attn_implementation == KNOWN_PADDING_SDPA
