@@ -15,6 +15,7 @@ from transformers import get_scheduler
 
 from tunekit.attention_masks import install_known_padding_masks
 from tunekit.config import TrainArguments
+from tunekit.cpu_dropout import install_cpu_dropout
 from tunekit.fsdp import configure_fsdp_wrapping
 from tunekit.last_layer import has_query_rows, install_first_token_last_layer
 from tunekit.mlm_head import install_masked_only_head
@@ -85,6 +86,8 @@ class PreparedTraining:
         # A batch that carries a mask is padded (the collators drop all-ones masks), so transformers
         # builds it without asking the device whether it is all ones.
         install_known_padding_masks(model)
+        if accelerator.device.type == "cpu" and not args.torch_compile:
+            install_cpu_dropout(model)  # a quarter of torch's random draws (inductor has its own)
         # On the device before the optimizer is built, so it can pick the fused CUDA kernel.
         optimizer = build_optimizer(model.to(accelerator.device), args)
         configure_fsdp_wrapping(accelerator, model)

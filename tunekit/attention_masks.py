@@ -12,6 +12,8 @@ switches a model from "sdpa" to "tunekit_sdpa": the same attention function
 (`sdpa_attention_forward`) and the same mask builder (`sdpa_mask`), registered through
 transformers' `AttentionInterface` / `AttentionMaskInterface`, except that a mask that is given
 is always built, never tested. Batches without a mask still skip it, as before, with no read.
+(One more exception, on a CPU only: attention dropout draws its mask four lanes to a random word,
+`tunekit.cpu_dropout`.)
 
 Results are unchanged: an all-ones mask, which only a caller outside the loop could pass, is
 built and applied instead of dropped, which masks nothing. The name is not saved (transformers
@@ -22,8 +24,9 @@ from typing import Any
 
 import torch
 from transformers import AttentionInterface, PreTrainedModel
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from tunekit.cpu_dropout import attention_with_cpu_dropout
 
 KNOWN_PADDING_SDPA = "tunekit_sdpa"
 
@@ -36,7 +39,7 @@ def _sdpa_mask_without_asking(*args: Any, **kwargs: Any) -> Any:
     return sdpa_mask(*args, **kwargs)
 
 
-AttentionInterface.register(KNOWN_PADDING_SDPA, sdpa_attention_forward)
+AttentionInterface.register(KNOWN_PADDING_SDPA, attention_with_cpu_dropout)
 AttentionMaskInterface.register(KNOWN_PADDING_SDPA, _sdpa_mask_without_asking)
 
 
