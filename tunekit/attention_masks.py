@@ -43,10 +43,21 @@ AttentionInterface.register(KNOWN_PADDING_SDPA, attention_with_cpu_dropout)
 AttentionMaskInterface.register(KNOWN_PADDING_SDPA, _sdpa_mask_without_asking)
 
 
+def _no_padding_to_warn_about(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
+    """In tunekit's loop a batch without a mask has no padding, so there is nothing to look for."""
+
+
 def install_known_padding_masks(model: torch.nn.Module) -> bool:
     """Switch the transformers model inside `model` (plain, or under a LoRA wrapper) from "sdpa" to
     "tunekit_sdpa"; returns whether it did. Other attention implementations and the LSTM are left
-    as they are."""
+    as they are.
+
+    Also, on this instance only: GPT-2's forward looks for pad tokens in every batch given no mask
+    (`warn_if_padding_and_no_attention_mask`, a host read of the batch), which tunekit's collators
+    make pointless; the check is skipped."""
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel):
+            module.warn_if_padding_and_no_attention_mask = _no_padding_to_warn_about
     transformer = next((module for module in model.modules() if isinstance(module, PreTrainedModel)), None)
     if transformer is None or transformer.config._attn_implementation != "sdpa":
         return False
