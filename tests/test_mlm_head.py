@@ -78,7 +78,8 @@ def test_masked_only_head_gives_the_dense_loss_and_gradients(model_type):
 def test_only_masked_language_models_get_the_head():
     from transformers import BertConfig, BertForSequenceClassification
 
-    from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling
+    from tunekit.lstm import LSTMConfig
+    from tunekit.lstm_lm import LSTMForLanguageModeling
 
     classifier = BertForSequenceClassification(BertConfig(**SIZES, vocab_size=64))
     lstm = LSTMForLanguageModeling(LSTMConfig(vocab_size=64, hidden_size=8, num_hidden_layers=1))

@@ -8,7 +8,8 @@ from transformers import AutoModelForSequenceClassification
 import tunekit  # noqa: F401  (registers the LSTM with the Auto classes)
 from tunekit.config import ModelArguments
 from tunekit.errors import TunekitError
-from tunekit.lstm import LENGTHS, LSTMConfig, LSTMForLanguageModeling, LSTMForSequenceClassification
+from tunekit.lstm import LENGTHS, LSTMConfig, LSTMForSequenceClassification
+from tunekit.lstm_lm import LSTMForLanguageModeling
 from tunekit.models import build_classifier, build_pretraining_model
 from tunekit.tokenization import PaddingCollator
 from tunekit.tokenizer_training import train_wordpiece

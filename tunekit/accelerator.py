@@ -86,8 +86,9 @@ class PreparedTraining:
         # A batch that carries a mask is padded (the collators drop all-ones masks), so transformers
         # builds it without asking the device whether it is all ones.
         install_known_padding_masks(model)
-        if accelerator.device.type == "cpu" and not args.torch_compile:
-            install_cpu_dropout(model)  # a quarter of torch's random draws (inductor has its own)
+        # Dropout that draws a quarter of torch's random numbers where it runs on a CPU, uncompiled;
+        # like the attention, each call decides, so on CUDA or under compile it is torch's.
+        install_cpu_dropout(model)
         # On the device before the optimizer is built, so it can pick the fused CUDA kernel.
         optimizer = build_optimizer(model.to(accelerator.device), args)
         configure_fsdp_wrapping(accelerator, model)

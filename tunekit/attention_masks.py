@@ -55,10 +55,10 @@ def install_known_padding_masks(model: torch.nn.Module) -> bool:
     Also, on this instance only: GPT-2's forward looks for pad tokens in every batch given no mask
     (`warn_if_padding_and_no_attention_mask`, a host read of the batch), which tunekit's collators
     make pointless; the check is skipped."""
-    for module in model.modules():
-        if isinstance(module, PreTrainedModel):
-            module.warn_if_padding_and_no_attention_mask = _no_padding_to_warn_about
-    transformer = next((module for module in model.modules() if isinstance(module, PreTrainedModel)), None)
+    transformers = [module for module in model.modules() if isinstance(module, PreTrainedModel)]
+    for module in transformers:
+        module.warn_if_padding_and_no_attention_mask = _no_padding_to_warn_about
+    transformer = transformers[0] if transformers else None
     if transformer is None or transformer.config._attn_implementation != "sdpa":
         return False
     transformer.set_attn_implementation(KNOWN_PADDING_SDPA)

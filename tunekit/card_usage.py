@@ -57,7 +57,7 @@ _LOAD_LSTM_LM = """The LSTM language model loads with tunekit:
 
 ```python
 from transformers import AutoTokenizer
-from tunekit.lstm import LSTMForLanguageModeling
+from tunekit.lstm_lm import LSTMForLanguageModeling
 
 tokenizer = AutoTokenizer.from_pretrained("MODEL")
 model = LSTMForLanguageModeling.from_pretrained("MODEL")

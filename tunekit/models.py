@@ -21,7 +21,8 @@ from transformers import (
 from tunekit.config import ModelArguments
 from tunekit.console import from_pretrained_reporting_head_swap
 from tunekit.errors import TunekitError
-from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling, LSTMForSequenceClassification
+from tunekit.lstm import LSTMConfig, LSTMForSequenceClassification
+from tunekit.lstm_lm import LSTMForLanguageModeling
 
 VOCAB_MULTIPLE = 64
 PADDING_ROW_BIAS = -1e4  # exp() of it is 0 in fp32, bf16 and fp16 alike; fp16 still represents it

@@ -29,7 +29,8 @@ from tunekit.errors import TunekitError
 from tunekit.evaluation import evaluate_model
 from tunekit.hub import push_output_dir, target_from_args
 from tunekit.lora import apply_lora, is_lora, parameter_counts, save_lora
-from tunekit.lstm import LENGTHS, language_model_labels
+from tunekit.lstm import LENGTHS
+from tunekit.lstm_lm import language_model_labels
 from tunekit.metrics import classification_metrics
 from tunekit.models import build_classifier, build_pretraining_model, count_parameters
 from tunekit.preflight import check_model_fits, check_run, save_run_recipe

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from tunekit.errors import TunekitError
-from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling
+from tunekit.lstm import LSTMConfig
+from tunekit.lstm_lm import LSTMForLanguageModeling
 from tunekit.study.precision import PrecisionArguments, blocks_of, read_texts, write_precision_report
 from tunekit.tokenizer_training import train_wordpiece
 

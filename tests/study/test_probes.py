@@ -1,7 +1,8 @@
 import torch
 from transformers import AutoConfig, AutoModelForMaskedLM
 
-from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling
+from tunekit.lstm import LSTMConfig
+from tunekit.lstm_lm import LSTMForLanguageModeling
 from tunekit.study.probes import describe_probes, linear_probe, masked_word_probe, next_word_probe
 from tunekit.synthetic import build_synthetic_corpus
 from tunekit.tokenizer_training import train_wordpiece

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from tunekit.errors import TunekitError
-from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling, LSTMModel
+from tunekit.lstm import LSTMConfig, LSTMModel
+from tunekit.lstm_lm import LSTMForLanguageModeling
 from tunekit.study.gradient_flow import input_gradient_norms, plot_gradient_flow
 from tunekit.study.report import bf16_effect, load_results, summarize
 from tunekit.tokenization import load_tokenizer

@@ -38,7 +38,7 @@ from sklearn.preprocessing import StandardScaler
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
 from tunekit import synthetic
-from tunekit.lstm import LSTMForLanguageModeling
+from tunekit.lstm_lm import LSTMForLanguageModeling
 from tunekit.study.arms import architecture_of, is_bf16
 from tunekit.tokenization import load_tokenizer
 

@@ -14,7 +14,8 @@ import time
 import torch
 from torch.nn.functional import cross_entropy
 
-from tunekit.lstm import LSTMConfig, LSTMForLanguageModeling, language_model_labels
+from tunekit.lstm import LSTMConfig
+from tunekit.lstm_lm import LSTMForLanguageModeling, language_model_labels
 
 VOCAB, TOKENS_PER_STEP = 8192, 4096
 
