@@ -13,18 +13,18 @@ Training on a CPU only: on CUDA torch's dropout is a fused kernel and SDPA's fus
 in place, and under `torch.compile` inductor draws its own numbers; both keep torch's dropout.
 """
 
+import math
+
 import torch
 from torch import nn
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
 LANES = 65536  # a 16-bit lane's values
 
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     """A boolean CPU tensor, each element True with probability 1 - p (p rounded to 1/65536)."""
-    count = 1
-    for size in shape:
-        count *= size
+    count = math.prod(shape)
     words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
     lanes = words.view(torch.int16)[:count].view(shape)
     return lanes >= round(p * LANES) - LANES // 2
@@ -68,9 +68,9 @@ def attention_with_cpu_dropout(
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs
         )
+    # Grouped-query attention: each key/value head serves `groups` query heads.
     groups = query.shape[1] // key.shape[1]
-    if groups > 1:  # grouped-query attention: each key/value head serves `groups` query heads
-        key, value = (tensor.repeat_interleave(groups, dim=1) for tensor in (key, value))
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     scores = torch.matmul(query, key.transpose(-1, -2)) * (scaling or query.shape[-1] ** -0.5)
     is_causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
     if attention_mask is None and is_causal:  # as SDPA's is_causal, for a mask-less batch

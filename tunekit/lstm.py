@@ -136,17 +136,22 @@ class LSTMModel(LSTMPreTrainedModel):
         states, _ = nn.utils.rnn.pad_packed_sequence(
             output, batch_first=True, total_length=input_ids.shape[1]
         )
-        return self.dropout(states.index_select(0, restore))
+        if restore is not None:
+            states = states.index_select(0, restore)
+        return self.dropout(states)
 
 
 def _pack_longest_first(
     values: torch.Tensor, lengths: Lengths
-) -> tuple[nn.utils.rnn.PackedSequence, torch.Tensor]:
-    """`values` packed with rows ordered longest first, and the index that restores their order.
+) -> tuple[nn.utils.rnn.PackedSequence, torch.Tensor | None]:
+    """`values` packed with rows ordered longest first, and the index that restores their order
+    (None when the rows already are: every batch of packed LM blocks, so no copy either way).
 
     The order is worked out on the host: `pack_padded_sequence(enforce_sorted=False)` would do it
     on the device and, when unpacking, copy its index back to the host, waiting for the device."""
     lengths = [max(1, int(length)) for length in lengths]
+    if lengths == sorted(lengths, reverse=True):
+        return nn.utils.rnn.pack_padded_sequence(values, lengths, batch_first=True), None
     order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
     restore = sorted(range(len(order)), key=order.__getitem__)
     order_index, restore_index = (
@@ -231,8 +236,10 @@ class LSTMForSequenceClassification(LSTMPreTrainedModel):
         **kwargs,
     ) -> SequenceClassifierOutput:
         if attention_mask is None:  # given lengths without a mask, the batch has no padding
-            real = input_ids != self.config.pad_token_id
-            attention_mask = (real if lengths is None else torch.ones_like(real)).long()
+            if lengths is None:
+                attention_mask = (input_ids != self.config.pad_token_id).long()
+            else:
+                attention_mask = torch.ones_like(input_ids)
         states = self.lstm(input_ids, attention_mask, lengths)
         logits = self.classifier(self._pool(states, attention_mask).to(self.classifier.weight.dtype))
         loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
