@@ -79,3 +79,40 @@ def test_other_attention_implementations_and_the_lstm_are_left_alone():
     assert not install_known_padding_masks(eager) and eager.config._attn_implementation == "eager"
     lstm = LSTMForSequenceClassification(LSTMConfig(vocab_size=50, hidden_size=8))
     assert not install_known_padding_masks(lstm)
+
+
+def test_masked_attention_on_cuda_leaves_out_cudnn_and_nothing_else_changes():
+    from types import SimpleNamespace
+
+    from torch.nn.attention import SDPBackend
+
+    from tunekit.attention_masks import masked_attention_backends
+
+    on_cuda, on_cpu = SimpleNamespace(device=torch.device("cuda")), torch.zeros(1)
+    mask = torch.ones(1, 1, 4, 4, dtype=torch.bool)
+    backends = masked_attention_backends(on_cuda, mask)
+    assert SDPBackend.CUDNN_ATTENTION not in backends and SDPBackend.EFFICIENT_ATTENTION in backends
+    assert masked_attention_backends(on_cuda, None) is None  # packed batches keep torch's choice
+    assert masked_attention_backends(on_cpu, mask) is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="cuDNN's masked SDPA backward needs a GPU")
+def test_masked_attention_has_finite_query_gradients_at_a_length_of_64_mod_128():
+    # pytorch/pytorch#196678: cuDNN's backward gives NaN grad_q here (a padded length of 320, and
+    # query rows that attend to nothing, as ModernBERT's padding queries beyond their window do).
+    from tunekit.attention_masks import _attention
+
+    torch.manual_seed(0)
+    length, real = 320, 200
+    query, key, value = (
+        torch.randn(2, 4, length, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        for _ in range(3)
+    )
+    positions = torch.arange(length, device="cuda")
+    window = (positions[:, None] - positions[None, :]).abs() <= 64
+    mask = (window & (positions[None, :] < real))[None, None].expand(2, 1, length, length)
+    module = torch.nn.Module()
+    module.is_causal = False
+    output, _ = _attention(module, query, key, value, mask, dropout=0.0, scaling=None, is_causal=False)
+    output[:, :real].float().sum().backward()
+    assert torch.isfinite(query.grad).all() and torch.isfinite(key.grad).all()

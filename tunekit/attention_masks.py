@@ -15,14 +15,23 @@ is always built, never tested. Batches without a mask still skip it, as before, 
 (One more exception, on a CPU only: attention dropout draws its mask four lanes to a random word,
 `tunekit.cpu_dropout`.)
 
+On CUDA, a masked attention runs without cuDNN's kernel (`masked_attention_backends`): its
+backward returns NaN query gradients for masks whose padded length is 64 mod 128 when some query row
+attends to nothing (pytorch/pytorch#196678; torch 2.11 on Hopper, where cuDNN is the default). A
+ModernBERT padding query beyond its sliding window is such a row; on the H200 every IMDb fine-tuning
+cell stopped one step after its first batch padded to 192, 320 or 448. Unmasked batches (packed
+pretraining) keep cuDNN.
+
 Results are unchanged: an all-ones mask, which only a caller outside the loop could pass, is
 built and applied instead of dropped, which masks nothing. The name is not saved (transformers
 drops `_attn_implementation` from config.json), so saved models load as plain "sdpa" models.
 """
 
+from contextlib import nullcontext
 from typing import Any
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
@@ -39,7 +48,30 @@ def _sdpa_mask_without_asking(*args: Any, **kwargs: Any) -> Any:
     return sdpa_mask(*args, **kwargs)
 
 
-AttentionInterface.register(KNOWN_PADDING_SDPA, attention_with_cpu_dropout)
+# Flash takes no mask, so a masked attention gets the memory-efficient kernel (math as a fallback).
+WITHOUT_CUDNN = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+def masked_attention_backends(query: torch.Tensor, attention_mask: torch.Tensor | None) -> list | None:
+    """The SDPA kernels this attention may use; None: torch's own choice."""
+    return WITHOUT_CUDNN if attention_mask is not None and query.device.type == "cuda" else None
+
+
+def _attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    *args: Any,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    backends = masked_attention_backends(query, attention_mask)
+    with nullcontext() if backends is None else sdpa_kernel(backends):
+        return attention_with_cpu_dropout(module, query, key, value, attention_mask, *args, **kwargs)
+
+
+AttentionInterface.register(KNOWN_PADDING_SDPA, _attention)
 AttentionMaskInterface.register(KNOWN_PADDING_SDPA, _sdpa_mask_without_asking)
 
 

@@ -7,13 +7,22 @@ the second `fully_shard` fails inside torch ("Invariant encountered: value was N
 `recipes/accelerate/fsdp.yaml` first failed on a GPU. tunekit names the classes to wrap itself: the
 model's `_no_split_modules` minus any that contain the input embedding, which accelerate then
 shards on its own as it intends. An explicit `fsdp_transformer_layer_cls_to_wrap` is left alone.
+
+Saving: each process holds only its shard of every parameter, which `save_pretrained` cannot write
+(safetensors fails on the sharded storage: "Attempted to access the data pointer on an invalid
+python storage", the second way the launcher check failed on the H200). `save_whole_model` has
+accelerate gather the whole weights first, as it does for every distributed kind.
 """
 
 import logging
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
+from transformers import PreTrainedTokenizerBase
+
+from tunekit.atomic import staged_files
 
 logger = logging.getLogger(__name__)
 
@@ -43,3 +52,16 @@ def configure_fsdp_wrapping(accelerator: Accelerator, model: torch.nn.Module) ->
     if (names := layers_to_wrap(model)) is not None:
         logger.info("FSDP: wrapping %s (not the input embedding's holder)", ", ".join(names))
         plugin.transformer_cls_names_to_wrap = names
+
+
+def save_whole_model(
+    accelerator: Accelerator, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, output_dir: Path
+) -> None:
+    """The model (`save_pretrained`) and its tokenizer into `output_dir`, each file complete or
+    absent. Every process calls it: under FSDP, accelerate gathers the shards onto the main process
+    (elsewhere it is the model's own state dict), and the main process writes."""
+    weights = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        with staged_files(output_dir) as staging:
+            model.save_pretrained(staging, state_dict=weights, save_function=accelerator.save)
+            tokenizer.save_pretrained(staging)

@@ -21,12 +21,13 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from tunekit.accelerator import make_accelerator, plain_model
-from tunekit.atomic import atomic_write_json, staged_files
+from tunekit.atomic import atomic_write_json
 from tunekit.card import write_model_card
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
 from tunekit.data import load_raw
 from tunekit.errors import TunekitError
 from tunekit.evaluation import evaluate_model
+from tunekit.fsdp import save_whole_model
 from tunekit.hub import push_output_dir, target_from_args
 from tunekit.lora import apply_lora, is_lora, parameter_counts, save_lora
 from tunekit.lstm import LENGTHS
@@ -117,14 +118,12 @@ def _finish(
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
     }
     accelerator.wait_for_everyone()
+    if train_args.save_model and not is_lora(model):  # results.json, written after it, marks the run done
+        save_whole_model(accelerator, model, tokenizer, output_dir)
     if accelerator.is_main_process:
         if train_args.save_model and is_lora(model):
             tokenizer.save_pretrained(output_dir)
             save_lora(model, output_dir, configs[0], tokenizer)
-        elif train_args.save_model:  # each file complete or absent; results.json marks the run done
-            with staged_files(output_dir) as staging:
-                model.save_pretrained(staging, save_function=accelerator.save)
-                tokenizer.save_pretrained(staging)
         save_recipe(output_dir / "recipe.yaml", *configs)
         atomic_write_json(output_dir / "results.json", results)
         write_model_card(output_dir, train_args.hub_model_id if train_args.push_to_hub else None)

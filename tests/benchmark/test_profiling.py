@@ -7,7 +7,7 @@ import torch
 
 from tests.conftest import REPO
 from tunekit.benchmark.presets import TINY, Case
-from tunekit.benchmark.profiling import LegProfiles, profiled_warmup, recorded_steps
+from tunekit.benchmark.profiling import LegProfiles, kernel_microseconds, profiled_warmup, recorded_steps
 
 
 def train_steps(count: int) -> None:
@@ -78,3 +78,20 @@ def test_a_profiler_that_cannot_start_leaves_the_leg_unprofiled(tmp_path, monkey
     with profiled_warmup(tmp_path / "leg.txt", warmup_steps=6, device=torch.device("cpu")):
         train_steps(8)
     assert not (tmp_path / "leg.txt").exists() and "CUPTI unavailable" in caplog.text
+
+
+def test_device_busy_time_counts_each_kernel_once():
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    def row(device: DeviceType, microseconds: float, annotation: bool = False) -> SimpleNamespace:
+        return SimpleNamespace(
+            device_type=device, self_device_time_total=microseconds, is_user_annotation=annotation
+        )
+
+    # As in the H200's table: the step annotation's GPU copy, an op that repeats its kernel's time,
+    # the kernel itself, and a CPU-only op.
+    averages = [row(DeviceType.CUDA, 720.0, annotation=True), row(DeviceType.CPU, 44.0)]
+    averages += [row(DeviceType.CUDA, 44.0), row(DeviceType.CUDA, 10.0), row(DeviceType.CPU, 0.0)]
+    assert kernel_microseconds(averages) == 54.0
