@@ -90,8 +90,8 @@ def install_known_padding_masks(model: torch.nn.Module) -> bool:
     transformers = [module for module in model.modules() if isinstance(module, PreTrainedModel)]
     for module in transformers:
         module.warn_if_padding_and_no_attention_mask = _no_padding_to_warn_about
-    transformer = transformers[0] if transformers else None
-    if transformer is None or transformer.config._attn_implementation != "sdpa":
+    if not transformers or transformers[0].config._attn_implementation != "sdpa":
         return False
+    transformer = transformers[0]
     transformer.set_attn_implementation(KNOWN_PADDING_SDPA)
     return transformer.config._attn_implementation == KNOWN_PADDING_SDPA

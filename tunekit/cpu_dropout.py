@@ -36,7 +36,8 @@ def _applies(tensor: torch.Tensor, p: float) -> bool:
 
 def cpu_dropout(values: torch.Tensor, p: float) -> torch.Tensor:
     """Training-mode dropout of `values` with the cheap keep mask."""
-    return values * keep_mask(values.shape, p) * (1.0 / (1.0 - p))
+    # scaled in place: the product is a new tensor that autograd does not keep, so no second copy
+    return (values * keep_mask(values.shape, p)).mul_(1.0 / (1.0 - p))
 
 
 class CPUDropout(nn.Dropout):

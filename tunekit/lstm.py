@@ -150,9 +150,9 @@ def _pack_longest_first(
     The order is worked out on the host: `pack_padded_sequence(enforce_sorted=False)` would do it
     on the device and, when unpacking, copy its index back to the host, waiting for the device."""
     lengths = [max(1, int(length)) for length in lengths]
-    if lengths == sorted(lengths, reverse=True):
-        return nn.utils.rnn.pack_padded_sequence(values, lengths, batch_first=True), None
     order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
+    if order == list(range(len(order))):  # a stable sort leaves rows already longest first in place
+        return nn.utils.rnn.pack_padded_sequence(values, lengths, batch_first=True), None
     restore = sorted(range(len(order)), key=order.__getitem__)
     order_index, restore_index = (
         torch.tensor(index).to(values.device, non_blocking=True) for index in (order, restore)
