@@ -13,7 +13,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
-from tunekit.attention_masks import install_known_padding_masks
+from tunekit.attention_masks import install_known_padding_masks, skip_pad_token_search
 from tunekit.config import TrainArguments
 from tunekit.cpu_dropout import install_cpu_dropout
 from tunekit.fsdp import configure_fsdp_wrapping
@@ -84,8 +84,10 @@ class PreparedTraining:
             "first_token" if first_token else "targets" if masked_only and has_query_rows(model) else None
         )
         # A batch that carries a mask is padded (the collators drop all-ones masks), so transformers
-        # builds it without asking the device whether it is all ones.
+        # builds it without asking the device whether it is all ones, and a batch without one is not
+        # searched for pad tokens.
         install_known_padding_masks(model)
+        skip_pad_token_search(model)
         # Dropout that draws a quarter of torch's random numbers where it runs on a CPU, uncompiled;
         # like the attention, each call decides, so on CUDA or under compile it is torch's.
         install_cpu_dropout(model)

@@ -79,19 +79,21 @@ def _no_padding_to_warn_about(input_ids: torch.Tensor, attention_mask: torch.Ten
     """In tunekit's loop a batch without a mask has no padding, so there is nothing to look for."""
 
 
+def skip_pad_token_search(model: torch.nn.Module) -> None:
+    """On this instance only: GPT-2's forward looks for pad tokens in every batch given no mask
+    (`warn_if_padding_and_no_attention_mask`, a host read of the batch), which tunekit's collators
+    make pointless, as they make the mask's all-ones test pointless; the search is skipped."""
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel):
+            module.warn_if_padding_and_no_attention_mask = _no_padding_to_warn_about
+
+
 def install_known_padding_masks(model: torch.nn.Module) -> bool:
     """Switch the transformers model inside `model` (plain, or under a LoRA wrapper) from "sdpa" to
     "tunekit_sdpa"; returns whether it did. Other attention implementations and the LSTM are left
-    as they are.
-
-    Also, on this instance only: GPT-2's forward looks for pad tokens in every batch given no mask
-    (`warn_if_padding_and_no_attention_mask`, a host read of the batch), which tunekit's collators
-    make pointless; the check is skipped."""
-    transformers = [module for module in model.modules() if isinstance(module, PreTrainedModel)]
-    for module in transformers:
-        module.warn_if_padding_and_no_attention_mask = _no_padding_to_warn_about
-    if not transformers or transformers[0].config._attn_implementation != "sdpa":
+    as they are."""
+    transformer = next((module for module in model.modules() if isinstance(module, PreTrainedModel)), None)
+    if transformer is None or transformer.config._attn_implementation != "sdpa":
         return False
-    transformer = transformers[0]
     transformer.set_attn_implementation(KNOWN_PADDING_SDPA)
     return transformer.config._attn_implementation == KNOWN_PADDING_SDPA

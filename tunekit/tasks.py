@@ -88,6 +88,22 @@ def get_tokenizer(
     return tokenizer if accelerator.is_main_process else load_tokenizer(str(output_dir))
 
 
+def _save_model(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    output_dir: Path,
+    model_args: ModelArguments,
+) -> None:
+    """Every process calls it: a whole model's weights are gathered from all of them (FSDP shards
+    them); a LoRA adapter is written by the main process alone."""
+    if not is_lora(model):
+        save_whole_model(accelerator, model, tokenizer, output_dir)
+    elif accelerator.is_main_process:
+        tokenizer.save_pretrained(output_dir)
+        save_lora(model, output_dir, model_args, tokenizer)
+
+
 def _finish(
     accelerator: Accelerator,
     loop: LoopResult,
@@ -118,12 +134,9 @@ def _finish(
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
     }
     accelerator.wait_for_everyone()
-    if train_args.save_model and not is_lora(model):  # results.json, written after it, marks the run done
-        save_whole_model(accelerator, model, tokenizer, output_dir)
+    if train_args.save_model:  # results.json, written after the model, marks the run done
+        _save_model(accelerator, model, tokenizer, output_dir, configs[0])
     if accelerator.is_main_process:
-        if train_args.save_model and is_lora(model):
-            tokenizer.save_pretrained(output_dir)
-            save_lora(model, output_dir, configs[0], tokenizer)
         save_recipe(output_dir / "recipe.yaml", *configs)
         atomic_write_json(output_dir / "results.json", results)
         write_model_card(output_dir, train_args.hub_model_id if train_args.push_to_hub else None)
