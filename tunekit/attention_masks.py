@@ -48,11 +48,14 @@ def _sdpa_mask_without_asking(*args: Any, **kwargs: Any) -> Any:
     return sdpa_mask(*args, **kwargs)
 
 
-# Flash takes no mask, so a masked attention gets the memory-efficient kernel (math as a fallback).
-WITHOUT_CUDNN = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+# The kernels that take a mask, less cuDNN: memory-efficient, with math as the fallback (flash
+# takes no mask, so naming it would change nothing).
+WITHOUT_CUDNN = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
-def masked_attention_backends(query: torch.Tensor, attention_mask: torch.Tensor | None) -> list | None:
+def masked_attention_backends(
+    query: torch.Tensor, attention_mask: torch.Tensor | None
+) -> list[SDPBackend] | None:
     """The SDPA kernels this attention may use; None: torch's own choice."""
     return WITHOUT_CUDNN if attention_mask is not None and query.device.type == "cuda" else None
 
