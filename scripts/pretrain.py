@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tunekit.cli import run_script
-from tunekit.tasks import run_pretraining
+from tunekit.training.tasks import run_pretraining
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "pretrain.yaml"
 

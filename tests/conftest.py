@@ -53,7 +53,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 @pytest.fixture(scope="session")
 def corpus_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A small slice of the synthetic corpus as jsonl files: unlabeled, train, validation, test."""
-    from tunekit.synthetic import build_synthetic_corpus
+    from tunekit.data.synthetic import build_synthetic_corpus
 
     corpus = build_synthetic_corpus(seed=0, num_unlabeled=400, num_train=64, num_validation=32, num_test=32)
     root = tmp_path_factory.mktemp("corpus")

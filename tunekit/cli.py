@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.config import RECIPE_DATACLASSES, ModelArguments, parse_recipe
-from tunekit.console import quiet_expected_warnings
 from tunekit.errors import TunekitError
-from tunekit.preemption import RunStopped, stop_signals
+from tunekit.training.console import quiet_expected_warnings
+from tunekit.training.preemption import RunStopped, stop_signals
 
 logger = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from transformers import (
     default_data_collator,
 )
 
+from tunekit.data.tokenization import PaddingCollator, mlm_collator, tokenize_and_pack
 from tunekit.errors import TunekitError
-from tunekit.tokenization import PaddingCollator, mlm_collator, tokenize_and_pack
 
 
 @dataclass

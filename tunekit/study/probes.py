@@ -37,10 +37,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
-from tunekit import synthetic
+from tunekit.data import synthetic
+from tunekit.data.tokenization import load_tokenizer
 from tunekit.lstm_lm import LSTMForLanguageModeling
 from tunekit.study.arms import architecture_of, is_bf16
-from tunekit.tokenization import load_tokenizer
 
 
 def _device(model: torch.nn.Module) -> torch.device:

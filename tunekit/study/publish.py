@@ -8,9 +8,9 @@ with it. The card is also written into the cell's own README.md, so the local co
 import logging
 from pathlib import Path
 
-from tunekit.card import build_model_card
 from tunekit.errors import TunekitError
-from tunekit.hub import HubTarget, push_output_dir
+from tunekit.hub.card import build_model_card
+from tunekit.hub.push import HubTarget, push_output_dir
 from tunekit.study.arguments import StudyArguments
 
 logger = logging.getLogger(__name__)

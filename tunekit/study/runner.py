@@ -14,11 +14,10 @@ from typing import Any
 from accelerate import PartialState
 
 from tunekit.atomic import append_line, atomic_write_json, atomic_write_text
-from tunekit.console import StudyProgress, quiet_runs
-from tunekit.data import load_raw
+from tunekit.data.sources import load_raw
+from tunekit.data.splits import prepare_splits, stratified_subset
+from tunekit.data.tokenizer_training import train_wordpiece
 from tunekit.errors import TunekitError
-from tunekit.preemption import NonFiniteLoss, set_resume_command
-from tunekit.splits import prepare_splits, stratified_subset
 from tunekit.study import budgets
 from tunekit.study.arguments import StudyArguments
 from tunekit.study.arms import (
@@ -39,8 +38,9 @@ from tunekit.study.report import (
     load_results,
 )
 from tunekit.study.stages import at_least_min_steps, examples_per_step, match_tokens, stage_args
-from tunekit.tasks import run_finetuning, run_pretraining
-from tunekit.tokenizer_training import train_wordpiece
+from tunekit.training.console import StudyProgress, quiet_runs
+from tunekit.training.preemption import NonFiniteLoss, set_resume_command
+from tunekit.training.tasks import run_finetuning, run_pretraining
 
 logger = logging.getLogger(__name__)
 

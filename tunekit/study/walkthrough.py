@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from tunekit.config import parse_recipe
-from tunekit.tasks import run_finetuning, run_pretraining
+from tunekit.training.tasks import run_finetuning, run_pretraining
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import time
 import torch
 from torch.nn.functional import cross_entropy
 
-from tunekit.lstm import LSTMConfig
 from tunekit.lstm_lm import LSTMForLanguageModeling, language_model_labels
+from tunekit.models.lstm import LSTMConfig
 
 VOCAB, TOKENS_PER_STEP = 8192, 4096
 

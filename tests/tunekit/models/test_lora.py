@@ -1,0 +1,184 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from peft import AutoPeftModelForSequenceClassification, get_peft_model
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+from tests.conftest import QUIET, REPO, TINY_MODEL, TINY_RECIPE
+from tests.tunekit.training.test_loop import _free_port
+from tunekit.config import parse_recipe
+from tunekit.data.tokenizer_training import train_byte_level_bpe, train_wordpiece
+from tunekit.errors import TunekitError
+from tunekit.models.build import build_classifier
+from tunekit.models.lora import LORA_DEFAULTS, adapter_base_id, apply_lora, lora_config, save_lora
+from tunekit.training.tasks import run_finetuning, run_pretraining
+
+TEXTS = ["a good film, truly good", "a bad movie, really bad", "good acting and a fine plot"] * 10
+SIZES = [
+    "--vocab_size=300",
+    "--hidden_size=32",
+    "--num_hidden_layers=1",
+    "--num_attention_heads=2",
+    "--intermediate_size=64",
+    "--max_position_embeddings=64",
+    "--dropout=0.0",
+]
+
+
+@pytest.fixture(scope="module")
+def pretrained_encoder(corpus_files, tmp_path_factory) -> Path:
+    """A tiny ModernBERT after a few MLM steps: the base that LoRA adapts."""
+    output_dir = tmp_path_factory.mktemp("lora") / "pretrain"
+    argv = ["--train_file", str(corpus_files["unlabeled"]), "--train_split", "train", *TINY_MODEL, *QUIET]
+    run_pretraining(
+        *parse_recipe([*argv, "--max_seq_length=32", "--max_steps=3", f"--output_dir={output_dir}"])
+    )
+    return output_dir
+
+
+def test_peft_section_reads_like_loraconfig_and_bad_input_names_the_field(tmp_path, pretrained_encoder):
+    recipe = tmp_path / "lora.yaml"
+    section = {"r": 4, "lora_alpha": 8, "target_modules": ["Wqkv"], "modules_to_save": ["head"]}
+    recipe.write_text(yaml.safe_dump({"model_name_or_path": str(pretrained_encoder), "peft": section}))
+    model_args, _, _ = parse_recipe([str(recipe), "--lora_r", "16"])  # the command line still wins
+    assert model_args.use_lora and model_args.lora_r == 16 and model_args.lora_alpha == 8
+    assert model_args.lora_target_modules == ["Wqkv"] and model_args.lora_modules_to_save == ["head"]
+
+    recipe.write_text(yaml.safe_dump({"peft": {"lora_alfa": 4}}))
+    with pytest.raises(TunekitError, match=r"unknown key peft.lora_alfa \(did you mean 'lora_alpha'\?\)"):
+        parse_recipe([str(recipe)])
+    with pytest.raises(TunekitError, match="use_lora: peft has no LoRA for nn.LSTM"):
+        parse_recipe(["--model_type", "lstm", "--use_lora", "true"])
+    with pytest.raises(TunekitError, match="lora_dropout"):
+        parse_recipe(["--use_lora", "true", "--lora_dropout", "1.5"])
+    model_args, _, _ = parse_recipe(["--use_lora", "true", "--lora_target_modules", "nothing_like_this"])
+    model_args.model_name_or_path = str(pretrained_encoder)
+    model = build_classifier(model_args, AutoTokenizer.from_pretrained(pretrained_encoder), ["a", "b"])
+    with pytest.raises(TunekitError, match="lora_target_modules"):
+        apply_lora(model, model_args)
+
+
+@pytest.mark.parametrize("model_type", list(LORA_DEFAULTS))
+def test_defaults_adapt_every_projection_and_train_new_layers_in_full(model_type):
+    model_args, _, _ = parse_recipe(["--model_type", model_type, *SIZES, "--use_lora", "true"])
+    train = train_byte_level_bpe if model_args.is_decoder else train_wordpiece
+    model = build_classifier(model_args, train(TEXTS, 300, 64), ["neg", "pos"])
+    peft_model = get_peft_model(model, lora_config(model_args))
+    adapted = {
+        name.split(".")[-1] for name, module in peft_model.named_modules() if hasattr(module, "lora_A")
+    }
+    assert adapted == set(LORA_DEFAULTS[model_type].target_modules)
+    trainable = {name for name, p in peft_model.named_parameters() if p.requires_grad and "lora_" not in name}
+    saved = {*LORA_DEFAULTS[model_type].modules_to_save, "score" if model_args.is_decoder else "classifier"}
+    assert {name.split(".modules_to_save")[0].split(".")[-1] for name in trainable} == saved
+    trainable_count, total = peft_model.get_nb_trainable_parameters()
+    assert 0 < trainable_count < total / 2
+
+
+def test_adapter_reloads_with_auto_peft_and_merges_into_a_plain_model(pretrained_encoder, tmp_path):
+    model_args, _, _ = parse_recipe(
+        ["--model_name_or_path", str(pretrained_encoder), "--use_lora", "true", "--merge_adapter", "true"]
+    )
+    tokenizer = AutoTokenizer.from_pretrained(pretrained_encoder)
+    torch.manual_seed(0)
+    peft_model = apply_lora(build_classifier(model_args, tokenizer, ["neg", "pos"]), model_args)
+    with torch.no_grad():  # lora_B starts at zero; make the adapter change the outputs
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.5)
+    peft_model.eval()
+    batch = tokenizer(TEXTS[:3], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = peft_model(**batch).logits
+        with peft_model.disable_adapter():
+            assert not torch.allclose(peft_model(**batch).logits, expected)
+
+    tokenizer.save_pretrained(tmp_path)
+    save_lora(peft_model, tmp_path, model_args, tokenizer)
+    config = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(pretrained_encoder)
+    assert not (tmp_path / "model.safetensors").exists()  # only the adapter, not a copy of the base
+
+    reloaded = AutoPeftModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged").eval()
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    with torch.no_grad():
+        assert torch.equal(reloaded(**batch).logits, expected)
+        torch.testing.assert_close(merged(**batch).logits, expected, atol=1e-5, rtol=1e-5)
+    classify = pipeline("text-classification", model=str(tmp_path / "merged"))
+    assert [p["label"] for p in classify(TEXTS[:3])] == [
+        merged.config.id2label[i] for i in expected.argmax(-1).tolist()
+    ]
+
+
+def test_adapter_names_the_pushed_base_model(pretrained_encoder, tmp_path):
+    model_args, _, _ = parse_recipe(["--model_name_or_path", str(tmp_path), "--use_lora", "true"])
+    assert adapter_base_id(model_args) == str(tmp_path)  # local path: documented fallback
+    (tmp_path / "results.json").write_text(json.dumps({"hub_model_id": "someone/tiny-mlm"}))
+    assert adapter_base_id(model_args) == "someone/tiny-mlm"
+    model_args.lora_base_model_id = "org/explicit"
+    assert adapter_base_id(model_args) == "org/explicit"
+
+
+def test_lora_run_writes_adapter_counts_and_trains_only_adapters(pretrained_encoder, finetune_argv, tmp_path):
+    results = run_finetuning(
+        *parse_recipe(
+            [*finetune_argv, "--model_name_or_path", str(pretrained_encoder), "--use_lora", "true"]
+            + ["--max_steps", "6", "--learning_rate", "5e-3"]
+        )
+    )
+    out = tmp_path / "finetune"
+    assert results["trainable_parameters"] < results["total_parameters"] / 2
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["trainable_parameters"] == results["trainable_parameters"]
+    adapter = load_file(str(out / "adapter_model.safetensors"))
+    assert any("lora_B" in name and adapter[name].abs().sum() > 0 for name in adapter)  # it trained
+    assert {"adapter_config.json", "tokenizer.json", "recipe.yaml"} <= {p.name for p in out.iterdir()}
+    assert yaml.safe_load((out / "recipe.yaml").read_text())["use_lora"] is True
+
+
+@pytest.mark.slow
+def test_lora_under_two_process_ddp_matches_one_process(pretrained_encoder, corpus_files, tmp_path):
+    """torchrun + gloo: 2 processes x batch 4 reach the adapter of 1 process x batch 8."""
+    recipe = tmp_path / "lora.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                **TINY_RECIPE,
+                "train_file": [str(corpus_files["train"])],
+                "validation_file": str(corpus_files["validation"]),
+                "model_name_or_path": str(pretrained_encoder),
+                "peft": {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0},
+                "max_seq_length": 48,
+                "max_steps": 3,
+                "learning_rate": 5e-3,
+                "use_cpu": True,
+            }
+        )
+    )
+    script, env = str(REPO / "scripts" / "finetune.py"), {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    launch += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    for command, name, batch in ([[sys.executable], "one", 8], [launch, "two", 4]):
+        done = subprocess.run(
+            [*command, script, str(recipe), f"--output_dir={tmp_path / name}"]
+            + [f"--per_device_train_batch_size={batch}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "two" / "results.json").read_text())["num_processes"] == 2
+    one = load_file(str(tmp_path / "one" / "adapter_model.safetensors"))
+    two = load_file(str(tmp_path / "two" / "adapter_model.safetensors"))
+    assert one.keys() == two.keys()
+    for name in one:
+        torch.testing.assert_close(one[name], two[name], atol=1e-5, rtol=0, msg=name)
