@@ -15,7 +15,6 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from tunekit.atomic import atomic_write_text
 from tunekit.errors import TunekitError
-from tunekit.hub.card_usage import how_to_load
 
 PIPELINE_TAGS = {
     "sequence-classification": "text-classification",
@@ -228,3 +227,95 @@ def write_model_card(output_dir: str | Path, repo_id: str | None = None) -> Path
     path = Path(output_dir) / "README.md"
     atomic_write_text(path, str(build_model_card(output_dir, repo_id)))
     return path
+
+
+# The "How to use" section: the exact lines that load each kind of tunekit model.
+
+
+def _mask_token(output_dir: Path) -> str:
+    config = output_dir / "tokenizer_config.json"
+    saved = json.loads(config.read_text()) if config.is_file() else {}
+    return saved.get("mask_token") or "[MASK]"
+
+
+# The exact lines a user runs; MODEL is replaced by the repository id (or the local output dir).
+_LOAD_CLASSIFIER = """```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+classifier = pipeline("text-classification", model="MODEL")
+print(classifier("A wonderful, moving film."))
+
+tokenizer = AutoTokenizer.from_pretrained("MODEL")
+model = AutoModelForSequenceClassification.from_pretrained("MODEL")
+```"""
+_LOAD_LSTM_CLASSIFIER = """With tunekit installed (importing it registers the LSTM with the Auto classes):
+
+```python
+import tunekit
+from transformers import pipeline
+
+classifier = pipeline("text-classification", model="MODEL")
+print(classifier("A wonderful, moving film."))
+```
+
+Without tunekit: the repository carries the model code (`lstm.py`, which imports only torch and
+transformers), so `trust_remote_code=True` loads it:
+
+```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+classifier = pipeline("text-classification", model="MODEL", trust_remote_code=True)
+tokenizer = AutoTokenizer.from_pretrained("MODEL", trust_remote_code=True)
+model = AutoModelForSequenceClassification.from_pretrained("MODEL", trust_remote_code=True)
+```"""
+_LOAD_MASKED_LM = """```python
+from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+
+fill = pipeline("fill-mask", model="MODEL")
+print(fill("This film is MASK."))
+
+tokenizer = AutoTokenizer.from_pretrained("MODEL")
+model = AutoModelForMaskedLM.from_pretrained("MODEL")
+```
+
+Fine-tune it as a classifier with tunekit:
+`python scripts/finetune.py RECIPE --model_name_or_path MODEL`."""
+_LOAD_LSTM_LM = """The LSTM language model loads with tunekit:
+
+```python
+from transformers import AutoTokenizer
+from tunekit.lstm_lm import LSTMForLanguageModeling
+
+tokenizer = AutoTokenizer.from_pretrained("MODEL")
+model = LSTMForLanguageModeling.from_pretrained("MODEL")
+```
+
+Fine-tune it as a classifier:
+`python scripts/finetune.py RECIPE --model_type lstm --model_name_or_path MODEL`."""
+
+
+_LOAD_CAUSAL_LM = """```python
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+generate = pipeline("text-generation", model="MODEL")
+print(generate("This film is", max_new_tokens=20))
+
+tokenizer = AutoTokenizer.from_pretrained("MODEL")
+model = AutoModelForCausalLM.from_pretrained("MODEL")
+```
+
+Fine-tune it as a classifier (last-token pooling) with tunekit:
+`python scripts/finetune.py RECIPE --model_name_or_path MODEL`."""
+
+
+def how_to_load(output_dir: Path, recipe: dict[str, Any], results: dict[str, Any], model_id: str) -> str:
+    task, is_lstm = results.get("task"), recipe.get("model_type") == "lstm"
+    if task == "sequence-classification":
+        template = _LOAD_LSTM_CLASSIFIER if is_lstm else _LOAD_CLASSIFIER
+    elif task == "masked-lm":
+        template = _LOAD_MASKED_LM.replace("MASK.", f"{_mask_token(output_dir)}.")
+    elif task == "causal-lm":
+        template = _LOAD_CAUSAL_LM
+    else:
+        template = _LOAD_LSTM_LM
+    return template.replace("MODEL", model_id)

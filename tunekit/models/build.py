@@ -4,9 +4,11 @@ Transformers are built with `AutoConfig.for_model` + `from_config`, never custom
 every saved model loads with plain `AutoModel*.from_pretrained` and `pipeline()`.
 """
 
+import logging
 from typing import Any
 
 import torch
+import transformers
 from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
@@ -20,9 +22,10 @@ from transformers import (
 
 from tunekit.config import ModelArguments
 from tunekit.errors import TunekitError
-from tunekit.lstm_lm import LSTMForLanguageModeling
 from tunekit.models.lstm import LSTMConfig, LSTMForSequenceClassification
-from tunekit.training.console import from_pretrained_reporting_head_swap
+from tunekit.models.lstm_lm import LSTMForLanguageModeling
+
+logger = logging.getLogger(__name__)
 
 VOCAB_MULTIPLE = 64
 PADDING_ROW_BIAS = -1e4  # exp() of it is 0 in fp32, bf16 and fp16 alike; fp16 still represents it
@@ -142,6 +145,56 @@ def lstm_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, 
         pad_token_id=tokenizer.pad_token_id,
         **extra,
     )
+
+
+HEAD_SWAP_MESSAGE = "new classification head; {kind} decoder weights dropped"
+_reported_head_swaps: set[str] = set()
+
+
+class _LoadReportFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
+def _outside(keys: list[str], prefix: str) -> bool:
+    return all(not key.startswith(prefix + ".") for key in keys)
+
+
+def from_pretrained_reporting_head_swap(auto_class: Any, source: str, **kwargs: Any) -> Any:
+    """`auto_class.from_pretrained(source)`, with the expected head swap said in one line.
+
+    transformers logs a LOAD REPORT table whenever keys are missing or unexpected. Loading a
+    classifier from a pretraining checkpoint always drops the pretraining decoder and creates the
+    classification head, so that table is expected: it is filtered out (on the modeling_utils
+    logger, for this call only) and the load info checked instead. Keys inside the shared encoder that are
+    missing or unexpected are not expected, and still warn."""
+    modeling_logger = transformers.utils.logging.get_logger("transformers.modeling_utils")
+    # A filter, not a level: transformers 5 checks this logger's level to decide other warnings.
+    mute = _LoadReportFilter()
+    modeling_logger.addFilter(mute)
+    try:
+        model, info = auto_class.from_pretrained(source, output_loading_info=True, **kwargs)
+    finally:
+        modeling_logger.removeFilter(mute)
+    missing, unexpected = list(info["missing_keys"]), list(info["unexpected_keys"])
+    mismatched = list(info.get("mismatched_keys", []))
+    prefix = model.base_model_prefix
+    if not (missing or unexpected or mismatched):
+        return model
+    if not mismatched and _outside(missing, prefix) and _outside(unexpected, prefix):
+        kind = "MLM" if model.config.model_type != LSTMConfig.model_type else "language-model"
+        if source not in _reported_head_swaps:  # once per source: a study loads it for every cell
+            _reported_head_swaps.add(source)
+            logger.info(HEAD_SWAP_MESSAGE.format(kind=kind) + " (%s)", source)
+        return model
+    logger.warning(
+        "loading %s: missing keys %s; unexpected keys %s; mismatched keys %s",
+        source,
+        missing or "none",
+        unexpected or "none",
+        mismatched or "none",
+    )
+    return model
 
 
 def _from_pretrained(auto_class: Any, model_args: ModelArguments, **kwargs: Any) -> PreTrainedModel:

@@ -1,4 +1,4 @@
-"""What a user sees on the console: a study's one progress bar, quiet cells, head swaps in one line.
+"""What a user sees on the console: a study's one progress bar, quiet cells, expected notes dropped.
 
 A single run shows the datasets bars (tokenize, map) and the training bar. A study runs dozens of
 runs, so inside `quiet_runs` those bars are off and `StudyProgress` shows one bar of cells with
@@ -11,16 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import datasets
-import transformers
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from tunekit.models.lstm import LSTMConfig
-
 logger = logging.getLogger(__name__)
-
-HEAD_SWAP_MESSAGE = "new classification head; {kind} decoder weights dropped"
-_reported_head_swaps: set[str] = set()
 
 
 @contextlib.contextmanager
@@ -77,11 +71,6 @@ class StudyProgress:
         self.bar.close()
 
 
-class _LoadReportFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "LOAD REPORT" not in record.getMessage()
-
-
 class _TiedWeightsNote(logging.Filter):
     """accelerate warns "Removed shared tensor {'decoder.weight'}" at every checkpoint of a model whose
     decoder is tied to its embeddings: safetensors stores a tied tensor once, and the tie is restored
@@ -94,44 +83,3 @@ class _TiedWeightsNote(logging.Filter):
 def quiet_expected_warnings() -> None:
     """Called by the scripts' logging set-up."""
     logging.getLogger("accelerate.utils.other").addFilter(_TiedWeightsNote())
-
-
-def _outside(keys: list[str], prefix: str) -> bool:
-    return all(not key.startswith(prefix + ".") for key in keys)
-
-
-def from_pretrained_reporting_head_swap(auto_class: Any, source: str, **kwargs: Any) -> Any:
-    """`auto_class.from_pretrained(source)`, with the expected head swap said in one line.
-
-    transformers logs a LOAD REPORT table whenever keys are missing or unexpected. Loading a
-    classifier from a pretraining checkpoint always drops the pretraining decoder and creates the
-    classification head, so that table is expected: it is filtered out (on the modeling_utils
-    logger, for this call only) and the load info checked instead. Keys inside the shared encoder that are
-    missing or unexpected are not expected, and still warn."""
-    modeling_logger = transformers.utils.logging.get_logger("transformers.modeling_utils")
-    # A filter, not a level: transformers 5 checks this logger's level to decide other warnings.
-    mute = _LoadReportFilter()
-    modeling_logger.addFilter(mute)
-    try:
-        model, info = auto_class.from_pretrained(source, output_loading_info=True, **kwargs)
-    finally:
-        modeling_logger.removeFilter(mute)
-    missing, unexpected = list(info["missing_keys"]), list(info["unexpected_keys"])
-    mismatched = list(info.get("mismatched_keys", []))
-    prefix = model.base_model_prefix
-    if not (missing or unexpected or mismatched):
-        return model
-    if not mismatched and _outside(missing, prefix) and _outside(unexpected, prefix):
-        kind = "MLM" if model.config.model_type != LSTMConfig.model_type else "language-model"
-        if source not in _reported_head_swaps:  # once per source: a study loads it for every cell
-            _reported_head_swaps.add(source)
-            logger.info(HEAD_SWAP_MESSAGE.format(kind=kind) + " (%s)", source)
-        return model
-    logger.warning(
-        "loading %s: missing keys %s; unexpected keys %s; mismatched keys %s",
-        source,
-        missing or "none",
-        unexpected or "none",
-        mismatched or "none",
-    )
-    return model
