@@ -9,8 +9,17 @@ import pytest
 
 from tests.conftest import REPO
 from tools import gpu_session
-from tools.gpu_plan import PlanConfig, plan_steps, pretrain_steps
-from tools.gpu_session import Step, compact_jsonl, pack, restore_previous, run_plan, run_step
+from tools.gpu_session import (
+    PlanConfig,
+    Step,
+    compact_jsonl,
+    pack,
+    plan_steps,
+    pretrain_steps,
+    restore_previous,
+    run_plan,
+    run_step,
+)
 
 
 def test_a_step_over_its_cap_is_stopped_and_the_plan_goes_on(tmp_path, monkeypatch):
