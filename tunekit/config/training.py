@@ -113,7 +113,7 @@ class TrainArguments:
         default=False,
         metadata=help_meta(
             "torch.compile the model (inductor). Packed pretraining has static shapes; fine-tuning "
-            "recompiles once for a shape-generic graph (see tunekit/training/precision.py)."
+            "recompiles once for a shape-generic graph (see tunekit/training/accelerator.py)."
         ),
     )
     group_by_length: bool = field(

@@ -19,7 +19,8 @@ from tunekit.models.cpu_dropout import install_cpu_dropout
 from tunekit.models.last_layer import has_query_rows, install_first_token_last_layer
 from tunekit.models.mlm_head import install_masked_only_head
 from tunekit.training.fsdp import configure_fsdp_wrapping
-from tunekit.training.precision import build_optimizer, configure_matmul, resolve_mixed_precision
+from tunekit.training.precision import configure_matmul, resolve_mixed_precision
+from tunekit.training.step import build_optimizer
 
 
 def make_accelerator(args: TrainArguments) -> Accelerator:
@@ -30,8 +31,13 @@ def make_accelerator(args: TrainArguments) -> Accelerator:
     accelerator = Accelerator(
         cpu=args.use_cpu,
         mixed_precision=resolve_mixed_precision(args.mixed_precision, args.use_cpu),
-        # accelerate compiles the model in `prepare` (after wrapping it for DDP); see optim.py for
-        # what that does with fine-tuning's variable shapes.
+        # accelerate compiles the model in `prepare` (after wrapping it for DDP). Packed pretraining
+        # feeds blocks of one shape, so it compiles once (the masked-only MLM head adds one dynamic
+        # dimension, the number of masked tokens, marked dynamic after its first recompile).
+        # Fine-tuning pads each batch to its longest example: dynamo recompiles on the second new
+        # length, then compiles a shape-generic graph; padding to a multiple of 8 (the fine-tuning
+        # collator under mixed precision) bounds the distinct lengths. Saved weights carry no
+        # `_orig_mod.` prefix: whatever saves or reads the state unwraps with keep_torch_compile=False.
         dynamo_backend="inductor" if args.torch_compile else None,
         log_with="tensorboard" if tracker else None,
         project_config=ProjectConfiguration(

@@ -1,4 +1,5 @@
-"""One optimizer step's work: the forward pass under autocast, the summed loss, backward, the update.
+"""The optimizer (`build_optimizer`) and one optimizer step's work: the forward pass under autocast,
+the summed loss, backward, the update.
 
 Nothing here makes the host wait for the device: losses and counts stay on the device, in a
 `LossWindow` that the loop reads only at logging steps.
@@ -14,6 +15,27 @@ from torch.nn.functional import cross_entropy
 
 from tunekit.config import TrainArguments
 from tunekit.models.mlm_head import MASKED_KEYS, MASKED_POSITIONS, masked_targets
+
+
+def build_optimizer(model: torch.nn.Module, args: TrainArguments) -> torch.optim.AdamW:
+    """AdamW with no weight decay on biases, norms and other 1-d parameters (as in BERT).
+
+    Fused (one kernel for all parameters, the Trainer's default on CUDA) when every parameter is on
+    CUDA; otherwise torch's own default for the device (the same AdamW the Trainer's `adamw_torch`
+    runs, so the benchmark compares loops, not optimizer kernels)."""
+    decay, no_decay = [], []
+    for _, param in model.named_parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = all(param.is_cuda for param in decay + no_decay)
+    return torch.optim.AdamW(
+        groups,
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+        fused=fused or None,
+    )
 
 
 def summed_loss(

@@ -6,7 +6,8 @@ from transformers import BertConfig, BertForMaskedLM
 
 from tunekit.config import TrainArguments
 from tunekit.training.accelerator import make_accelerator, plain_model
-from tunekit.training.precision import build_optimizer, configure_matmul, resolve_mixed_precision
+from tunekit.training.precision import configure_matmul, resolve_mixed_precision
+from tunekit.training.step import build_optimizer
 
 
 def tiny_bert() -> BertForMaskedLM:
