@@ -24,7 +24,8 @@ from transformers import (
     default_data_collator,
 )
 
-from tunekit.data.tokenization import PaddingCollator, mlm_collator, tokenize_and_pack
+from tunekit.data.collators import PaddingCollator
+from tunekit.data.masking import mlm_collator, tokenize_and_pack
 from tunekit.errors import TunekitError
 
 

@@ -6,7 +6,7 @@ host read of a device value, so on CUDA the host waits there for the work queued
 every forward of a padded batch (twice for ModernBERT: its global and its sliding-window masks).
 
 In tunekit's loop the answer is known before the question. Its collators leave the mask out of
-every batch without padding (`tokenization.PaddingCollator`, packed blocks), so a batch that
+every batch without padding (`collators.PaddingCollator`, packed blocks), so a batch that
 carries a mask has padding, and the mask is needed. `install_known_padding_masks` therefore
 switches a model from "sdpa" to "tunekit_sdpa": the same attention function
 (`sdpa_attention_forward`) and the same mask builder (`sdpa_mask`), registered through

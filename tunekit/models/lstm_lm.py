@@ -16,9 +16,9 @@ class LSTMForLanguageModeling(LSTMPreTrainedModel):
     next token, the backward direction the previous one. Fine-tuning loads its `lstm.*` weights
     into LSTMForSequenceClassification, as a pretrained transformer's encoder is loaded.
 
-    `logits` are laid out to match `language_model_labels`: positions 0..T-1 for the forward
-    direction, then T..2T-1 for the backward one, so the training loop's token cross-entropy
-    needs no LSTM-specific code.
+    `logits` are laid out to match `tunekit.data.collators.language_model_labels`: positions 0..T-1
+    for the forward direction, then T..2T-1 for the backward one, so the training loop's token
+    cross-entropy needs no LSTM-specific code.
     """
 
     def __init__(self, config: LSTMConfig) -> None:
@@ -63,13 +63,3 @@ class LSTMForLanguageModeling(LSTMPreTrainedModel):
             logits = self.decoder(stacked.to(self.decoder.weight.dtype))
         # hidden_states as transformers models return them, so probes read an LSTM like an encoder.
         return MaskedLMOutput(logits=logits, hidden_states=(states,) if output_hidden_states else None)
-
-
-def language_model_labels(input_ids: torch.Tensor, bidirectional: bool, pad_token_id: int) -> torch.Tensor:
-    """Next-token targets (and previous-token targets when bidirectional), -100 where none exists."""
-    ignore = torch.full_like(input_ids[:, :1], -100)
-    labels = [torch.cat([input_ids[:, 1:], ignore], dim=1)]
-    if bidirectional:
-        labels.append(torch.cat([ignore, input_ids[:, :-1]], dim=1))
-    labels = torch.cat(labels, dim=1)
-    return labels.masked_fill(labels == pad_token_id, -100)

@@ -22,24 +22,17 @@ from transformers import PreTrainedTokenizerBase
 
 from tunekit.atomic import atomic_write_json
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
+from tunekit.data.collators import padding_collator, pretraining_collator
 from tunekit.data.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.data.sources import load_raw
 from tunekit.data.splits import prepare_splits
-from tunekit.data.tokenization import (
-    load_tokenizer,
-    mlm_collator,
-    padding_collator,
-    tokenize_and_pack,
-    tokenize_for_classification,
-)
+from tunekit.data.tokenization import load_tokenizer, tokenize_and_pack, tokenize_for_classification
 from tunekit.data.tokenizer_training import train_byte_level_bpe, train_wordpiece
 from tunekit.errors import TunekitError
 from tunekit.hub.card import write_model_card
 from tunekit.hub.push import push_output_dir, target_from_args
 from tunekit.models.build import build_classifier, build_pretraining_model, count_parameters
 from tunekit.models.lora import apply_lora, is_lora, parameter_counts, save_lora
-from tunekit.models.lstm import LENGTHS
-from tunekit.models.lstm_lm import language_model_labels
 from tunekit.training.accelerator import make_accelerator, plain_model
 from tunekit.training.evaluation import evaluate_model
 from tunekit.training.fsdp import save_whole_model
@@ -149,34 +142,6 @@ def _finish(
     if train_args.push_to_hub and is_main_process:
         push_output_dir(output_dir, target_from_args(train_args, output_dir))
     return results
-
-
-class BlockLanguageModelCollator:
-    """Stacks packed blocks and adds next-token targets (and, for the biLSTM LM, previous-token ones).
-
-    Blocks are full, so there is no attention mask (an all-ones one only makes transformers ask the
-    device whether it is all ones); the LSTM gets the lengths as host integers instead."""
-
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, lstm: bool, bidirectional: bool) -> None:
-        self.pad_token_id, self.lstm, self.bidirectional = tokenizer.pad_token_id, lstm, bidirectional
-
-    def __call__(self, examples: list[dict]) -> dict[str, Any]:
-        input_ids = torch.tensor([example["input_ids"] for example in examples])
-        labels = language_model_labels(input_ids, self.bidirectional, self.pad_token_id)
-        batch: dict[str, Any] = {"input_ids": input_ids, "labels": labels}
-        if self.lstm:
-            batch[LENGTHS] = (input_ids.shape[1],) * input_ids.shape[0]
-        return batch
-
-
-def pretraining_collator(
-    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int
-) -> Any:
-    if model_args.is_lstm or model_args.is_decoder:
-        # A decoder is the unidirectional case: next-token targets only, shifted here, not in the model.
-        lstm = model_args.is_lstm
-        return BlockLanguageModelCollator(tokenizer, lstm, lstm and model_args.bidirectional)
-    return mlm_collator(tokenizer, mlm_probability, seed)
 
 
 def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:

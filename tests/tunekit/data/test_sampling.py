@@ -8,7 +8,9 @@ from accelerate.data_loader import prepare_data_loader, skip_first_batches
 from datasets import Dataset
 from torch.utils.data import DataLoader
 
+from tests.conftest import TINY_SIZES
 from tunekit.config import ModelArguments, TrainArguments
+from tunekit.data.collators import padding_collator, tokenize_for_classification
 from tunekit.data.sampling import (
     LengthGroupedSampler,
     eval_dataloader,
@@ -16,7 +18,6 @@ from tunekit.data.sampling import (
     sequence_lengths,
     train_dataloader,
 )
-from tunekit.data.tokenization import padding_collator, tokenize_for_classification
 from tunekit.data.tokenizer_training import train_wordpiece
 from tunekit.models.build import build_classifier
 from tunekit.training.evaluation import evaluate_model
@@ -155,10 +156,7 @@ def test_length_sorted_evaluation_gives_the_metrics_of_the_plain_order():
     torch.manual_seed(0)
     model_args = ModelArguments(
         model_type="modernbert",
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
+        **TINY_SIZES,
         max_position_embeddings=64,
         classifier_pooling="mean",
     )

@@ -6,13 +6,14 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 import tunekit  # noqa: F401  (registers the LSTM with the Auto classes)
+from tests.conftest import TINY_FIELDS
 from tunekit.config import ModelArguments
-from tunekit.data.tokenization import PaddingCollator
+from tunekit.data.collators import PaddingCollator
 from tunekit.data.tokenizer_training import train_wordpiece
 from tunekit.errors import TunekitError
-from tunekit.lstm_lm import LSTMForLanguageModeling
 from tunekit.models.build import build_classifier, build_pretraining_model
 from tunekit.models.lstm import LENGTHS, LSTMConfig, LSTMForSequenceClassification
+from tunekit.models.lstm_lm import LSTMForLanguageModeling
 
 TEXTS = ["a truly gravolen film", "the plot was not tesmirak", "i watched it with my sister"] * 20
 
@@ -23,16 +24,7 @@ def tokenizer():
 
 
 def tiny(model_type: str, **overrides) -> ModelArguments:
-    values = dict(
-        model_type=model_type,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        dropout=0.0,
-    )
-    return ModelArguments(**{**values, **overrides})
+    return ModelArguments(**{"model_type": model_type, **TINY_FIELDS, **overrides})
 
 
 def batch(tokenizer):

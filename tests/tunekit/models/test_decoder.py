@@ -5,25 +5,16 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-from tests.conftest import QUIET
+from tests.conftest import QUIET, TINY_SIZE_FLAGS
 from tunekit.config import parse_recipe
+from tunekit.data.collators import pretraining_collator, run_finetuning, run_pretraining
 from tunekit.data.tokenization import tokenize_and_pack
 from tunekit.data.tokenizer_training import train_byte_level_bpe
 from tunekit.errors import TunekitError
 from tunekit.models.build import build_pretraining_model
 from tunekit.training.step import summed_loss
-from tunekit.training.tasks import pretraining_collator, run_finetuning, run_pretraining
 
 TEXTS = ["the film was good, and the plot fine.", "Ünïcode and émojis 🎬 survive bytes."] * 20
-DECODER = [
-    "--vocab_size=300",
-    "--hidden_size=32",
-    "--num_hidden_layers=1",
-    "--num_attention_heads=2",
-    "--intermediate_size=64",
-    "--max_position_embeddings=64",
-    "--dropout=0.0",
-]
 
 
 def test_byte_level_bpe_round_trips_any_text_and_saves_as_a_plain_tokenizer(tmp_path):
@@ -45,7 +36,7 @@ def tokenizer_input(texts: list[str]) -> Dataset:
 
 @pytest.mark.parametrize("model_type", ["llama", "gpt2"])
 def test_clm_labels_are_next_tokens_and_the_loop_loss_is_the_models_own(model_type):
-    model_args, data_args, train_args = parse_recipe(["--model_type", model_type, *DECODER])
+    model_args, data_args, train_args = parse_recipe(["--model_type", model_type, *TINY_SIZE_FLAGS])
     tokenizer = train_byte_level_bpe(TEXTS, 300, 64)
     blocks = tokenize_and_pack(tokenizer_input(TEXTS), tokenizer, "text", block_size=16)
     batch = pretraining_collator(model_args, tokenizer, 0.15, 0)(
@@ -75,7 +66,14 @@ def test_clm_pretraining_then_classification_with_last_token_pooling(
     model_type, corpus_files, finetune_argv, tmp_path
 ):
     pretrain = tmp_path / "clm"
-    argv = ["--train_file", str(corpus_files["unlabeled"]), "--train_split", "train", *DECODER, *QUIET]
+    argv = [
+        "--train_file",
+        str(corpus_files["unlabeled"]),
+        "--train_split",
+        "train",
+        *TINY_SIZE_FLAGS,
+        *QUIET,
+    ]
     results = run_pretraining(
         *parse_recipe(
             [*argv, "--model_type", model_type, "--objective", "clm", "--max_seq_length=32"]
