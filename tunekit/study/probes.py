@@ -39,7 +39,7 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
 from tunekit.data import synthetic
 from tunekit.data.tokenization import load_tokenizer
-from tunekit.lstm_lm import LSTMForLanguageModeling
+from tunekit.models.lstm_lm import LSTMForLanguageModeling
 from tunekit.study.arms import architecture_of, is_bf16
 
 

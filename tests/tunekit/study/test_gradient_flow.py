@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tunekit.errors import TunekitError
-from tunekit.lstm_lm import LSTMForLanguageModeling
 from tunekit.models.lstm import LSTMConfig, LSTMForSequenceClassification
+from tunekit.models.lstm_lm import LSTMForLanguageModeling
 from tunekit.study.gradient_flow import input_gradient_norms, plot_gradient_flow
 
 

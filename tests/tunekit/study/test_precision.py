@@ -7,8 +7,8 @@ import torch
 
 from tunekit.data.tokenizer_training import train_wordpiece
 from tunekit.errors import TunekitError
-from tunekit.lstm_lm import LSTMForLanguageModeling
 from tunekit.models.lstm import LSTMConfig
+from tunekit.models.lstm_lm import LSTMForLanguageModeling
 from tunekit.study.precision import PrecisionArguments, blocks_of, read_texts, write_precision_report
 
 TEXTS = [f"the film number {i} was {'good' if i % 2 else 'bad'} and the actors were fine" for i in range(200)]

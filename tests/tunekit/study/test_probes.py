@@ -3,8 +3,8 @@ from transformers import AutoConfig, AutoModelForMaskedLM
 
 from tunekit.data.synthetic import build_synthetic_corpus
 from tunekit.data.tokenizer_training import train_wordpiece
-from tunekit.lstm_lm import LSTMForLanguageModeling
 from tunekit.models.lstm import LSTMConfig
+from tunekit.models.lstm_lm import LSTMForLanguageModeling
 from tunekit.study.probes import describe_probes, linear_probe, masked_word_probe, next_word_probe
 
 
