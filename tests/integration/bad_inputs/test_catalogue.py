@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUIET, REPO, TINY_MODEL
+from tests.conftest import QUIET, REPO, TINY_MODEL, TINY_SIZES
 from tunekit.cli import run_script
 from tunekit.training.tasks import run_finetuning, run_pretraining
 
@@ -43,13 +43,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     texts = [text for text, _ in labeled_rows(100)]
     tokenizer = train_wordpiece(texts, vocab_size=200, model_max_length=64)
-    model_args = ModelArguments(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
+    model_args = ModelArguments(**TINY_SIZES, max_position_embeddings=64)
     model = AutoModelForMaskedLM.from_config(transformer_config(model_args, tokenizer))
     path = tmp_path_factory.mktemp("tiny_model")
     model.save_pretrained(path)

@@ -5,10 +5,11 @@ import torch
 import transformers.masking_utils as masking_utils
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
+from tests.conftest import TWO_LAYERS
 from tunekit.models.attention_masks import KNOWN_PADDING_SDPA, install_known_padding_masks
 from tunekit.models.lstm import LSTMConfig, LSTMForSequenceClassification
 
-SIZES = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+SIZES = dict(vocab_size=100, **TWO_LAYERS)
 CONFIGS = {
     "bert": SIZES,
     "roberta": SIZES,

@@ -6,6 +6,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 import tunekit.models.cpu_dropout as cpu_dropout_module
+from tests.conftest import TWO_LAYERS
 from tunekit.models.cpu_dropout import CPUDropout, attention_with_cpu_dropout, install_cpu_dropout, keep_mask
 
 
@@ -93,8 +94,7 @@ def test_attention_without_dropout_is_transformers_sdpa(monkeypatch):
 
 
 def test_install_swaps_every_dropout_and_leaves_weights_and_eval_outputs_alone():
-    sizes = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    config = AutoConfig.for_model("bert", vocab_size=100, **sizes)
+    config = AutoConfig.for_model("bert", vocab_size=100, **TWO_LAYERS)
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_config(config).eval()
     input_ids = torch.randint(1, 100, (2, 9))

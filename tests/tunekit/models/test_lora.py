@@ -1,8 +1,4 @@
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,36 +7,15 @@ from peft import AutoPeftModelForSequenceClassification, get_peft_model
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-from tests.conftest import QUIET, REPO, TINY_MODEL, TINY_RECIPE
-from tests.tunekit.training.test_loop import _free_port
+from tests.conftest import TINY_SIZE_FLAGS
 from tunekit.config import parse_recipe
 from tunekit.data.tokenizer_training import train_byte_level_bpe, train_wordpiece
 from tunekit.errors import TunekitError
 from tunekit.models.build import build_classifier
 from tunekit.models.lora import LORA_DEFAULTS, adapter_base_id, apply_lora, lora_config, save_lora
-from tunekit.training.tasks import run_finetuning, run_pretraining
+from tunekit.training.tasks import run_finetuning
 
 TEXTS = ["a good film, truly good", "a bad movie, really bad", "good acting and a fine plot"] * 10
-SIZES = [
-    "--vocab_size=300",
-    "--hidden_size=32",
-    "--num_hidden_layers=1",
-    "--num_attention_heads=2",
-    "--intermediate_size=64",
-    "--max_position_embeddings=64",
-    "--dropout=0.0",
-]
-
-
-@pytest.fixture(scope="module")
-def pretrained_encoder(corpus_files, tmp_path_factory) -> Path:
-    """A tiny ModernBERT after a few MLM steps: the base that LoRA adapts."""
-    output_dir = tmp_path_factory.mktemp("lora") / "pretrain"
-    argv = ["--train_file", str(corpus_files["unlabeled"]), "--train_split", "train", *TINY_MODEL, *QUIET]
-    run_pretraining(
-        *parse_recipe([*argv, "--max_seq_length=32", "--max_steps=3", f"--output_dir={output_dir}"])
-    )
-    return output_dir
 
 
 def test_peft_section_reads_like_loraconfig_and_bad_input_names_the_field(tmp_path, pretrained_encoder):
@@ -67,7 +42,7 @@ def test_peft_section_reads_like_loraconfig_and_bad_input_names_the_field(tmp_pa
 
 @pytest.mark.parametrize("model_type", list(LORA_DEFAULTS))
 def test_defaults_adapt_every_projection_and_train_new_layers_in_full(model_type):
-    model_args, _, _ = parse_recipe(["--model_type", model_type, *SIZES, "--use_lora", "true"])
+    model_args, _, _ = parse_recipe(["--model_type", model_type, *TINY_SIZE_FLAGS, "--use_lora", "true"])
     train = train_byte_level_bpe if model_args.is_decoder else train_wordpiece
     model = build_classifier(model_args, train(TEXTS, 300, 64), ["neg", "pos"])
     peft_model = get_peft_model(model, lora_config(model_args))
@@ -142,43 +117,3 @@ def test_lora_run_writes_adapter_counts_and_trains_only_adapters(pretrained_enco
     assert any("lora_B" in name and adapter[name].abs().sum() > 0 for name in adapter)  # it trained
     assert {"adapter_config.json", "tokenizer.json", "recipe.yaml"} <= {p.name for p in out.iterdir()}
     assert yaml.safe_load((out / "recipe.yaml").read_text())["use_lora"] is True
-
-
-@pytest.mark.slow
-def test_lora_under_two_process_ddp_matches_one_process(pretrained_encoder, corpus_files, tmp_path):
-    """torchrun + gloo: 2 processes x batch 4 reach the adapter of 1 process x batch 8."""
-    recipe = tmp_path / "lora.yaml"
-    recipe.write_text(
-        yaml.safe_dump(
-            {
-                **TINY_RECIPE,
-                "train_file": [str(corpus_files["train"])],
-                "validation_file": str(corpus_files["validation"]),
-                "model_name_or_path": str(pretrained_encoder),
-                "peft": {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0},
-                "max_seq_length": 48,
-                "max_steps": 3,
-                "learning_rate": 5e-3,
-                "use_cpu": True,
-            }
-        )
-    )
-    script, env = str(REPO / "scripts" / "finetune.py"), {**os.environ, "OMP_NUM_THREADS": "1"}
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    launch += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
-    for command, name, batch in ([[sys.executable], "one", 8], [launch, "two", 4]):
-        done = subprocess.run(
-            [*command, script, str(recipe), f"--output_dir={tmp_path / name}"]
-            + [f"--per_device_train_batch_size={batch}"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads((tmp_path / "two" / "results.json").read_text())["num_processes"] == 2
-    one = load_file(str(tmp_path / "one" / "adapter_model.safetensors"))
-    two = load_file(str(tmp_path / "two" / "adapter_model.safetensors"))
-    assert one.keys() == two.keys()
-    for name in one:
-        torch.testing.assert_close(one[name], two[name], atol=1e-5, rtol=0, msg=name)

@@ -2,11 +2,12 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForMaskedLM
 
+from tests.conftest import TWO_LAYERS
 from tunekit.config.arguments import ENCODER_TYPES
 from tunekit.models.mlm_head import install_masked_only_head, masked_positions, supports_masked_only_head
 from tunekit.training.step import summed_loss
 
-SIZES = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+SIZES = TWO_LAYERS
 DISTILBERT_SIZES = {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64}
 NO_DROPOUT = {
     "modernbert": {"embedding_dropout": 0.0, "mlp_dropout": 0.0, "attention_dropout": 0.0},
@@ -78,8 +79,8 @@ def test_masked_only_head_gives_the_dense_loss_and_gradients(model_type):
 def test_only_masked_language_models_get_the_head():
     from transformers import BertConfig, BertForSequenceClassification
 
-    from tunekit.lstm_lm import LSTMForLanguageModeling
     from tunekit.models.lstm import LSTMConfig
+    from tunekit.models.lstm_lm import LSTMForLanguageModeling
 
     classifier = BertForSequenceClassification(BertConfig(**SIZES, vocab_size=64))
     lstm = LSTMForLanguageModeling(LSTMConfig(vocab_size=64, hidden_size=8, num_hidden_layers=1))

@@ -9,22 +9,22 @@ from accelerate.utils import FullyShardedDataParallelPlugin
 from accelerate.utils.fsdp_utils import fsdp2_prepare_model
 from transformers import BertConfig, BertForMaskedLM, ModernBertConfig, ModernBertForMaskedLM
 
+from tests.conftest import TWO_LAYERS
 from tunekit.models.lstm import LSTMConfig, LSTMForSequenceClassification
 from tunekit.training.fsdp import layers_to_wrap
 
-TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 SPECIAL = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "cls_token_id": 1, "sep_token_id": 2}
 
 
 def modernbert() -> ModernBertForMaskedLM:
-    return ModernBertForMaskedLM(ModernBertConfig(vocab_size=300, **TINY, **SPECIAL))
+    return ModernBertForMaskedLM(ModernBertConfig(vocab_size=300, **TWO_LAYERS, **SPECIAL))
 
 
 def test_the_class_holding_the_input_embedding_is_not_wrapped():
     model = modernbert()
     assert "ModernBertEmbeddings" in model._no_split_modules
     assert layers_to_wrap(model) == ["ModernBertEncoderLayer"]
-    bert = BertForMaskedLM(BertConfig(vocab_size=300, **TINY))
+    bert = BertForMaskedLM(BertConfig(vocab_size=300, **TWO_LAYERS))
     assert layers_to_wrap(bert) == ["BertLayer"]  # BertEmbeddings holds the input embedding too
     lstm = LSTMForSequenceClassification(LSTMConfig(vocab_size=300, hidden_size=16))
     assert layers_to_wrap(lstm) is None  # nothing to change

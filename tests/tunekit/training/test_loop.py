@@ -1,15 +1,10 @@
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import REPO
 from tunekit.config import parse_recipe
 from tunekit.errors import TunekitError
 from tunekit.training.checkpoint import list_checkpoints, resolve_checkpoint
@@ -112,54 +107,3 @@ def test_checkpoint_resolution_and_refusals(tmp_path, finetune_argv):
     with pytest.raises(TunekitError, match="output_dir .* is not empty"):
         run_finetuning(*parse_recipe([*finetune_argv, "--max_steps", "1"]))
     assert (tmp_path / "finetune" / "precious.txt").read_text() == "keep"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_two_process_ddp_matches_one_process(pretrain_argv, tmp_path):
-    """torchrun + gloo on CPU: 2 processes x batch 4 must reach the weights of 1 process x batch 8."""
-    common = [*pretrain_argv, "--max_steps", "4", "--use_cpu", "true"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    script = str(REPO / "scripts" / "pretrain.py")
-    single = subprocess.run(
-        [sys.executable, script, *common, "--output_dir", str(tmp_path / "one")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert single.returncode == 0, single.stderr[-3000:]
-    ddp = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_addr",
-            "127.0.0.1",
-            "--master_port",
-            str(_free_port()),
-            script,
-            *common,
-            "--per_device_train_batch_size",
-            "4",
-            "--output_dir",
-            str(tmp_path / "two"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    results = json.loads((tmp_path / "two" / "results.json").read_text())
-    assert results["num_processes"] == 2 and results["tokens_seen"] == 4 * 8 * 32
-    assert_same_weights(tmp_path / "one", tmp_path / "two", atol=1e-5)
-    one = json.loads((tmp_path / "one" / "results.json").read_text())
-    assert results["eval_loss"] == pytest.approx(one["eval_loss"], abs=1e-4)  # exact distributed eval

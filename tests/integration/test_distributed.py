@@ -1,0 +1,106 @@
+"""Two processes (torchrun, gloo, CPU) give what one process gives: plain training and LoRA."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from tests.conftest import REPO, TINY_RECIPE
+from tests.tunekit.training.test_loop import assert_same_weights
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_one_process(pretrain_argv, tmp_path):
+    """torchrun + gloo on CPU: 2 processes x batch 4 must reach the weights of 1 process x batch 8."""
+    common = [*pretrain_argv, "--max_steps", "4", "--use_cpu", "true"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    script = str(REPO / "scripts" / "pretrain.py")
+    single = subprocess.run(
+        [sys.executable, script, *common, "--output_dir", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            script,
+            *common,
+            "--per_device_train_batch_size",
+            "4",
+            "--output_dir",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    results = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert results["num_processes"] == 2 and results["tokens_seen"] == 4 * 8 * 32
+    assert_same_weights(tmp_path / "one", tmp_path / "two", atol=1e-5)
+    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    assert results["eval_loss"] == pytest.approx(one["eval_loss"], abs=1e-4)  # exact distributed eval
+
+
+@pytest.mark.slow
+def test_lora_under_two_process_ddp_matches_one_process(pretrained_encoder, corpus_files, tmp_path):
+    """torchrun + gloo: 2 processes x batch 4 reach the adapter of 1 process x batch 8."""
+    recipe = tmp_path / "lora.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                **TINY_RECIPE,
+                "train_file": [str(corpus_files["train"])],
+                "validation_file": str(corpus_files["validation"]),
+                "model_name_or_path": str(pretrained_encoder),
+                "peft": {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0},
+                "max_seq_length": 48,
+                "max_steps": 3,
+                "learning_rate": 5e-3,
+                "use_cpu": True,
+            }
+        )
+    )
+    script, env = str(REPO / "scripts" / "finetune.py"), {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    launch += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    for command, name, batch in ([[sys.executable], "one", 8], [launch, "two", 4]):
+        done = subprocess.run(
+            [*command, script, str(recipe), f"--output_dir={tmp_path / name}"]
+            + [f"--per_device_train_batch_size={batch}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "two" / "results.json").read_text())["num_processes"] == 2
+    one = load_file(str(tmp_path / "one" / "adapter_model.safetensors"))
+    two = load_file(str(tmp_path / "two" / "adapter_model.safetensors"))
+    assert one.keys() == two.keys()
+    for name in one:
+        torch.testing.assert_close(one[name], two[name], atol=1e-5, rtol=0, msg=name)
