@@ -25,7 +25,8 @@ from transformers import (
 )
 
 from tunekit.data.collators import PaddingCollator
-from tunekit.data.masking import mlm_collator, tokenize_and_pack
+from tunekit.data.masking import mlm_collator
+from tunekit.data.tokenization import tokenize_and_pack
 from tunekit.errors import TunekitError
 
 

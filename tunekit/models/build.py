@@ -1,7 +1,13 @@
-"""Build models from a recipe: stock transformers architectures, or tunekit's LSTM.
+"""Build every model from a recipe: encoders (masked LM), decoders (causal LM: llama, gpt2), the LSTM.
 
 Transformers are built with `AutoConfig.for_model` + `from_config`, never custom classes, so
 every saved model loads with plain `AutoModel*.from_pretrained` and `pipeline()`.
+
+A decoder differs from an encoder here (`AutoModelForCausalLM`, no padded vocabulary rows, a pad
+token for last-token pooling) and, each with its own concept, in: its recipe types
+(`config.arguments.DECODER_TYPES`), its byte-level BPE tokenizer (`data.tokenizer_training`), its
+next-token targets (`data.collators.BlockLanguageModelCollator`) and GPT-2's pad-token search, skipped
+by `models.attention_masks.skip_pad_token_search`.
 """
 
 import logging

@@ -6,7 +6,7 @@ positions of an MLM batch (about 15 %), or position 0 of a classifier that pools
 Its keys and values still come from every position, but its queries, attention output and
 feed-forward need run only at those positions. In a 4-layer encoder that is about a fifth of the
 layer work, skipped exactly: the loss, the gradients and the saved weights are those of the stock
-forward (`tests/test_last_layer.py`).
+forward (`tests/tunekit/models/test_last_layer.py`).
 
 How: on this model instance only, the last layer's `forward` is replaced by one that reads
 `QueryRows.rows` ((batch, queries) positions in the sequence), which a forward pre-hook sets for

@@ -7,7 +7,7 @@ prepares the next kernels. On CUDA, torch can warn at every such call
 (`torch.cuda.set_sync_debug_mode`): this turns that on inside each optimizer step only, counts the
 warnings by the Python line that caused them, and hands the counts to the next logging step's
 record (`host_syncs`, `host_sync_sites` in metrics.jsonl). Known sources are listed in
-tests/test_host_syncs.py, whose CPU check finds the same reads without a GPU.
+tests/tunekit/training/test_host_syncs.py, whose CPU check finds the same reads without a GPU.
 """
 
 import logging
