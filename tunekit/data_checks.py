@@ -108,13 +108,37 @@ def class_label_for(dataset: Dataset, label_column: str, names: list[str] | None
         raise TunekitError(
             f"label_column {label_column!r} in {where} holds {column.type}; expected integer ids or strings"
         )
-    count = len(names) if names is not None else max(values) + 1
-    if values[0] < 0 or values[-1] >= count:
-        expected = f"the {count} label_names" if names is not None else "ids 0..K-1"
-        raise TunekitError(
-            f"{where}: labels {values} are out of range; expected {expected} (or set label_names)"
+    if (problem := integer_label_problem(values, names)) is not None:
+        raise TunekitError(f"{where}: {problem}")
+    return ClassLabel(names=names or [str(i) for i in range(len(values))])
+
+
+def integer_label_problem(values: list[int], names: list[str] | None) -> str | None:
+    """Why sorted integer labels cannot be the class ids, with the fix; None when they can.
+
+    Without names the ids must be exactly 0..K-1: labels 1 and 2 would otherwise train a 3-class
+    model whose class 0 never occurs. With names they must index into them."""
+    if names is not None:
+        if values[0] >= 0 and values[-1] < len(names):
+            return None
+        return (
+            f"labels {values} are out of range; expected the {len(names)} label_names (ids 0.."
+            f"{len(names) - 1}): renumber the labels, or give one name per class"
         )
-    return ClassLabel(names=names or [str(i) for i in range(count)])
+    if values == list(range(len(values))):
+        return None
+    if values[0] < 0:
+        problem = f"labels {values} are out of range; expected ids 0..K-1"
+    else:
+        missing = next(i for i in range(len(values) + 1) if i not in values)
+        problem = f"labels {values} are not the ids 0..K-1 (no example has label {missing})"
+    renumber = ", ".join(f"{value} -> {i}" for i, value in enumerate(values[:3])) + (
+        ", ..." if len(values) > 3 else ""
+    )
+    return (
+        f"{problem}: renumber them in the data ({renumber}) and name the classes with --label_names, "
+        "or write the labels as strings (each distinct string is a class)"
+    )
 
 
 def check_classes(dataset: Dataset, label_column: str, where: str) -> None:
