@@ -32,6 +32,7 @@ RECIPE_FILE = "recipe.yaml"
 RESUME_MAY_CHANGE = frozenset(
     {
         "resume_from_checkpoint",
+        "output_dir",  # a checkpoint may be continued into a new output_dir
         "overwrite_output_dir",
         "disable_tqdm",
         "report_to",
@@ -63,8 +64,10 @@ def check_run(
     check_output_dir(train_args)
     check_mixed_precision(accelerator.mixed_precision, accelerator.device)
     if train_args.resume_from_checkpoint:
-        resolve_checkpoint(train_args.resume_from_checkpoint, train_args.output_dir)
-        check_resume_recipe(train_args.output_dir, recipe_dict(model_args, data_args, train_args))
+        checkpoint = resolve_checkpoint(train_args.resume_from_checkpoint, train_args.output_dir)
+        check_resume_recipe(
+            recipe_of_run(checkpoint, train_args.output_dir), recipe_dict(model_args, data_args, train_args)
+        )
 
 
 def _is_hub_id(value: str) -> bool:
@@ -176,9 +179,16 @@ def check_mixed_precision(precision: str, device: torch.device) -> None:
         )
 
 
-def check_resume_recipe(output_dir: str | Path, current: dict[str, Any]) -> None:
-    """A resume continues bit-exactly only with the recipe it started with."""
-    saved_path = Path(output_dir) / RECIPE_FILE
+def recipe_of_run(checkpoint: Path, output_dir: str | Path) -> Path:
+    """The recipe of the run that wrote `checkpoint` (`<run>/checkpoints/step_N` -> `<run>/recipe.yaml`),
+    whichever output_dir the resume writes to; else the one in `output_dir`."""
+    if checkpoint.parent.name == "checkpoints" and (checkpoint.parent.parent / RECIPE_FILE).is_file():
+        return checkpoint.parent.parent / RECIPE_FILE
+    return Path(output_dir) / RECIPE_FILE
+
+
+def check_resume_recipe(saved_path: Path, current: dict[str, Any]) -> None:
+    """A resume continues bit-exactly only with the recipe it started with (`saved_path`)."""
     if not saved_path.is_file():
         return
     try:
@@ -194,7 +204,7 @@ def check_resume_recipe(output_dir: str | Path, current: dict[str, Any]) -> None
         changes = ", ".join(f"{name} ({saved[name]!r} -> {current[name]!r})" for name in differing)
         raise TunekitError(
             f"resume_from_checkpoint: the recipe differs from the run being resumed in {changes}; "
-            "resume with the same values or start a new output_dir"
+            "resume with the same values, or train from the start (no resume_from_checkpoint)"
         )
 
 

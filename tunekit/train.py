@@ -33,6 +33,7 @@ from tunekit.checkpoint import (
     save_checkpoint,
 )
 from tunekit.config import TrainArguments
+from tunekit.errors import TunekitError
 from tunekit.evaluation import MetricFn, evaluate_model, is_better
 from tunekit.host_syncs import HostSyncWatch
 from tunekit.preemption import RunGuard
@@ -116,7 +117,19 @@ class TrainingRun:
     def _resume(self) -> None:
         checkpoint = resolve_checkpoint(self.args.resume_from_checkpoint, self.args.output_dir)
         refuse_unsafe_pickles(checkpoint)
-        self.accelerator.load_state(str(checkpoint))
+        try:
+            self.accelerator.load_state(str(checkpoint))
+        except RuntimeError as error:
+            # Reached only without the writing run's recipe.yaml, which preflight compares first.
+            mismatch = next(
+                (line.strip() for line in str(error).splitlines() if "size mismatch" in line), None
+            )
+            if mismatch is None:
+                raise
+            raise TunekitError(
+                f"resume_from_checkpoint: {checkpoint} holds a model of another shape ({mismatch}); "
+                "resume with the recipe that wrote it"
+            ) from None
         self.progress = Progress.load(checkpoint)
         self.best_state = load_best_state(checkpoint)
         logger.info("resumed from %s at step %d", checkpoint, self.progress.global_step)

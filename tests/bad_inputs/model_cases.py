@@ -1,5 +1,7 @@
 """Bad models and tokenizers; the device, the output directory and resuming."""
 
+from pathlib import Path
+
 from .workspace import Case, F, P, big_tokenizer, empty_dir, fake_run_to_resume, refuse_write, tiny_model_copy
 
 MODEL_AND_RUN_CASES = [
@@ -148,5 +150,15 @@ MODEL_AND_RUN_CASES = [
             "latest",
         ],
         "the recipe differs from the run being resumed in learning_rate (0.001 -> 0.002)",
+    ),
+    Case(
+        "resume-with-changed-shape-into-new-dir",
+        F,
+        lambda w: [
+            w.recipe(train_file=[w.labeled], output_dir=str(w.root / "continued")),
+            "--resume_from_checkpoint",
+            str(Path(fake_run_to_resume(w, hidden_size=64)) / "checkpoints" / "step_1"),
+        ],
+        "the recipe differs from the run being resumed in hidden_size (64 -> 32)",
     ),
 ]
