@@ -22,6 +22,7 @@ from tunekit.arguments import DataArguments, ModelArguments
 from tunekit.checkpoint import resolve_checkpoint
 from tunekit.config import recipe_dict, save_recipe
 from tunekit.errors import TunekitError
+from tunekit.hub import check_can_push, target_from_args
 from tunekit.lstm import LSTMConfig
 from tunekit.train_arguments import TrainArguments
 
@@ -63,6 +64,10 @@ def check_run(
     check_positions(model_args, data_args, model_config)
     check_output_dir(train_args)
     check_mixed_precision(accelerator.mixed_precision, accelerator.device)
+    if train_args.push_to_hub:  # the push comes after the whole run; what makes it fail, say now
+        check_can_push(
+            target_from_args(train_args, train_args.output_dir), named=bool(train_args.hub_model_id)
+        )
     if train_args.resume_from_checkpoint:
         checkpoint = resolve_checkpoint(train_args.resume_from_checkpoint, train_args.output_dir)
         check_resume_recipe(

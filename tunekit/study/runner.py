@@ -35,6 +35,7 @@ from tunekit.study.arms import (
 from tunekit.study.divergence import diverged_record, read_diverged
 from tunekit.study.outputs import write_study_outputs
 from tunekit.study.probes import probe_pretrained
+from tunekit.study.publish import check_study_can_push
 from tunekit.study.report import (
     load_results,
 )
@@ -229,6 +230,8 @@ class Study:
             set_resume_command(None)
 
     def _run(self) -> list[dict]:
+        if self.args.push_to_hub:
+            check_study_can_push(self.args)
         self.root.mkdir(parents=True, exist_ok=True)
         arms = self.arms()
         pretraining = {}
