@@ -159,7 +159,8 @@ def test_lora_run_writes_adapter_counts_and_trains_only_adapters(pretrained_enco
     results = run_finetuning(
         *parse_recipe(
             [*finetune_argv, "--model_name_or_path", str(pretrained_encoder), "--use_lora", "true"]
-            + ["--max_steps", "6", "--learning_rate", "5e-3"]
+            + ["--max_steps", "6", "--learning_rate", "5e-3", "--classifier_pooling", "mean"]
+            + ["--merge_adapter", "true"]
         )
     )
     out = tmp_path / "finetune"
@@ -173,6 +174,16 @@ def test_lora_run_writes_adapter_counts_and_trains_only_adapters(pretrained_enco
     base = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
     assert base == str(out / "base") and (out / "base" / "config.json").is_file()
     assert f"`base_model_name_or_path` is the absolute local path `{base}`" in (out / "README.md").read_text()
+    # The run's adapter, reloaded by peft, is the merged model (mean pooling: the case peft once lost).
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    batch = tokenizer(["good", "a bad movie, really bad and long"], padding=True, return_tensors="pt")
+    adapter_model = AutoPeftModelForSequenceClassification.from_pretrained(out).eval()
+    merged = AutoModelForSequenceClassification.from_pretrained(out / "merged").eval()
+    assert adapter_model.config.classifier_pooling == merged.config.classifier_pooling == "mean"
+    with torch.no_grad():
+        torch.testing.assert_close(
+            adapter_model(**batch).logits, merged(**batch).logits, atol=1e-5, rtol=1e-5
+        )
 
 
 @pytest.mark.slow
