@@ -35,6 +35,7 @@ from tunekit.lstm_lm import language_model_labels
 from tunekit.metrics import classification_metrics
 from tunekit.models import build_classifier, build_pretraining_model, count_parameters
 from tunekit.preflight import check_model_fits, check_run, save_run_recipe
+from tunekit.run_lock import LOCK_FILE, holds_output_dir_lock
 from tunekit.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.splits import prepare_splits
 from tunekit.tokenization import (
@@ -55,8 +56,14 @@ def prepare_output_dir(args: TrainArguments, accelerator: Accelerator) -> Path:
     non-empty one, on every process, before any process deletes anything)."""
     output_dir = Path(args.output_dir)
     replace = args.overwrite_output_dir and not args.resume_from_checkpoint
-    if accelerator.is_main_process and replace and output_dir.is_dir() and any(output_dir.iterdir()):
-        shutil.rmtree(output_dir)
+    if accelerator.is_main_process and replace and output_dir.is_dir():
+        for entry in output_dir.iterdir():
+            if entry.name == LOCK_FILE:  # this run's lock stays held, on the same file
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     accelerator.wait_for_everyone()
     output_dir.mkdir(parents=True, exist_ok=True)
     return output_dir
@@ -179,6 +186,7 @@ def pretraining_collator(
     return mlm_collator(tokenizer, mlm_probability, seed)
 
 
+@holds_output_dir_lock
 def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
     """Pretraining on packed blocks of the training text: masked LM for encoders, causal LM for
     decoders, a bidirectional language model for the LSTM."""
@@ -238,6 +246,7 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     )
 
 
+@holds_output_dir_lock
 def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
     """Sequence classification: a transformer from a pretrained dir or from scratch, or the LSTM."""
     started = time.perf_counter()
