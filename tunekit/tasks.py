@@ -23,6 +23,7 @@ from transformers import PreTrainedTokenizerBase
 from tunekit.accelerator import make_accelerator, plain_model
 from tunekit.atomic import atomic_write_json
 from tunekit.card import write_model_card
+from tunekit.card_recipe import framework_versions
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
 from tunekit.data import load_raw
 from tunekit.errors import TunekitError
@@ -139,6 +140,7 @@ def _finish(
         "num_processes": accelerator.num_processes,
         "device": str(accelerator.device),
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
+        "framework_versions": framework_versions(uses_peft=is_lora(model)),
     }
     accelerator.wait_for_everyone()
     if train_args.save_model:  # results.json, written after the model, marks the run done
