@@ -104,7 +104,7 @@ def test_the_lock_of_a_run_killed_with_sigkill_is_stale(pretrain_argv, tmp_path,
     assert not lock_file.exists()
 
 
-def test_a_refused_run_leaves_no_directory_and_a_failed_one_no_lock(pretrain_argv, tmp_path):
+def test_a_refused_run_leaves_no_directory_and_an_overwriting_one_no_lock(pretrain_argv, tmp_path):
     output_dir = tmp_path / "pretrain"
     with pytest.raises(TunekitError, match="mixed_precision=fp16 needs a GPU"):  # refused after locking
         run_pretraining(*parse_recipe([*pretrain_argv, "--mixed_precision", "fp16", "--use_cpu", "true"]))
@@ -114,6 +114,9 @@ def test_a_refused_run_leaves_no_directory_and_a_failed_one_no_lock(pretrain_arg
     with pytest.raises(TunekitError, match="is not empty"):
         run_pretraining(*parse_recipe([*pretrain_argv, "--max_steps", "1"]))
     assert sorted(p.name for p in output_dir.iterdir()) == ["notes.txt"]
+    run_pretraining(*parse_recipe([*pretrain_argv, "--max_steps", "1", "--overwrite_output_dir", "true"]))
+    names = {p.name for p in output_dir.iterdir()}
+    assert "results.json" in names and "notes.txt" not in names and LOCK_FILE not in names
 
 
 class MainProcess:
