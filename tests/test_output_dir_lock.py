@@ -140,3 +140,19 @@ def test_overwriting_the_output_dir_keeps_the_runs_lock(pretrain_argv, tmp_path)
     finally:
         lock.release()
     assert not (output_dir / LOCK_FILE).exists()
+
+
+def test_a_study_into_a_directory_another_holds_is_refused_before_writing(tmp_path):
+    from tunekit.study import Study, StudyArguments
+
+    root = tmp_path / "study"
+    lock = OutputDirLock.acquire(root)  # another open file: flock refuses even this same process
+    try:
+        with pytest.raises(
+            TunekitError, match=f"output_dir {root} is in use by another run \\(pid {os.getpid()}\\)"
+        ):
+            Study(StudyArguments(output_dir=str(root))).run()
+        assert [p.name for p in root.iterdir()] == [LOCK_FILE]
+    finally:
+        lock.release()
+    assert not root.exists()

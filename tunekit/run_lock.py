@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import broadcast_object_list
 
 from tunekit.errors import TunekitError
@@ -86,8 +86,9 @@ def _read_pid(fd: int) -> str:
     return text if text.isdigit() else "unknown"
 
 
-def lock_output_dir(output_dir: str | Path, accelerator: Accelerator) -> None:
+def lock_output_dir(output_dir: str | Path, accelerator: Accelerator | PartialState) -> None:
     """Lock `output_dir` for this run (main process), or raise TunekitError on every process.
+    `accelerator`: the run's Accelerator, or a PartialState (a study, which makes none itself).
 
     A directory that cannot be created is left to `check_output_dir`, which names what is wrong."""
     refusal: str | None = None
