@@ -4,6 +4,7 @@ first runs on unharmed, and the lock of a run killed with SIGKILL does not block
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -156,3 +157,41 @@ def test_a_study_into_a_directory_another_holds_is_refused_before_writing(tmp_pa
     finally:
         lock.release()
     assert not root.exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_under_torchrun_every_process_refuses_a_busy_output_dir_and_exits(pretrain_argv, tmp_path):
+    """Only the main process takes the lock; the other learns the outcome from it, so both stop with
+    the same line instead of one waiting forever at the next collective."""
+    output_dir = tmp_path / "pretrain"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    torchrun += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    command = [*torchrun, str(REPO / "scripts" / "pretrain.py"), *pretrain_argv, "--max_steps", "2"]
+    lock = OutputDirLock.acquire(output_dir)
+    try:
+        process = subprocess.Popen(
+            [*command, "--use_cpu", "true"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+            start_new_session=True,
+        )
+        try:
+            _, err = process.communicate(timeout=300)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+        assert [p.name for p in output_dir.iterdir()] == [LOCK_FILE]
+    finally:
+        lock.release()
+    expected = f"error: output_dir {output_dir} is in use by another run (pid {os.getpid()}); "
+    refusals = [line for line in err.splitlines() if line.startswith(expected)]
+    assert process.returncode != 0 and len(refusals) == 2, err[-3000:]
