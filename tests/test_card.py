@@ -155,6 +155,7 @@ def test_the_cards_recipe_shows_the_values_the_run_resolved_and_marks_unused_one
     assert "mixed_precision: 'no'  # as run; the recipe said 'auto'" in block
     assert "lora_r: 8  # unused (use_lora is false)" in block
     assert "bidirectional: true  # unused (LSTM only)" in block
+    assert "classifier_pooling: null  # unused (pretraining)" in block
 
     lstm = build_model_card(variant(runs["pretrain"], tmp_path / "lstm", model_type="lstm"))
     assert "num_attention_heads: 2  # unused by an LSTM" in recipe_block(lstm)

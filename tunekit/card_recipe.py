@@ -27,6 +27,7 @@ _CONFIG_NAMES = {
 }
 _TRANSFORMER_ONLY = ("num_attention_heads", "intermediate_size", "max_position_embeddings")
 _LSTM_ONLY = ("bidirectional", "lstm_fp32_recurrence", "lstm_recurrence_rounding")
+_CLASSIFIER_ONLY = ("classifier_pooling", "label_column", "label_names")
 # The distributions the Trainer's card lists, under its names, plus accelerate (the loop's library).
 _FRAMEWORKS = {
     "transformers": "Transformers",
@@ -73,6 +74,10 @@ def _notes(recipe: dict[str, Any], results: dict[str, Any], output_dir: Path) ->
     for name in _TRANSFORMER_ONLY if is_lstm else _LSTM_ONLY:
         if name in recipe:
             notes[name] = (recipe[name], "unused by an LSTM" if is_lstm else "unused (LSTM only)")
+    if results.get("task") != "sequence-classification":
+        for name in _CLASSIFIER_ONLY:
+            if name in recipe:
+                notes[name] = (recipe[name], "unused (pretraining)")
     if not recipe.get("use_lora"):
         for name in recipe:
             if name.startswith("lora_") or name == "merge_adapter":
