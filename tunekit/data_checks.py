@@ -30,12 +30,16 @@ def _is_text(arrow_type: pa.DataType) -> bool:
     return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
 
 
+_COMPRESSED = {".gz": (gzip.open, "gzip"), ".xz": (lzma.open, "xz"), ".bz2": (bz2.open, "bzip2")}
+_STREAM_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error, lzma.LZMAError, OSError)
+
+
 def check_file(path: str, field: str, builder: str) -> None:
     """The file exists, is not empty, decompresses (gzip, xz, bz2), and starts as UTF-8 text."""
     file = Path(path)
     if file.is_dir():
         raise TunekitError(f"{field}: {path} is a directory; expected a data file")
-    opener = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(file.suffix, open)
+    opener = _COMPRESSED[file.suffix][0] if file.suffix in _COMPRESSED else open
     try:
         with opener(file, "rb") as handle:
             head = handle.read(_PROBE_BYTES)
@@ -54,6 +58,25 @@ def check_file(path: str, field: str, builder: str) -> None:
                 f"{field}: {path} is not UTF-8 text (byte {head[error.start]:#04x} at offset {error.start}); "
                 "re-save it as UTF-8"
             ) from None
+
+
+def check_compressed_stream(path: str, field: str) -> None:
+    """Damage past the checked head of a compressed file surfaces in `datasets` as whatever the
+    garbage bytes break first (a UnicodeDecodeError, a JSON error); called once a load has failed, it
+    reads the stream to its end, checksum included, and names the stream when that is the cause."""
+    file = Path(path)
+    if file.suffix not in _COMPRESSED:
+        return
+    opener, kind = _COMPRESSED[file.suffix]
+    try:
+        with opener(file, "rb") as handle:
+            while handle.read(1 << 20):
+                pass
+    except _STREAM_ERRORS as error:
+        raise TunekitError(
+            f"{field}: {path}: the {kind} stream is corrupt ({error or type(error).__name__}); "
+            "re-create or re-download the file"
+        ) from None
 
 
 def check_rows(dataset: Dataset, where: str) -> None:

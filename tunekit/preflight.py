@@ -24,6 +24,7 @@ from tunekit.config import recipe_dict, save_recipe
 from tunekit.errors import TunekitError
 from tunekit.hub import check_can_push, target_from_args
 from tunekit.lstm import LSTMConfig
+from tunekit.run_lock import LOCK_FILE, lock_output_dir
 from tunekit.train_arguments import TrainArguments
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ def check_run(
     elif model_config is not None and Path(model_args.model_name_or_path).is_dir():
         check_local_source(model_args.model_name_or_path, "model_name_or_path", _TOKENIZER_FILES)
     check_positions(model_args, data_args, model_config)
+    # Before the emptiness check: a directory another run is filling is refused naming that run.
+    lock_output_dir(train_args.output_dir, accelerator)
     check_output_dir(train_args)
     check_mixed_precision(accelerator.mixed_precision, accelerator.device)
     if train_args.push_to_hub:  # the push comes after the whole run; what makes it fail, say now
@@ -164,7 +167,8 @@ def check_output_dir(train_args: TrainArguments) -> None:
         raise TunekitError(
             f"output_dir {output_dir}: cannot write to {existing} ({error.strerror})"
         ) from None
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not train_args.resume_from_checkpoint:
+    holds_files = output_dir.is_dir() and any(p.name != LOCK_FILE for p in output_dir.iterdir())
+    if holds_files and not train_args.resume_from_checkpoint:
         if not train_args.overwrite_output_dir:
             raise TunekitError(
                 f"output_dir {output_dir} is not empty; pass --overwrite_output_dir true to replace it "

@@ -23,6 +23,7 @@ from transformers import PreTrainedTokenizerBase
 from tunekit.accelerator import make_accelerator, plain_model
 from tunekit.atomic import atomic_write_json
 from tunekit.card import write_model_card
+from tunekit.card_recipe import framework_versions
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
 from tunekit.data import load_raw
 from tunekit.errors import TunekitError
@@ -35,6 +36,7 @@ from tunekit.lstm_lm import language_model_labels
 from tunekit.metrics import classification_metrics
 from tunekit.models import build_classifier, build_pretraining_model, count_parameters
 from tunekit.preflight import check_model_fits, check_run, save_run_recipe
+from tunekit.run_lock import LOCK_FILE, holds_output_dir_lock
 from tunekit.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.splits import prepare_splits
 from tunekit.tokenization import (
@@ -55,8 +57,14 @@ def prepare_output_dir(args: TrainArguments, accelerator: Accelerator) -> Path:
     non-empty one, on every process, before any process deletes anything)."""
     output_dir = Path(args.output_dir)
     replace = args.overwrite_output_dir and not args.resume_from_checkpoint
-    if accelerator.is_main_process and replace and output_dir.is_dir() and any(output_dir.iterdir()):
-        shutil.rmtree(output_dir)
+    if accelerator.is_main_process and replace and output_dir.is_dir():
+        for entry in output_dir.iterdir():
+            if entry.name == LOCK_FILE:  # this run's lock stays held, on the same file
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     accelerator.wait_for_everyone()
     output_dir.mkdir(parents=True, exist_ok=True)
     return output_dir
@@ -132,6 +140,7 @@ def _finish(
         "num_processes": accelerator.num_processes,
         "device": str(accelerator.device),
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
+        "framework_versions": framework_versions(uses_peft=is_lora(model)),
     }
     accelerator.wait_for_everyone()
     if train_args.save_model:  # results.json, written after the model, marks the run done
@@ -179,6 +188,7 @@ def pretraining_collator(
     return mlm_collator(tokenizer, mlm_probability, seed)
 
 
+@holds_output_dir_lock
 def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
     """Pretraining on packed blocks of the training text: masked LM for encoders, causal LM for
     decoders, a bidirectional language model for the LSTM."""
@@ -238,6 +248,7 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     )
 
 
+@holds_output_dir_lock
 def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
     """Sequence classification: a transformer from a pretrained dir or from scratch, or the LSTM."""
     started = time.perf_counter()

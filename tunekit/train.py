@@ -89,7 +89,7 @@ class TrainingRun:
             self._resume()
         self.log = MetricsLog(accelerator, args.output_dir)
         if accelerator.is_main_process:
-            accelerator.init_trackers("tunekit")
+            accelerator.init_trackers("tunekit", init_kwargs=self._forget_steps_past_the_checkpoint())
         self.bar = tqdm(
             total=self.total_steps,
             initial=self.progress.global_step,
@@ -133,6 +133,19 @@ class TrainingRun:
         self.progress = Progress.load(checkpoint)
         self.best_state = load_best_state(checkpoint)
         logger.info("resumed from %s at step %d", checkpoint, self.progress.global_step)
+
+    def _forget_steps_past_the_checkpoint(self) -> dict[str, Any]:
+        """A run killed after its last checkpoint logged steps it will now train again: metrics.jsonl
+        drops them, and TensorBoard, whose event files are append-only, gets a purge step (a
+        SummaryWriter that opens with one hides the older events from that step on)."""
+        if not self.args.resume_from_checkpoint:
+            return {}
+        step = self.progress.global_step
+        if dropped := self.log.drop_after(step):
+            logger.info(
+                "metrics.jsonl: dropped %d lines logged after the checkpoint (step %d)", dropped, step
+            )
+        return {"tensorboard": {"purge_step": step + 1}}
 
     def run(self) -> LoopResult:
         self.model.train()

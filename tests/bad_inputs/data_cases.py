@@ -5,6 +5,7 @@ from .workspace import (
     F,
     P,
     csv_text,
+    gzip_corrupt_past_probe,
     half_a_gzip,
     jsonl_text,
     labeled_rows,
@@ -68,6 +69,12 @@ DATA_CASES = [
         P,
         lambda w: w.pretrain(train=w.write("cut.txt.gz", half_a_gzip())),
         "cut.txt.gz is not a readable gzip file",
+    ),
+    Case(
+        "gzip-corrupt-past-4mb",
+        P,
+        lambda w: w.pretrain(train=w.write("late.txt.gz", gzip_corrupt_past_probe())),
+        "late.txt.gz: the gzip stream is corrupt (CRC check failed",
     ),
     Case(
         "csv-not-utf8",

@@ -18,6 +18,7 @@ from tunekit.console import StudyProgress, quiet_runs
 from tunekit.data import load_raw
 from tunekit.errors import TunekitError
 from tunekit.preemption import NonFiniteLoss, set_resume_command
+from tunekit.run_lock import lock_output_dir, release_output_dir
 from tunekit.splits import prepare_splits, stratified_subset
 from tunekit.study import budgets
 from tunekit.study.arguments import StudyArguments
@@ -222,12 +223,18 @@ class Study:
         return current
 
     def run(self) -> list[dict]:
+        # One study writing a directory at a time (a report_only peek at a running study reads it).
+        locking = not self.args.report_only
+        if locking:
+            lock_output_dir(self.root, PartialState())
         set_resume_command(self.command)  # a stopped study resumes by running its command again
         try:
             with quiet_runs():
                 return self._run()
         finally:
             set_resume_command(None)
+            if locking:
+                release_output_dir(self.root)
 
     def _run(self) -> list[dict]:
         if self.args.push_to_hub:
