@@ -123,6 +123,9 @@ def test_sigkill_at_a_random_step_then_resume_latest_is_bitwise_identical(
     assert not (output_dir / "results.json").exists()
     run_to_end(script_command(task, [*argv, "--resume_from_checkpoint", "latest"]), log)
     bitwise_equal(reference[task], output_dir)
+    # The steps logged after the checkpoint and trained again are in metrics.jsonl once (issue 30).
+    logged = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in logged if "loss" in record] == list(range(1, STEPS + 1))
 
 
 @pytest.mark.slow

@@ -34,12 +34,14 @@ from tunekit.study.arms import (
 from tunekit.study.divergence import diverged_record, read_diverged
 from tunekit.study.outputs import write_study_outputs
 from tunekit.study.probes import probe_pretrained
+from tunekit.study.publish import check_study_can_push
 from tunekit.study.report import (
     load_results,
 )
 from tunekit.study.stages import at_least_min_steps, examples_per_step, match_tokens, stage_args
 from tunekit.training.console import StudyProgress, quiet_runs
 from tunekit.training.preemption import NonFiniteLoss, set_resume_command
+from tunekit.training.run_lock import lock_output_dir, release_output_dir
 from tunekit.training.tasks import run_finetuning, run_pretraining
 
 logger = logging.getLogger(__name__)
@@ -221,14 +223,22 @@ class Study:
         return current
 
     def run(self) -> list[dict]:
+        # One study writing a directory at a time (a report_only peek at a running study reads it).
+        locking = not self.args.report_only
+        if locking:
+            lock_output_dir(self.root, PartialState())
         set_resume_command(self.command)  # a stopped study resumes by running its command again
         try:
             with quiet_runs():
                 return self._run()
         finally:
             set_resume_command(None)
+            if locking:
+                release_output_dir(self.root)
 
     def _run(self) -> list[dict]:
+        if self.args.push_to_hub:
+            check_study_can_push(self.args)
         self.root.mkdir(parents=True, exist_ok=True)
         arms = self.arms()
         pretraining = {}

@@ -26,10 +26,15 @@ from tunekit.data.collators import padding_collator, pretraining_collator
 from tunekit.data.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.data.sources import load_raw
 from tunekit.data.splits import prepare_splits
-from tunekit.data.tokenization import load_tokenizer, tokenize_and_pack, tokenize_for_classification
+from tunekit.data.tokenization import (
+    load_tokenizer,
+    tokenize_and_pack,
+    tokenize_for_classification,
+)
 from tunekit.data.tokenizer_training import train_byte_level_bpe, train_wordpiece
 from tunekit.errors import TunekitError
 from tunekit.hub.card import write_model_card
+from tunekit.hub.card_recipe import framework_versions
 from tunekit.hub.push import push_output_dir, target_from_args
 from tunekit.models.build import build_classifier, build_pretraining_model, count_parameters
 from tunekit.models.lora import apply_lora, is_lora, parameter_counts, save_lora
@@ -39,6 +44,7 @@ from tunekit.training.fsdp import save_whole_model
 from tunekit.training.loop import LoopResult, train_loop
 from tunekit.training.metrics import classification_metrics
 from tunekit.training.preflight import check_model_fits, check_run, save_run_recipe
+from tunekit.training.run_lock import LOCK_FILE, holds_output_dir_lock
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +54,14 @@ def prepare_output_dir(args: TrainArguments, accelerator: Accelerator) -> Path:
     non-empty one, on every process, before any process deletes anything)."""
     output_dir = Path(args.output_dir)
     replace = args.overwrite_output_dir and not args.resume_from_checkpoint
-    if accelerator.is_main_process and replace and output_dir.is_dir() and any(output_dir.iterdir()):
-        shutil.rmtree(output_dir)
+    if accelerator.is_main_process and replace and output_dir.is_dir():
+        for entry in output_dir.iterdir():
+            if entry.name == LOCK_FILE:  # this run's lock stays held, on the same file
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     accelerator.wait_for_everyone()
     output_dir.mkdir(parents=True, exist_ok=True)
     return output_dir
@@ -125,6 +137,7 @@ def _finish(
         "num_processes": accelerator.num_processes,
         "device": str(accelerator.device),
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
+        "framework_versions": framework_versions(uses_peft=is_lora(model)),
     }
     accelerator.wait_for_everyone()
     if train_args.save_model:  # results.json, written after the model, marks the run done
@@ -144,6 +157,7 @@ def _finish(
     return results
 
 
+@holds_output_dir_lock
 def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
     """Pretraining on packed blocks of the training text: masked LM for encoders, causal LM for
     decoders, a bidirectional language model for the LSTM."""
@@ -203,6 +217,7 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     )
 
 
+@holds_output_dir_lock
 def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
     """Sequence classification: a transformer from a pretrained dir or from scratch, or the LSTM."""
     started = time.perf_counter()

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from tests.conftest import TINY_SIZES
 from tunekit.config import ModelArguments, TrainArguments
-from tunekit.data.collators import padding_collator, tokenize_for_classification
+from tunekit.data.collators import padding_collator
 from tunekit.data.sampling import (
     LengthGroupedSampler,
     eval_dataloader,
@@ -18,6 +18,7 @@ from tunekit.data.sampling import (
     sequence_lengths,
     train_dataloader,
 )
+from tunekit.data.tokenization import tokenize_for_classification
 from tunekit.data.tokenizer_training import train_wordpiece
 from tunekit.models.build import build_classifier
 from tunekit.training.evaluation import evaluate_model

@@ -7,12 +7,13 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from tests.conftest import QUIET, TINY_SIZE_FLAGS
 from tunekit.config import parse_recipe
-from tunekit.data.collators import pretraining_collator, run_finetuning, run_pretraining
+from tunekit.data.collators import pretraining_collator
 from tunekit.data.tokenization import tokenize_and_pack
 from tunekit.data.tokenizer_training import train_byte_level_bpe
 from tunekit.errors import TunekitError
 from tunekit.models.build import build_pretraining_model
 from tunekit.training.step import summed_loss
+from tunekit.training.tasks import run_finetuning, run_pretraining
 
 TEXTS = ["the film was good, and the plot fine.", "Ünïcode and émojis 🎬 survive bytes."] * 20
 
