@@ -158,7 +158,7 @@ def test_cell_overrides_are_validated_and_compose_after_finetune_overrides():
     assert flags["transformer_pretrained", "100"] == "--eval_steps 10"
     assert flags["lstm_scratch", "1000"] == ""
     # Split once into flags; a cell's parse puts the study's finetune_overrides before its own.
-    (cell,) = [c for c in study.grid() if c.key[:2] == ("transformer_pretrained", "1000")]
+    (cell,) = [c for c in study.grid() if c.key == ("transformer_pretrained", "1000", 0, None)]
     assert args.finetune_argv == ("--max_steps", "5")
     assert [flag for override in cell.overrides for flag in override.argv] == ["--learning_rate", "1e-3"]
 
