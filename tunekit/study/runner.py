@@ -1,9 +1,10 @@
-"""The pretraining-advantage study: {transformer, LSTM} x {pretrained, scratch} x label budgets x seeds.
+"""The pretraining-advantage study: arms (tunekit.study.arms) x label budgets x seeds, run and written up.
 
 One tokenizer is trained on the pretraining text and shared by every arm. Each arm's
 pretraining runs once and serves all its cells; each cell is one ordinary fine-tuning run, with
 model selection on validation and the test split touched once. A finished cell is one line of
-`results.jsonl`, so a killed study re-run skips what is done and continues.
+`results.jsonl`, so a killed study re-run skips what is done and continues. When the cells are
+done, the study writes report.md, the plots and the printed summary (`Study.write_outputs`).
 """
 
 import dataclasses
