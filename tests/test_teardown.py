@@ -9,7 +9,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tunekit.teardown import end_run, exit_timeout
+from tunekit.cli import run_script
+from tunekit.config import parse_recipe
+from tunekit.tasks import run_pretraining
+from tunekit.teardown import end_run, exit_timeout, release_training_state
 
 from .conftest import REPO
 from .processes import run_bounded
@@ -103,3 +106,28 @@ def test_a_timed_out_child_is_killed_with_the_grandchild_it_started(tmp_path: Pa
         run_bounded([sys.executable, "-c", spawner], timeout=3)
     assert time.monotonic() - started < 60
     assert gone(int(pid_file.read_text()))
+
+
+def test_a_finished_run_leaves_the_accelerator_holding_nothing(pretrain_argv, monkeypatch):
+    import tunekit.tasks
+
+    released = []
+
+    def recording(accelerator):
+        release_training_state(accelerator)
+        released.append(accelerator)
+
+    monkeypatch.setattr(tunekit.tasks, "release_training_state", recording)
+    run_pretraining(*parse_recipe([*pretrain_argv, "--max_steps", "2"]))
+    (accelerator,) = released
+    assert accelerator._models == accelerator._optimizers == accelerator._schedulers == []
+    assert accelerator._dataloaders == accelerator._custom_objects == accelerator.trackers == []
+
+
+def test_an_unexpected_error_is_reported_like_python_and_exits_1(capsys):
+    def broken(*_):
+        raise RuntimeError("a bug")
+
+    assert run_script(broken, ["--max_steps", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().endswith("RuntimeError: a bug")

@@ -126,7 +126,7 @@ def end_process_group(synchronize: bool) -> None:
     from tunekit.preemption import forget_cpu_group  # the stop vote's side group dies with the world
 
     gc.collect()
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _distributed():
         return
     if synchronize:
         dist.barrier()
@@ -134,12 +134,21 @@ def end_process_group(synchronize: bool) -> None:
     dist.destroy_process_group()
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def arm_exit_watchdog_if_distributed() -> None:
+    """A rank leaving through an exception nothing handles: bound its exit, which tears the group down."""
+    if _distributed():
+        exit_watchdog.arm()
+
+
 def end_run(synchronize: bool) -> None:
     """`end_process_group` under the exit watchdog: a rank stuck in the barrier or in the group's
     destructor is killed instead of waiting forever. The watchdog is disarmed after, so an in-process
     caller (a test, a study) lives on; a script re-arms it in `exit_process`."""
-    distributed = dist.is_available() and dist.is_initialized()
-    guard = distributed and not exit_watchdog.armed
+    guard = _distributed() and not exit_watchdog.armed
     if guard:
         exit_watchdog.arm()
     try:
