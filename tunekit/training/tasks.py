@@ -26,11 +26,7 @@ from tunekit.data.collators import padding_collator, pretraining_collator
 from tunekit.data.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.data.sources import load_raw
 from tunekit.data.splits import prepare_splits
-from tunekit.data.tokenization import (
-    load_tokenizer,
-    tokenize_and_pack,
-    tokenize_for_classification,
-)
+from tunekit.data.tokenization import load_tokenizer, tokenize_and_pack, tokenize_for_classification
 from tunekit.data.tokenizer_training import train_byte_level_bpe, train_wordpiece
 from tunekit.errors import TunekitError
 from tunekit.hub.card import write_model_card
@@ -45,6 +41,7 @@ from tunekit.training.loop import LoopResult, train_loop
 from tunekit.training.metrics import classification_metrics
 from tunekit.training.preflight import check_model_fits, check_run, save_run_recipe
 from tunekit.training.run_lock import LOCK_FILE, holds_output_dir_lock
+from tunekit.training.teardown import release_training_state
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +144,10 @@ def _finish(
         atomic_write_json(output_dir / "results.json", results)
         write_model_card(output_dir, train_args.hub_model_id if train_args.push_to_hub else None)
     is_main_process = accelerator.is_main_process
-    # Every process enters the teardown together: a rank that tears down its process group while the
-    # main one is still writing files was seen to hang there once (gloo, 2 CPU processes, in CI).
+    # Every process has saved its part before any lets go of the model; the process group itself is
+    # destroyed after this run's frames are gone (tunekit.training.teardown, in the order that cannot hang).
     accelerator.wait_for_everyone()
-    # Last: besides closing trackers, this tears down the process group.
-    accelerator.end_training()
+    release_training_state(accelerator)
     if train_args.push_to_hub and is_main_process:
         push_output_dir(output_dir, target_from_args(train_args, output_dir))
     return results

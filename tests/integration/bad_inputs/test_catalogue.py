@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import QUIET, REPO, TINY_MODEL, TINY_SIZES
+from tests.processes import run_bounded
 from tunekit.cli import run_script
 from tunekit.training.tasks import run_finetuning, run_pretraining
 
@@ -101,7 +102,7 @@ def test_bad_input_is_one_line_exit_2_and_harms_nothing(
 
 
 def run_script_process(script: str, *argv: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return run_bounded(
         [sys.executable, str(REPO / "scripts" / script), *argv],
         capture_output=True,
         text=True,

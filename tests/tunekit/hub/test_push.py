@@ -3,7 +3,6 @@
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from huggingface_hub import ModelCard, constants, set_client_factory
 from huggingface_hub.utils._http import default_client_factory
 
 from tests.fake_hub import ENDPOINT, FakeHub
+from tests.processes import run_bounded
 from tunekit.config import parse_recipe
 from tunekit.errors import TunekitError
 from tunekit.hub.push import HubTarget, files_to_push, push_command, push_output_dir, redact_token
@@ -216,7 +216,7 @@ def test_hf_endpoint_is_honoured(finished_run):
     from tests.conftest import REPO
 
     env = {**os.environ, "HF_ENDPOINT": "https://mirror.example", "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
+    done = run_bounded(
         [sys.executable, "-c", PUSH_IN_A_FRESH_PROCESS, str(finished_run)],
         capture_output=True,
         text=True,
