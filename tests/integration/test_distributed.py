@@ -3,7 +3,6 @@
 import json
 import os
 import socket
-import subprocess
 import sys
 
 import pytest
@@ -12,6 +11,7 @@ import yaml
 from safetensors.torch import load_file
 
 from tests.conftest import REPO, TINY_RECIPE
+from tests.processes import run_bounded
 from tests.tunekit.training.test_loop import assert_same_weights
 
 
@@ -22,12 +22,13 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_process_ddp_matches_one_process(pretrain_argv, tmp_path):
     """torchrun + gloo on CPU: 2 processes x batch 4 must reach the weights of 1 process x batch 8."""
     common = [*pretrain_argv, "--max_steps", "4", "--use_cpu", "true"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     script = str(REPO / "scripts" / "pretrain.py")
-    single = subprocess.run(
+    single = run_bounded(
         [sys.executable, script, *common, "--output_dir", str(tmp_path / "one")],
         capture_output=True,
         text=True,
@@ -35,7 +36,7 @@ def test_two_process_ddp_matches_one_process(pretrain_argv, tmp_path):
         timeout=300,
     )
     assert single.returncode == 0, single.stderr[-3000:]
-    ddp = subprocess.run(
+    ddp = run_bounded(
         [
             sys.executable,
             "-m",
@@ -67,6 +68,7 @@ def test_two_process_ddp_matches_one_process(pretrain_argv, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 def test_lora_under_two_process_ddp_matches_one_process(pretrained_encoder, corpus_files, tmp_path):
     """torchrun + gloo: 2 processes x batch 4 reach the adapter of 1 process x batch 8."""
     recipe = tmp_path / "lora.yaml"
@@ -89,7 +91,7 @@ def test_lora_under_two_process_ddp_matches_one_process(pretrained_encoder, corp
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     launch += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
     for command, name, batch in ([[sys.executable], "one", 8], [launch, "two", 4]):
-        done = subprocess.run(
+        done = run_bounded(
             [*command, script, str(recipe), f"--output_dir={tmp_path / name}"]
             + [f"--per_device_train_batch_size={batch}"],
             capture_output=True,

@@ -2,12 +2,12 @@ import gzip
 import json
 import lzma
 import os
-import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import REPO
+from tests.processes import run_bounded
 from tools import gpu_session
 from tools.gpu_session import (
     PlanConfig,
@@ -148,7 +148,7 @@ def test_smoke_mode_runs_both_calls_on_cpu_and_the_second_continues_the_first(tm
     def call(phase: int) -> dict[str, str]:
         # The second call runs in the first one's run directory, as on the machine it left warm.
         paths = {"RUN_DIR": str(run), "OUT": str(tmp_path / f"out{phase}"), "PREVIOUS_DIR": "none"}
-        done = subprocess.run(
+        done = run_bounded(
             ["bash", "scripts/gpu_run.sh"],
             cwd=REPO,
             env={**env, **paths, "PHASE": str(phase)},

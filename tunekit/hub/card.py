@@ -15,6 +15,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from tunekit.atomic import atomic_write_text
 from tunekit.errors import TunekitError
+from tunekit.hub.card_recipe import flops_description, framework_versions_section, resolved_recipe_yaml
 
 PIPELINE_TAGS = {
     "sequence-classification": "text-classification",
@@ -112,11 +113,14 @@ def card_metadata(recipe: dict[str, Any], results: dict[str, Any], model_name: s
     is_lstm = recipe.get("model_type") == "lstm"
     hub_id = hub_dataset_id(recipe)
     found = eval_results(results, recipe, model_name)
+    # The LSTM is transformers code shipped in the repository: the Hub's convention for such models
+    # is library transformers with the custom_code tag (trust_remote_code=True).
+    tags = ["tunekit", recipe.get("model_type", "model"), task, *(["custom_code"] if is_lstm else [])]
     return ModelCardData(
         model_name=model_name,
-        library_name="tunekit" if is_lstm else "transformers",
+        library_name="transformers",
         pipeline_tag=PIPELINE_TAGS.get(task),
-        tags=["tunekit", recipe.get("model_type", "model"), task],
+        tags=tags,
         datasets=[hub_id] if hub_id else None,
         metrics=list(METRICS.get(task, {})) or None,
         license=recipe.get("license"),
@@ -135,22 +139,25 @@ def _what_it_is(recipe: dict[str, Any], results: dict[str, Any]) -> str:
         f"{results['num_parameters']:,} parameters" if results.get("num_parameters") else "a small model"
     )
     task = results.get("task")
+    init = recipe.get("model_name_or_path")
+    pretrained = (
+        f"continued pretraining of `{base_model_of(recipe) or init}`" if init else "pretrained from scratch"
+    )
     if task == "sequence-classification":
         labels = ", ".join(f"`{label}`" for label in results.get("labels", []))
-        init = recipe.get("model_name_or_path")
         start = f"fine-tuned from `{base_model_of(recipe) or init}`" if init else "trained from scratch"
         return f"A text classifier ({labels}): {kind} with {parameters}, {start} with tunekit."
     if task == "masked-lm":
-        return f"A masked language model: {kind} with {parameters}, pretrained from scratch by tunekit."
+        return f"A masked language model: {kind} with {parameters}, {pretrained} by tunekit."
     if task == "causal-lm":
-        return f"A causal language model: {kind} with {parameters}, pretrained from scratch by tunekit."
+        return f"A causal language model: {kind} with {parameters}, {pretrained} by tunekit."
     return (
-        f"A language model: {kind} with {parameters}, pretrained by tunekit to predict the next token "
+        f"A language model: {kind} with {parameters}, {pretrained} by tunekit, to predict the next token "
         "(and, when bidirectional, the previous one), ULMFiT-style, to be fine-tuned as a classifier."
     )
 
 
-def _training(recipe: dict[str, Any], results: dict[str, Any]) -> str:
+def _training(recipe: dict[str, Any], results: dict[str, Any], output_dir: Path) -> str:
     def number(key: str, unit: str = "") -> str:
         value = results.get(key)
         return "n/a" if value is None else f"{value:,}{unit}"
@@ -166,16 +173,19 @@ def _training(recipe: dict[str, Any], results: dict[str, Any]) -> str:
         "accumulation.",
         f"- **Compute:** {number('wall_time', ' s')} wall time "
         f"({number('train_runtime', ' s')} in the training loop), "
-        f"{'n/a' if flops is None else f'{flops:.3g}'} training FLOPs (6 x weights x tokens), "
+        f"{'n/a' if flops is None else f'{flops:.3g}'} training FLOPs ({flops_description(recipe)}, "
+        "x the tokens trained), "
         f"device `{results.get('device')}` ({results.get('machine')}), "
         f"mixed precision `{results.get('mixed_precision')}` (`no` = fp32).",
         f"- **Seed:** {recipe.get('seed')}.",
     ]
-    recipe_text = yaml.safe_dump(recipe, sort_keys=False)
+    recipe_text = resolved_recipe_yaml(recipe, results, output_dir)
     return "\n".join(lines) + (
-        "\n\nThe resolved recipe (also in `recipe.yaml`; `results.json` and `metrics.jsonl` hold the "
-        "numbers and the training log):\n\n<details><summary>recipe.yaml</summary>\n\n"
-        f"```yaml\n{recipe_text}```\n\n</details>"
+        "\n\nThe recipe (`recipe.yaml` as given; here a comment marks each value the run resolved "
+        "otherwise or did not use; `results.json` and `metrics.jsonl` hold the numbers and the "
+        "training log):\n\n<details><summary>recipe.yaml</summary>\n\n"
+        f"```yaml\n{recipe_text}```\n\n</details>\n\n"
+        f"### Framework versions\n\n{framework_versions_section(results)}"
     )
 
 
@@ -211,7 +221,7 @@ def build_model_card(
     sections = [
         f"# {repo_id or output_dir.name}",
         _what_it_is(recipe, results),
-        f"## How it was trained\n\n{_training(recipe, results)}",
+        f"## How it was trained\n\n{_training(recipe, results, output_dir)}",
         f"## Results\n\n{_results_table(data.eval_results or [])}",
         f"## How to use\n\n{how_to_load(output_dir, recipe, results, model_id)}",
         f"## Limitations\n\n{_limitations(recipe, results)}",
@@ -308,6 +318,28 @@ Fine-tune it as a classifier (last-token pooling) with tunekit:
 `python scripts/finetune.py RECIPE --model_name_or_path MODEL`."""
 
 
+def _adapter_base(output_dir: Path) -> str:
+    """For a LoRA run: what `base_model_name_or_path` is, an absolute local path or a Hub id."""
+    base = json.loads((output_dir / "adapter_config.json").read_text()).get("base_model_name_or_path", "")
+    peft_line = (
+        "\n\n```python\nfrom peft import AutoPeftModelForSequenceClassification\n\n"
+        'model = AutoPeftModelForSequenceClassification.from_pretrained("MODEL")\n```'
+    )
+    if Path(base).is_absolute():
+        where = (
+            f"the absolute local path `{base}`: the base this run saved in `base/` (the unadapted "
+            "weights under the fine-tuned config, with its labels and pooling). It loads on the machine "
+            "that trained it; elsewhere, point `base_model_name_or_path` in `adapter_config.json` at "
+            "your copy of `base/`"
+        )
+    else:
+        where = (
+            f"the Hub id `{base}` (set with `lora_base_model_id`); its config must carry this "
+            "adapter's labels and pooling"
+        )
+    return f"This is a LoRA adapter. Its `base_model_name_or_path` is {where}. peft loads it too:{peft_line}"
+
+
 def how_to_load(output_dir: Path, recipe: dict[str, Any], results: dict[str, Any], model_id: str) -> str:
     task, is_lstm = results.get("task"), recipe.get("model_type") == "lstm"
     if task == "sequence-classification":
@@ -318,4 +350,6 @@ def how_to_load(output_dir: Path, recipe: dict[str, Any], results: dict[str, Any
         template = _LOAD_CAUSAL_LM
     else:
         template = _LOAD_LSTM_LM
+    if (output_dir / "adapter_config.json").is_file():
+        template += "\n\n" + _adapter_base(output_dir)
     return template.replace("MODEL", model_id)

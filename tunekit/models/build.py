@@ -153,7 +153,7 @@ def lstm_config(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, 
     )
 
 
-HEAD_SWAP_MESSAGE = "new classification head; {kind} decoder weights dropped"
+HEAD_SWAP_MESSAGE = "new classification head; {head} weights dropped"
 _reported_head_swaps: set[str] = set()
 
 
@@ -164,6 +164,15 @@ class _LoadReportFilter(logging.Filter):
 
 def _outside(keys: list[str], prefix: str) -> bool:
     return all(not key.startswith(prefix + ".") for key in keys)
+
+
+def _pretraining_head(config: Any) -> str:
+    """The head the checkpoint was pretrained with: its saved config still names its class."""
+    if config.model_type == LSTMConfig.model_type:
+        return "language-model decoder"
+    if any(name.endswith("ForCausalLM") for name in config.architectures or []):
+        return "causal-LM head"
+    return "MLM decoder"
 
 
 def from_pretrained_reporting_head_swap(auto_class: Any, source: str, **kwargs: Any) -> Any:
@@ -188,10 +197,9 @@ def from_pretrained_reporting_head_swap(auto_class: Any, source: str, **kwargs: 
     if not (missing or unexpected or mismatched):
         return model
     if not mismatched and _outside(missing, prefix) and _outside(unexpected, prefix):
-        kind = "MLM" if model.config.model_type != LSTMConfig.model_type else "language-model"
         if source not in _reported_head_swaps:  # once per source: a study loads it for every cell
             _reported_head_swaps.add(source)
-            logger.info(HEAD_SWAP_MESSAGE.format(kind=kind) + " (%s)", source)
+            logger.info(HEAD_SWAP_MESSAGE.format(head=_pretraining_head(model.config)) + " (%s)", source)
         return model
     logger.warning(
         "loading %s: missing keys %s; unexpected keys %s; mismatched keys %s",

@@ -1,4 +1,3 @@
-import subprocess
 import sys
 
 import pytest
@@ -7,6 +6,7 @@ from transformers import AutoModelForSequenceClassification
 
 import tunekit  # noqa: F401  (registers the LSTM with the Auto classes)
 from tests.conftest import TINY_FIELDS
+from tests.processes import run_bounded
 from tunekit.config import ModelArguments
 from tunekit.data.collators import PaddingCollator
 from tunekit.data.tokenizer_training import train_wordpiece
@@ -119,7 +119,7 @@ def test_saved_classifier_works_in_pipeline_without_tunekit(tokenizer, tmp_path)
         "assert all(o['label'] in ('negative', 'positive') for o in out), out\n"
         "assert 'tunekit' not in sys.modules\nprint('ok')\n"
     )
-    result = subprocess.run(
+    result = run_bounded(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,

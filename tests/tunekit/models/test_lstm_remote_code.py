@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import tunekit  # noqa: F401  (registers the LSTM for this process's own load)
+from tests.processes import run_bounded
 from tunekit.config import parse_recipe
 from tunekit.training.tasks import run_finetuning
 
@@ -75,7 +76,7 @@ def test_an_lstm_classifier_loads_and_predicts_without_tunekit(finetune_argv, tm
 
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env |= {"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
+    done = run_bounded(
         [sys.executable, "-I", "-c", FRESH_PROCESS, str(output_dir), json.dumps(TEXTS)],
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,34 @@ def test_gradient_accumulation_matches_one_big_batch(pretrain_argv, tmp_path):
         )
     )
     assert_same_weights(tmp_path / "big", tmp_path / "accumulated", atol=1e-5)
+
+
+def tensorboard_loss_steps(output_dir: Path) -> list[int]:
+    """The steps TensorBoard shows for the training loss, after any purge events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(output_dir / "runs" / "tunekit"))
+    events.Reload()
+    return [event.step for event in events.Scalars("loss")]
+
+
+def test_a_resume_logs_each_step_once_in_metrics_and_tensorboard(pretrain_argv, tmp_path):
+    """What a kill -9 at step 10 leaves when the newest checkpoint is step 4: steps 5-10 logged but
+    not checkpointed. The resumed run trains them again; the logs must hold each step once."""
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "pretrain"
+    argv = [*pretrain_argv, "--max_steps", "10", "--save_steps", "4", "--report_to", "tensorboard"]
+    run_pretraining(*parse_recipe([*argv, "--save_total_limit", "5"]))
+    shutil.rmtree(out / "checkpoints" / "step_8")
+    shutil.rmtree(out / "checkpoints" / "step_10", ignore_errors=True)
+    (out / "results.json").unlink()
+    assert [r["step"] for r in records(out) if "loss" in r] == list(range(1, 11))
+
+    run_pretraining(*parse_recipe([*argv, "--resume_from_checkpoint", "latest"]))
+
+    assert [r["step"] for r in records(out) if "loss" in r] == list(range(1, 11))
+    assert [r["step"] for r in records(out) if "eval_loss" in r] == [10]
+    assert tensorboard_loss_steps(out) == list(range(1, 11))
 
 
 @pytest.mark.parametrize("task", ["finetune", "finetune_shuffled", "pretrain"])
