@@ -1,4 +1,5 @@
-"""Two processes (torchrun, gloo, CPU) give what one process gives: plain training and LoRA."""
+"""Two processes (torchrun, gloo, CPU) give what one process gives (plain training, LoRA), and both
+refuse a busy output dir together."""
 
 import json
 import os
@@ -13,6 +14,8 @@ from safetensors.torch import load_file
 from tests.conftest import REPO, TINY_RECIPE
 from tests.processes import run_bounded
 from tests.tunekit.training.test_loop import assert_same_weights
+from tests.tunekit.training.test_run_lock import ENV
+from tunekit.training.run_lock import LOCK_FILE, OutputDirLock
 
 
 def _free_port() -> int:
@@ -106,3 +109,24 @@ def test_lora_under_two_process_ddp_matches_one_process(pretrained_encoder, corp
     assert one.keys() == two.keys()
     for name in one:
         torch.testing.assert_close(one[name], two[name], atol=1e-5, rtol=0, msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_under_torchrun_every_process_refuses_a_busy_output_dir_and_exits(pretrain_argv, tmp_path):
+    """Only the main process takes the lock; the other learns the outcome from it, so both stop with
+    the same line instead of one waiting forever at the next collective."""
+    output_dir = tmp_path / "pretrain"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    torchrun += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    command = [*torchrun, str(REPO / "scripts" / "pretrain.py"), *pretrain_argv, "--max_steps", "2"]
+    lock = OutputDirLock.acquire(output_dir)
+    try:
+        process = run_bounded([*command, "--use_cpu", "true"], capture_output=True, text=True, env=ENV)
+        err = process.stderr
+        assert [p.name for p in output_dir.iterdir()] == [LOCK_FILE]
+    finally:
+        lock.release()
+    expected = f"error: output_dir {output_dir} is in use by another run (pid {os.getpid()}); "
+    refusals = [line for line in err.splitlines() if line.startswith(expected)]
+    assert process.returncode != 0 and len(refusals) == 2, err[-3000:]

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.processes import bounded_popen, run_bounded
+from tests.processes import bounded_popen
 from tunekit.cli import run_script
 from tunekit.config import parse_recipe
 from tunekit.errors import TunekitError
@@ -151,24 +151,3 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.mark.slow
-@pytest.mark.multiprocess
-def test_under_torchrun_every_process_refuses_a_busy_output_dir_and_exits(pretrain_argv, tmp_path):
-    """Only the main process takes the lock; the other learns the outcome from it, so both stop with
-    the same line instead of one waiting forever at the next collective."""
-    output_dir = tmp_path / "pretrain"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    torchrun += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
-    command = [*torchrun, str(REPO / "scripts" / "pretrain.py"), *pretrain_argv, "--max_steps", "2"]
-    lock = OutputDirLock.acquire(output_dir)
-    try:
-        process = run_bounded([*command, "--use_cpu", "true"], capture_output=True, text=True, env=ENV)
-        err = process.stderr
-        assert [p.name for p in output_dir.iterdir()] == [LOCK_FILE]
-    finally:
-        lock.release()
-    expected = f"error: output_dir {output_dir} is in use by another run (pid {os.getpid()}); "
-    refusals = [line for line in err.splitlines() if line.startswith(expected)]
-    assert process.returncode != 0 and len(refusals) == 2, err[-3000:]
