@@ -20,6 +20,7 @@ from tunekit.fsdp import configure_fsdp_wrapping
 from tunekit.last_layer import has_query_rows, install_first_token_last_layer
 from tunekit.mlm_head import install_masked_only_head
 from tunekit.optim import build_optimizer, configure_matmul, resolve_mixed_precision
+from tunekit.rtd import replaced_token_detection_of
 
 
 def make_accelerator(args: TrainArguments) -> Accelerator:
@@ -77,7 +78,8 @@ class PreparedTraining:
         args: TrainArguments,
         accelerator: Accelerator,
     ) -> "PreparedTraining":
-        masked_only = install_masked_only_head(model)
+        # Replaced-token detection installs it on its generator: its targets are the masked tokens too.
+        masked_only = install_masked_only_head(model) or replaced_token_detection_of(model) is not None
         # The last layer runs only where the head reads it: the targets, or a classifier's position 0.
         first_token = install_first_token_last_layer(model)
         last_layer_rows = (

@@ -21,6 +21,8 @@ PIPELINE_TAGS = {
     "sequence-classification": "text-classification",
     "masked-lm": "fill-mask",
     "causal-lm": "text-generation",
+    # An encoder without a task head: features, or a classifier fine-tuned from it.
+    "replaced-token-detection": "feature-extraction",
 }
 # Validation metrics are logged as `eval_*`, the test split's as `test_*`.
 SPLIT_PREFIXES = {"validation": "eval_", "test": "test_"}
@@ -32,6 +34,10 @@ METRICS = {
     "masked-lm": {"perplexity": ("perplexity", "Perplexity", None), "loss": ("loss", "Loss", None)},
     "language-model": {"perplexity": ("perplexity", "Perplexity", None), "loss": ("loss", "Loss", None)},
     "causal-lm": {"perplexity": ("perplexity", "Perplexity", None), "loss": ("loss", "Loss", None)},
+    "replaced-token-detection": {
+        "discriminator_accuracy": ("accuracy", "Replaced-token detection accuracy", None),
+        "loss": ("loss", "Loss (generator + lambda x discriminator)", None),
+    },
 }
 # What the model-index calls each task (the LSTM language model predicts next and previous tokens).
 TASK_TYPES = {**PIPELINE_TAGS, "language-model": "text-generation"}
@@ -145,9 +151,30 @@ def _what_it_is(recipe: dict[str, Any], results: dict[str, Any]) -> str:
         return f"A masked language model: {kind} with {parameters}, pretrained from scratch by tunekit."
     if task == "causal-lm":
         return f"A causal language model: {kind} with {parameters}, pretrained from scratch by tunekit."
+    if task == "replaced-token-detection":
+        return _replaced_token_detection(kind, results)
     return (
         f"A language model: {kind} with {parameters}, pretrained by tunekit to predict the next token "
         "(and, when bidirectional, the previous one), ULMFiT-style, to be fine-tuned as a classifier."
+    )
+
+
+def _replaced_token_detection(kind: str, results: dict[str, Any]) -> str:
+    """How an ELECTRA-style pretraining was done, and what was kept of it."""
+    parameters = results.get("discriminator_parameters")
+    size = f"{parameters:,} parameters" if parameters else "a small model"
+    generator = results.get("generator_saved_in", "generator")
+    return (
+        f"A text encoder: {kind} with {size}, pretrained from scratch by tunekit with replaced-token "
+        "detection (ELECTRA, Clark et al. 2020; `objective: rtd`). A generator masked LM "
+        f"({results.get('generator_parameters', 0):,} parameters, hidden size "
+        f"{results.get('generator_hidden_size')}, `generator_size_ratio` "
+        f"{results.get('generator_size_ratio')} of this encoder's) filled the masked tokens with samples "
+        "from its softmax, sharing this encoder's token embeddings; this encoder learned to tell every "
+        "token original or replaced, its loss weighted by lambda = "
+        f"{results.get('rtd_discriminator_weight')} against the generator's. This directory holds the "
+        "encoder without its 1-logit detection head (fine-tuning adds its own head); the generator "
+        f"is saved beside it in `{generator}/`, a masked LM that loads with `AutoModelForMaskedLM`."
     )
 
 

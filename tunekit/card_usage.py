@@ -53,6 +53,20 @@ model = AutoModelForMaskedLM.from_pretrained("MODEL")
 
 Fine-tune it as a classifier with tunekit:
 `python scripts/finetune.py RECIPE --model_name_or_path MODEL`."""
+_LOAD_DISCRIMINATOR = """```python
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+features = pipeline("feature-extraction", model="MODEL")
+print(len(features("A wonderful, moving film.")[0]))  # one vector per token
+
+tokenizer = AutoTokenizer.from_pretrained("MODEL")
+encoder = AutoModel.from_pretrained("MODEL")
+classifier = AutoModelForSequenceClassification.from_pretrained("MODEL", num_labels=2)  # a new head
+```
+
+Fine-tune it as a classifier with tunekit:
+`python scripts/finetune.py RECIPE --model_name_or_path MODEL`. The generator loads as a masked LM
+from the `generator` folder (`AutoModelForMaskedLM`, `pipeline("fill-mask", ...)`)."""
 _LOAD_LSTM_LM = """The LSTM language model loads with tunekit:
 
 ```python
@@ -89,6 +103,8 @@ def how_to_load(output_dir: Path, recipe: dict[str, Any], results: dict[str, Any
         template = _LOAD_MASKED_LM.replace("MASK.", f"{_mask_token(output_dir)}.")
     elif task == "causal-lm":
         template = _LOAD_CAUSAL_LM
+    elif task == "replaced-token-detection":
+        template = _LOAD_DISCRIMINATOR
     else:
         template = _LOAD_LSTM_LM
     return template.replace("MODEL", model_id)
