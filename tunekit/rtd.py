@@ -191,11 +191,7 @@ class ReplacedTokenDetection(torch.nn.Module):
                 replacement_draws = torch.rand(positions.shape[0], device=labels.device)
             sampled = sample_replacements(generator_logits.detach(), replacement_draws)
             generator_hits = zeros.index_add(0, examples, (generator_logits.argmax(-1) == targets).float())
-            original = input_ids.clone()
-            original.view(-1)[positions] = targets
-            corrupted = original.clone()
-            corrupted.view(-1)[positions] = sampled
-            replaced = corrupted != original  # a sampled-back original is labelled original
+            corrupted, replaced = replace_tokens(input_ids, positions, targets, sampled)
         hidden = self.discriminator(input_ids=corrupted, attention_mask=attention_mask).last_hidden_state
         logits = self.detection_head(hidden).squeeze(-1)  # (batch, seq)
         real = (
@@ -241,6 +237,19 @@ class ReplacedTokenDetection(torch.nn.Module):
             + flops_per_token(self.discriminator, seq_len)
             + 6 * head
         )
+
+
+def replace_tokens(
+    input_ids: torch.Tensor, positions: torch.Tensor, originals: torch.Tensor, sampled: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The discriminator's input (the original block with `sampled` at the flat `positions`) and its
+    labels: True where a token differs from the original. A sampled token that equals the original
+    is labelled original, as in the paper: the discriminator is asked what it can see."""
+    original = input_ids.clone()
+    original.view(-1)[positions] = originals  # the MLM input held [MASK] or a random token there
+    corrupted = original.clone()
+    corrupted.view(-1)[positions] = sampled
+    return corrupted, corrupted != original
 
 
 def sample_replacements(logits: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
