@@ -7,6 +7,8 @@ runs in bf16 (`bf16_recurrence`). A pretraining is named by its architecture, pl
 `_bf16` for the LSTM language model that the bf16 pretrained arm starts from.
 """
 
+from tunekit.study.objectives import OBJECTIVE_ARMS, objective_suffix
+
 ARMS = (
     "transformer_pretrained",
     "transformer_scratch",
@@ -15,6 +17,7 @@ ARMS = (
     "transformer_pretrained_lora",
     "decoder_pretrained",
     "decoder_scratch",
+    *OBJECTIVE_ARMS,  # the transformer pretrained by other objectives (tunekit.study.objectives)
 )
 # What the embedded study runs unless `arms` says otherwise (`make demo` keeps to these).
 DEFAULT_ARMS = ARMS[:4]
@@ -61,7 +64,7 @@ def fp32_twin(name: str) -> str:
 def pretraining_of(arm: str) -> str:
     """The pretraining a pretrained arm starts from: its architecture, plus `_bf16` for the
     bf16-recurrence LSTM, whose language model is pretrained in bf16 as well."""
-    return architecture_of(arm) + (BF16_SUFFIX if is_bf16(arm) else "")
+    return architecture_of(arm) + objective_suffix(arm) + (BF16_SUFFIX if is_bf16(arm) else "")
 
 
 def pretraining_order(name: str) -> tuple[bool, str]:

@@ -1,7 +1,8 @@
 """The pretraining-budget axis: how much pretraining it takes before it pays.
 
 With `pretrain_budgets` set, every pretraining of the study runs once per budget (in optimizer
-steps or training tokens), and each pretrained arm is fine-tuned from each of them at every label
+steps, training tokens, or training FLOPs: `tunekit.study.objectives`, for objectives that cost
+different amounts per token), and each pretrained arm is fine-tuned from each of them at every label
 budget and seed; scratch arms do not depend on pretraining and run once. The gain of a budget is
 pretrained minus scratch, paired over seeds, at each label budget.
 
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunekit.study.arms import is_scratch, pretraining_of
+from tunekit.study.objectives import scratch_twin
 from tunekit.study.stats import difference_ci
 
-UNITS = ("steps", "tokens")
+UNITS = ("steps", "tokens", "flops")
 
 
 def budget_dir(root: Path, name: str, budget: int | None, unit: str) -> Path:
@@ -73,6 +75,7 @@ class BudgetGain:
     half_width: float
     method: str
     seeds: int
+    pretrain_flops: float = 0.0  # what the pretraining spent (its train_flops); 0 for older rows
 
     @property
     def above_zero(self) -> bool:
@@ -96,7 +99,7 @@ def budget_gains(rows: list[dict]) -> list[BudgetGain]:
             if (row["arm"], row["pretrain_budget"], str(row["budget"]))
             == (arm, pretrain_budget, label_budget)
         ]
-        twin = arm.replace("_pretrained", "_scratch")
+        twin = scratch_twin(arm)
         scratch = [row for row in rows if row["arm"] == twin and str(row["budget"]) == label_budget]
         if not scratch or is_scratch(arm):
             continue
@@ -111,6 +114,7 @@ def budget_gains(rows: list[dict]) -> list[BudgetGain]:
                 half_width=half_width,
                 method=method,
                 seeds=len(mine),
+                pretrain_flops=max(float(row.get("pretrain_flops") or 0) for row in mine),
             )
         )
     return gains
@@ -129,7 +133,8 @@ def crossover(gains: list[BudgetGain], unit: str) -> list[str]:
         if first is not None:
             sentences.append(
                 f"{where}: the gain's 95% interval first lies above zero at {first.pretrain_budget:,} "
-                f"{unit} ({first.pretrain_tokens:,} pretraining tokens): {_signed(first)} points."
+                f"{unit} ({first.pretrain_tokens:,} pretraining tokens{_flops_of(first)}): "
+                f"{_signed(first)} points."
             )
         elif any(math.isnan(g.half_width) for g in curve):
             sentences.append(f"{where}: no interval with one seed, so no crossover can be stated.")
@@ -137,7 +142,7 @@ def crossover(gains: list[BudgetGain], unit: str) -> list[str]:
             largest = curve[-1]
             sentences.append(
                 f"{where}: crossover not reached; at the largest budget ({largest.pretrain_tokens:,} "
-                f"tokens) the gain is {_signed(largest)} points."
+                f"tokens{_flops_of(largest)}) the gain is {_signed(largest)} points."
             )
     return sentences
 
@@ -154,17 +159,23 @@ def report_section(gains: list[BudgetGain], unit: str, plot_name: str) -> list[s
         "the seeds match, else Welch t).",
         "",
     ]
-    header = ["arm", "labels", f"pretraining {unit}", "pretraining tokens", "gain (points)", "seeds"]
+    header = ["arm", "labels", f"pretraining {unit}", "pretraining tokens", "pretraining FLOPs"]
+    header += ["gain (points)", "seeds"]
     body = [
         [f"`{g.arm}`", str(g.label_budget), f"{g.pretrain_budget:,}", f"{g.pretrain_tokens:,}"]
-        + [_signed(g), str(g.seeds)]
+        + [f"{g.pretrain_flops:.3g}" if g.pretrain_flops else "—", _signed(g), str(g.seeds)]
         for g in gains
     ]
     out += ["| " + " | ".join(row) + " |" for row in [header, ["---"] * len(header), *body]] + [""]
     out += ["**Crossover** (first budget whose gain interval lies above zero):", ""]
     out += [f"- {sentence}" for sentence in crossover(gains, unit)] + [""]
-    out += [f"![gain against pretraining tokens]({plot_name})", ""]
+    x_axis = "FLOPs" if unit == "flops" else "tokens"
+    out += [f"![gain against pretraining {x_axis}]({plot_name})", ""]
     return out
+
+
+def _flops_of(gain: BudgetGain) -> str:
+    return f", {gain.pretrain_flops:.3g} FLOPs" if gain.pretrain_flops else ""
 
 
 def _signed(gain: BudgetGain) -> str:

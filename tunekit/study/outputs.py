@@ -72,8 +72,9 @@ def write_study_outputs(study: Study, all_rows: list[dict], pretraining: dict[st
         sections=budgets.report_section(gains, study.args.pretrain_budget_unit, "pretraining_gain.png"),
     )
     if gains:
-        title = "Gain of pretraining against pretraining tokens"
-        plot_pretraining_gain(study.root / "pretraining_gain.png", gains, title=title)
+        x_axis = "flops" if study.args.pretrain_budget_unit == "flops" else "tokens"
+        title = f"Gain of pretraining against pretraining {'FLOPs' if x_axis == 'flops' else 'tokens'}"
+        plot_pretraining_gain(study.root / "pretraining_gain.png", gains, title=title, x_axis=x_axis)
     plot_learning_curve(
         study.root / "learning_curve.png", rows, title="Test accuracy vs labels: pretrained vs scratch"
     )

@@ -35,7 +35,7 @@ from accelerate import PartialState
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
 
 from tunekit import synthetic
 from tunekit.lstm_lm import LSTMForLanguageModeling
@@ -190,10 +190,14 @@ def probe_pretrained(
     )
     # On the process's device (accelerate's choice): from_pretrained loads onto the CPU, where the
     # H200 run's two probes (1 500 reviews each) ran; each took ~35 s with its data.
+    # A replaced-token-detection encoder is saved without any LM head: the linear probe reads its
+    # features, and no word probe applies to it (its generator, in generator/, is another model).
+    detection = (Path(model_dir) / "generator" / "config.json").is_file() and architecture == "transformer"
+    model_class = AutoModel if detection else model_class
     model = model_class.from_pretrained(model_dir).to(PartialState().device)
     tokenizer = load_tokenizer(str(model_dir))
     probes = {"linear_probe_accuracy": linear_probe(model, tokenizer, *train, *test, max_length=max_length)}
-    if synthetic_seed is not None:
+    if synthetic_seed is not None and not detection:
         name, word_probe = (
             ("next_word_probe_accuracy", next_word_probe)
             if left_to_right

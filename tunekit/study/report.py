@@ -19,6 +19,7 @@ import torch
 
 from tunekit.errors import TunekitError
 from tunekit.study.arms import architecture_of, fp32_twin, is_bf16, is_scratch
+from tunekit.study.objectives import scratch_twin
 from tunekit.study.stats import difference_ci, mean_ci
 
 logger = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ def _compare(summaries: list[Summary], baseline_of: Callable[[str], str]) -> lis
 
 def pretraining_gain(summaries: list[Summary]) -> list[Comparison]:
     """`<arch>_pretrained[_suffix]` minus `<arch>_scratch[_suffix]`, per architecture and budget."""
-    return _compare(summaries, lambda arm: arm.replace("_pretrained", "_scratch"))
+    return _compare(summaries, scratch_twin)
 
 
 def bf16_effect(summaries: list[Summary]) -> list[Comparison]:

@@ -33,6 +33,7 @@ from tunekit.study.arms import (
     pretraining_order,
 )
 from tunekit.study.divergence import diverged_record, read_diverged
+from tunekit.study.objectives import objective_changes, with_flops_budget
 from tunekit.study.outputs import write_study_outputs
 from tunekit.study.probes import probe_pretrained
 from tunekit.study.report import (
@@ -105,13 +106,18 @@ class Study:
         }
         if is_bf16(name):
             changes |= bf16_recurrence(self.args.lstm_bf16_rounded)
+        changes |= objective_changes(name)  # mlm40: 40 % masked; rtd: replaced-token detection
         if any(output_dir.glob("checkpoints/step_*/progress.json")):
             changes["resume_from_checkpoint"] = "latest"
         run_args = stage_args(recipe, self.args, self.args.pretrain_overrides, **changes)
         if budget is not None:
             per_step = examples_per_step(run_args[2]) * run_args[1].max_seq_length
             unit = self.args.pretrain_budget_unit
-            run_args = (*run_args[:2], budgets.with_budget(run_args[2], budget, unit, per_step))
+            if unit == "flops":  # the steps that spend the budget at this model's FLOPs per token
+                train_args = with_flops_budget(run_args, budget, per_step, str(self.tokenizer_dir))
+            else:
+                train_args = budgets.with_budget(run_args[2], budget, unit, per_step)
+            run_args = (*run_args[:2], train_args)
         # The LSTM LM and the decoder see as many tokens as the encoder did.
         if architecture != "transformer" and self.args.match_lstm_pretraining_tokens:
             # Off the axis, match the transformer's longest pretraining.
@@ -183,11 +189,14 @@ class Study:
         results = run_finetuning(*run_args)
         axis = {}
         if pretrain_budget is not None:
-            pretrained = self.pretrain_dir(pretraining_of(arm), pretrain_budget) / "results.json"
+            pretrained = json.loads(
+                (self.pretrain_dir(pretraining_of(arm), pretrain_budget) / "results.json").read_text()
+            )
             axis = {
                 "pretrain_budget": pretrain_budget,
                 "pretrain_budget_unit": self.args.pretrain_budget_unit,
-                "pretrain_tokens": json.loads(pretrained.read_text())["tokens_seen"],
+                "pretrain_tokens": pretrained["tokens_seen"],
+                "pretrain_flops": pretrained.get("train_flops"),
             }
         row = axis | {
             "arm": arm,
