@@ -132,8 +132,8 @@ class ReplacedTokenDetection(torch.nn.Module):
         self, discriminator: PreTrainedModel, generator: PreTrainedModel, discriminator_weight: float
     ) -> None:
         super().__init__()
-        # The generator first: `install_known_padding_masks` switches the first transformers model
-        # it meets, and the generator is the one that runs on masked inputs.
+        # tunekit's attention switch (`install_known_padding_masks`) reaches only the first of the two
+        # (the generator); packed pretraining blocks carry no attention mask, so neither needs it.
         self.generator, self.discriminator = generator, discriminator
         self.discriminator_weight = discriminator_weight
         width = discriminator.config.hidden_size
