@@ -159,11 +159,13 @@ def report_section(gains: list[BudgetGain], unit: str, plot_name: str) -> list[s
         "the seeds match, else Welch t).",
         "",
     ]
-    header = ["arm", "labels", f"pretraining {unit}", "pretraining tokens", "pretraining FLOPs"]
-    header += ["gain (points)", "seeds"]
+    flops = any(g.pretrain_flops for g in gains)  # rows from before FLOPs were recorded have none
+    header = ["arm", "labels", f"pretraining {unit}", "pretraining tokens"]
+    header += [*(["pretraining FLOPs"] if flops else []), "gain (points)", "seeds"]
     body = [
         [f"`{g.arm}`", str(g.label_budget), f"{g.pretrain_budget:,}", f"{g.pretrain_tokens:,}"]
-        + [f"{g.pretrain_flops:.3g}" if g.pretrain_flops else "—", _signed(g), str(g.seeds)]
+        + ([f"{g.pretrain_flops:.3g}" if g.pretrain_flops else "—"] if flops else [])
+        + [_signed(g), str(g.seeds)]
         for g in gains
     ]
     out += ["| " + " | ".join(row) + " |" for row in [header, ["---"] * len(header), *body]] + [""]
