@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from tunekit.atomic import append_line, atomic_write_json, atomic_write_text, staged_files
 from tunekit.checkpoint import list_checkpoints, resolve_checkpoint
@@ -89,3 +90,41 @@ def test_a_full_disk_mid_checkpoint_says_so_and_keeps_the_previous_one(pretrain_
     assert resolve_checkpoint("latest", output_dir).name == "step_2"
     assert (output_dir / "checkpoints" / "step_2" / "model.safetensors").is_file()
     assert not (output_dir / "checkpoints" / "step_4.tmp").exists()  # the partial write is cleaned up
+
+
+@pytest.fixture
+def umask_027():
+    """A umask other than the usual 022, so the check cannot pass by a coincidence of defaults."""
+    previous = os.umask(0o027)
+    yield 0o640
+    os.umask(previous)
+
+
+def test_every_writer_gives_the_mode_a_plain_open_gives(tmp_path, umask_027):
+    from safetensors.torch import save_file
+
+    atomic_write_json(tmp_path / "results.json", {"accuracy": 0.9})
+    with staged_files(tmp_path / "model") as staging:
+        save_file({"weight": torch.zeros(2)}, str(staging / "model.safetensors"))  # safetensors writes 0600
+        (staging / "sub").mkdir()
+        (staging / "sub" / "config.json").write_text("{}")
+    written = [tmp_path / "results.json", tmp_path / "model" / "model.safetensors"]
+    written.append(tmp_path / "model" / "sub" / "config.json")
+    assert {path.name: oct(path.stat().st_mode & 0o777) for path in written} == {
+        path.name: oct(umask_027) for path in written
+    }
+
+
+def test_a_run_writes_its_files_with_the_umask_mode(pretrain_argv, tmp_path, monkeypatch):
+    previous = os.umask(0o022)
+    try:
+        run_pretraining(*parse_recipe([*pretrain_argv, "--max_steps", "2", "--save_steps", "1"]))
+    finally:
+        os.umask(previous)
+    output_dir = tmp_path / "pretrain"
+    files = [path for path in output_dir.rglob("*") if path.is_file()]
+    names = {path.name for path in files}
+    assert {"model.safetensors", "README.md", "results.json", "recipe.yaml", "progress.json"} <= names
+    assert {str(p.relative_to(output_dir)): oct(p.stat().st_mode & 0o777) for p in files} == {
+        str(p.relative_to(output_dir)): "0o644" for p in files
+    }

@@ -114,9 +114,88 @@ def test_datasets_are_hub_ids_never_local_paths(runs, tmp_path):
 def test_an_lstm_card_gives_both_ways_to_load(runs, tmp_path):
     lstm = variant(runs["finetune"], tmp_path, model_type="lstm", model_name_or_path=None)
     card = build_model_card(lstm, repo_id="acme/lstm")
-    assert card.data.library_name == "tunekit" and card.data.pipeline_tag == "text-classification"
+    # The Hub's convention for a model whose code ships in the repository (issue 30).
+    assert card.data.library_name == "transformers" and "custom_code" in card.data.tags
+    assert card.data.pipeline_tag == "text-classification"
     assert "import tunekit\n" in card.text
     assert 'pipeline("text-classification", model="acme/lstm", trust_remote_code=True)' in card.text
     assert (
         'AutoModelForSequenceClassification.from_pretrained("acme/lstm", trust_remote_code=True)' in card.text
     )
+
+
+def recipe_block(card: ModelCard) -> str:
+    return card.text.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_a_continued_pretraining_card_names_its_start_not_from_scratch(runs, tmp_path):
+    scratch = build_model_card(runs["pretrain"])
+    assert "pretrained from scratch by tunekit" in scratch.text
+    continued = variant(runs["pretrain"], tmp_path, model_name_or_path="answerdotai/ModernBERT-base")
+    card = build_model_card(continued)
+    assert "continued pretraining of `answerdotai/ModernBERT-base` by tunekit" in card.text
+    assert "from scratch" not in card.text
+    assert card.data.base_model == "answerdotai/ModernBERT-base"
+
+
+def test_the_cards_recipe_shows_the_values_the_run_resolved_and_marks_unused_ones(runs, tmp_path):
+    run = variant(
+        runs["pretrain"], tmp_path, vocab_size=4096, max_position_embeddings=512, mixed_precision="auto"
+    )
+    config = json.loads((runs["pretrain"] / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(config))
+    built_vocab, built_positions = config["vocab_size"], config["max_position_embeddings"]
+    assert (built_vocab, built_positions) != (4096, 512)
+    block = recipe_block(build_model_card(run))
+    shown = yaml.safe_load(block)
+    results = json.loads((run / "results.json").read_text())
+    assert shown["vocab_size"] == built_vocab and shown["max_position_embeddings"] == built_positions
+    assert shown["mixed_precision"] == results["mixed_precision"] != "auto"
+    assert f"vocab_size: {built_vocab}  # as built; the recipe said 4096" in block
+    assert "mixed_precision: 'no'  # as run; the recipe said 'auto'" in block
+    assert "lora_r: 8  # unused (use_lora is false)" in block
+    assert "bidirectional: true  # unused (LSTM only)" in block
+    assert "classifier_pooling: null  # unused (pretraining)" in block
+
+    lstm = build_model_card(variant(runs["pretrain"], tmp_path / "lstm", model_type="lstm"))
+    assert "num_attention_heads: 2  # unused by an LSTM" in recipe_block(lstm)
+
+
+def test_the_card_lists_the_framework_versions_the_run_used(runs):
+    import accelerate
+    import datasets
+    import tokenizers
+    import torch
+    import transformers
+
+    results = json.loads((runs["finetune"] / "results.json").read_text())
+    assert set(results["framework_versions"]) == {
+        "transformers",
+        "torch",
+        "datasets",
+        "tokenizers",
+        "accelerate",
+    }
+    text = ModelCard.load(runs["finetune"] / "README.md").text
+    section = text.split("### Framework versions\n\n", 1)[1]
+    for label, module in [
+        ("Transformers", transformers),
+        ("Pytorch", torch),
+        ("Datasets", datasets),
+        ("Tokenizers", tokenizers),
+        ("Accelerate", accelerate),
+    ]:
+        assert f"- {label} {module.__version__}\n" in section
+    assert "PEFT" not in section  # no LoRA in this run
+
+
+def test_the_cards_flops_formula_is_the_one_tunekit_flops_computes(runs, tmp_path):
+    from tunekit.flops import training_flops_per_token
+
+    text = ModelCard.load(runs["pretrain"] / "README.md").text
+    assert "6 x weights x tokens" not in text
+    assert "(6 x non-embedding weights + 12 x layers x width x sequence length) per token" in text
+    assert training_flops_per_token(1000, 2, 32, 64) == 6 * 1000 + 12 * 2 * 32 * 64
+    lstm = build_model_card(variant(runs["pretrain"], tmp_path, model_type="lstm")).text
+    assert "6 x non-embedding weights per token (an LSTM has no attention term)" in lstm
+    assert training_flops_per_token(1000, 2, 32, 64, attention=False) == 6 * 1000

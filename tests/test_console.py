@@ -9,21 +9,26 @@ from safetensors.torch import load_file, save_file
 from tunekit.cli import setup_logging
 from tunekit.config import parse_recipe
 from tunekit.models import build_classifier, build_pretraining_model
-from tunekit.tokenizer_training import train_wordpiece
+from tunekit.tokenizer_training import train_byte_level_bpe, train_wordpiece
 
 from .conftest import TINY_MODEL
 
 TEXTS = ["the film was good and the cast was fine", "a dull plot and a bad ending"] * 20
 
 
-@pytest.mark.parametrize(("model_type", "kind"), [("modernbert", "MLM"), ("lstm", "language-model")])
-def test_a_classifier_from_a_pretraining_checkpoint_logs_one_line(model_type, kind, tmp_path, caplog):
+@pytest.mark.parametrize(
+    ("model_type", "head"),
+    [("modernbert", "MLM decoder"), ("lstm", "language-model decoder"), ("llama", "causal-LM head")],
+)
+def test_a_classifier_from_a_pretraining_checkpoint_logs_one_line(model_type, head, tmp_path, caplog):
     model_args, _, _ = parse_recipe([*TINY_MODEL, "--model_type", model_type])
-    tokenizer = train_wordpiece(TEXTS, 300, 64)
+    train = train_byte_level_bpe if model_args.is_decoder else train_wordpiece
+    tokenizer = train(TEXTS, 300, 64)
     build_pretraining_model(model_args, tokenizer).save_pretrained(tmp_path)
     caplog.set_level(logging.INFO)
     build_classifier(dataclasses.replace(model_args, model_name_or_path=str(tmp_path)), tokenizer, ["n", "p"])
-    assert f"new classification head; {kind} decoder weights dropped" in caplog.text
+    assert f"new classification head; {head} weights dropped" in caplog.text
+    assert model_type == "modernbert" or "MLM" not in caplog.text
     assert "LOAD REPORT" not in caplog.text and not [
         r for r in caplog.records if r.levelno >= logging.WARNING
     ]

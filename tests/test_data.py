@@ -173,6 +173,21 @@ def test_label_names_name_integer_labels(tmp_path):
         prepare_splits(load_raw(bad), bad, 0, True)
 
 
+def test_integer_labels_must_be_the_class_ids_and_the_hint_fits_the_case():
+    from tunekit.data_checks import integer_label_problem
+
+    assert integer_label_problem([0, 1, 2], None) is None
+    assert integer_label_problem([0, 1], ["neg", "pos"]) is None
+    assert integer_label_problem([1], ["neg", "pos"]) is None  # a class absent from this split
+    gap = integer_label_problem([0, 2], None)  # class 1 would be trained but never seen
+    assert gap is not None and "no example has label 1" in gap and "(0 -> 0, 2 -> 1)" in gap
+    unnamed = integer_label_problem([1, 2], None)
+    assert unnamed is not None and "labels [1, 2]" in unnamed and "--label_names" in unnamed
+    named = integer_label_problem([1, 2], ["neg", "pos"])
+    assert named is not None and "labels [1, 2]" in named and "label_names" not in named.split(":")[1]
+    assert "set label_names" not in named and "renumber the labels" in named
+
+
 def test_unreadable_file_is_named(tmp_path):
     path = tmp_path / "broken.jsonl"
     path.write_text('{"text": "ok", "label": 1}\n{not json\n')

@@ -3,7 +3,6 @@
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from tunekit.hub import HubTarget, files_to_push, push_command, push_output_dir,
 from tunekit.tasks import run_finetuning, run_pretraining
 
 from .fake_hub import ENDPOINT, FakeHub
+from .processes import run_bounded
 
 RUN_FILES = {
     "config.json",
@@ -187,7 +187,8 @@ def test_push_needs_a_saved_model():
     assert json.loads(json.dumps(redact_token([]))) == []
 
 
-def test_a_pretraining_run_pushes_a_fill_mask_card(hub, pretrain_argv, tmp_path):
+def test_a_pretraining_run_pushes_a_fill_mask_card(hub, pretrain_argv, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_from_env")  # preflight refuses a push with no token at all
     argv = [*pretrain_argv, "--max_steps", "1", "--push_to_hub", "true", "--hub_model_id", "acme/tiny-mlm"]
     run_pretraining(*parse_recipe(argv))
     (commit,) = hub.commits
@@ -216,7 +217,7 @@ def test_hf_endpoint_is_honoured(finished_run):
     from .conftest import REPO
 
     env = {**os.environ, "HF_ENDPOINT": "https://mirror.example", "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
+    done = run_bounded(
         [sys.executable, "-c", PUSH_IN_A_FRESH_PROCESS, str(finished_run)],
         capture_output=True,
         text=True,
@@ -227,3 +228,57 @@ def test_hf_endpoint_is_honoured(finished_run):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"status": 0, "hosts": ["mirror.example"]}
+
+
+@pytest.mark.parametrize(
+    ("flags", "private", "checkpoints"),
+    [
+        (["--hub_private_repo", "--hub_include_checkpoints"], True, True),
+        (["--hub_private_repo", "true", "--hub_include_checkpoints", "yes"], True, True),
+        (["--hub_private_repo", "false", "--hub_include_checkpoints=false"], False, False),
+        ([], False, False),
+    ],
+    ids=["bare", "true", "false", "absent"],
+)
+def test_bool_flags_take_a_bare_or_a_valued_spelling_in_every_script(
+    hub, finished_run, flags, private, checkpoints
+):
+    assert push_command([str(finished_run), "--hub_model_id", "acme/flags", "--hub_token", "t", *flags]) == 0
+    assert (hub.created[0].get("visibility") == "private") is private
+    assert any(path.startswith("checkpoints/") for path in hub.commits[0]["files"]) is checkpoints
+    # The training scripts read the same spellings (HfArgumentParser).
+    _, _, train_args = parse_recipe(
+        ["--push_to_hub", *flags, "--hub_token", "t"] if flags else ["--push_to_hub", "false"]
+    )
+    assert (train_args.push_to_hub, train_args.hub_private_repo) == (bool(flags), private)
+    assert train_args.hub_include_checkpoints is checkpoints
+
+
+def test_a_malformed_repo_id_is_one_line_before_any_request(hub, finished_run, capsys):
+    assert push_command([str(finished_run), "--hub_model_id", "acme/a/b", "--hub_token", "t"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: hub_model_id: 'acme/a/b' is not a Hub repository id") and err.count("\n") == 1
+    )
+    assert hub.requests == []
+
+
+def test_a_push_that_cannot_happen_is_refused_before_the_run_writes_anything(
+    pretrain_argv, tmp_path, monkeypatch
+):
+    from tunekit.hub import check_can_push
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    argv = [*pretrain_argv, "--max_steps", "1", "--push_to_hub", "true", "--hub_model_id", "acme/m"]
+    with pytest.raises(TunekitError, match=r"^push_to_hub: offline mode is on"):
+        run_pretraining(*parse_recipe([*argv, "--hub_token", "t"]))
+    assert not (tmp_path / "pretrain").exists()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token-file"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    with pytest.raises(TunekitError, match=r"^push_to_hub: no Hub token"):
+        check_can_push(HubTarget("acme/m"))
+    check_can_push(HubTarget("acme/m", token="hf_given"))  # --hub_token counts
+    monkeypatch.setenv("HF_TOKEN", "hf_env")
+    check_can_push(HubTarget("acme/m"))  # so does huggingface_hub's own lookup

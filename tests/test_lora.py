@@ -1,6 +1,5 @@
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tunekit.tasks import run_finetuning, run_pretraining
 from tunekit.tokenizer_training import train_byte_level_bpe, train_wordpiece
 
 from .conftest import QUIET, REPO, TINY_MODEL, TINY_RECIPE
+from .processes import run_bounded
 from .test_train import _free_port
 
 TEXTS = ["a good film, truly good", "a bad movie, really bad", "good acting and a fine plot"] * 10
@@ -83,56 +83,84 @@ def test_defaults_adapt_every_projection_and_train_new_layers_in_full(model_type
     assert 0 < trainable_count < total / 2
 
 
-def test_adapter_reloads_with_auto_peft_and_merges_into_a_plain_model(pretrained_encoder, tmp_path):
+# Every classifier LoRA adapts, at every pooling it offers: ModernBERT pools by [CLS] or by the mean
+# (which peft once rebuilt as [CLS]); the others pool one way (BERT's pooler, a decoder's last token).
+RELOAD_CASES = [
+    ("modernbert", "cls"),
+    ("modernbert", "mean"),
+    *((model_type, None) for model_type in LORA_DEFAULTS if model_type != "modernbert"),
+]
+
+
+@pytest.mark.parametrize(("model_type", "pooling"), RELOAD_CASES, ids=[f"{t}-{p}" for t, p in RELOAD_CASES])
+def test_adapter_reloads_to_the_trained_model_through_peft_and_transformers(
+    model_type, pooling, tmp_path, monkeypatch
+):
+    pooling_flag = ["--classifier_pooling", pooling] if pooling else []
     model_args, _, _ = parse_recipe(
-        ["--model_name_or_path", str(pretrained_encoder), "--use_lora", "true", "--merge_adapter", "true"]
+        ["--model_type", model_type, *SIZES, *pooling_flag, "--use_lora", "true", "--merge_adapter", "true"]
     )
-    tokenizer = AutoTokenizer.from_pretrained(pretrained_encoder)
+    train = train_byte_level_bpe if model_args.is_decoder else train_wordpiece
+    tokenizer = train(TEXTS, 300, 64)
     torch.manual_seed(0)
-    peft_model = apply_lora(build_classifier(model_args, tokenizer, ["neg", "pos"]), model_args)
+    classifier = build_classifier(model_args, tokenizer, ["neg", "pos"])
+    model_args.model_name_or_path = "a/pretrained-model"  # apply_lora requires one; unused here
+    peft_model = apply_lora(classifier, model_args)
     with torch.no_grad():  # lora_B starts at zero; make the adapter change the outputs
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
                 param.normal_(std=0.5)
     peft_model.eval()
-    batch = tokenizer(TEXTS[:3], padding=True, return_tensors="pt")
+    # Rows of different lengths: padding is where mean and [CLS] pooling (and last-token) differ.
+    batch = tokenizer(
+        ["good", "a bad movie, really bad and long", TEXTS[2]], padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
         expected = peft_model(**batch).logits
-        with peft_model.disable_adapter():
-            assert not torch.allclose(peft_model(**batch).logits, expected)
 
-    tokenizer.save_pretrained(tmp_path)
-    save_lora(peft_model, tmp_path, model_args, tokenizer)
-    config = json.loads((tmp_path / "adapter_config.json").read_text())
-    assert config["base_model_name_or_path"] == str(pretrained_encoder)
-    assert not (tmp_path / "model.safetensors").exists()  # only the adapter, not a copy of the base
+    monkeypatch.chdir(tmp_path)
+    run = Path("run")  # relative, as `--output_dir run` is
+    run.mkdir()
+    tokenizer.save_pretrained(run)
+    save_lora(peft_model, run, model_args, tokenizer)
+    base = json.loads((run / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert base == str(tmp_path / "run" / "base") and Path(base).is_absolute()
+    assert not (run / "model.safetensors").exists()  # the adapter dir holds only the adapter
+    monkeypatch.chdir(REPO)  # a user loading it from anywhere else
 
-    reloaded = AutoPeftModelForSequenceClassification.from_pretrained(tmp_path).eval()
-    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged").eval()
+    adapter_dir = tmp_path / "run"
+    merged = AutoModelForSequenceClassification.from_pretrained(adapter_dir / "merged").eval()
+    with_peft = AutoPeftModelForSequenceClassification.from_pretrained(adapter_dir).eval()
+    with_transformers = AutoModelForSequenceClassification.from_pretrained(adapter_dir).eval()
+    for model in (merged, with_peft, with_transformers):
+        assert model.config.id2label == {0: "neg", 1: "pos"}
+        if pooling:
+            assert model.config.classifier_pooling == pooling
+        with torch.no_grad():
+            torch.testing.assert_close(model(**batch).logits, expected, atol=1e-5, rtol=1e-5)
     assert not any("lora" in name for name, _ in merged.named_parameters())
     with torch.no_grad():
-        assert torch.equal(reloaded(**batch).logits, expected)
-        torch.testing.assert_close(merged(**batch).logits, expected, atol=1e-5, rtol=1e-5)
-    classify = pipeline("text-classification", model=str(tmp_path / "merged"))
-    assert [p["label"] for p in classify(TEXTS[:3])] == [
-        merged.config.id2label[i] for i in expected.argmax(-1).tolist()
-    ]
+        predicted = merged(**tokenizer(TEXTS[:3], padding=True, return_tensors="pt")).logits.argmax(-1)
+    for model in (str(adapter_dir), str(adapter_dir / "merged")):
+        classify = pipeline("text-classification", model=model)
+        assert [p["label"] for p in classify(TEXTS[:3])] == [
+            merged.config.id2label[i] for i in predicted.tolist()
+        ]
 
 
-def test_adapter_names_the_pushed_base_model(pretrained_encoder, tmp_path):
+def test_adapter_names_its_saved_base_or_the_hub_id_given(tmp_path):
     model_args, _, _ = parse_recipe(["--model_name_or_path", str(tmp_path), "--use_lora", "true"])
-    assert adapter_base_id(model_args) == str(tmp_path)  # local path: documented fallback
-    (tmp_path / "results.json").write_text(json.dumps({"hub_model_id": "someone/tiny-mlm"}))
-    assert adapter_base_id(model_args) == "someone/tiny-mlm"
+    assert adapter_base_id(model_args, Path("out")) == str(Path.cwd() / "out" / "base")
     model_args.lora_base_model_id = "org/explicit"
-    assert adapter_base_id(model_args) == "org/explicit"
+    assert adapter_base_id(model_args, Path("out")) == "org/explicit"
 
 
 def test_lora_run_writes_adapter_counts_and_trains_only_adapters(pretrained_encoder, finetune_argv, tmp_path):
     results = run_finetuning(
         *parse_recipe(
             [*finetune_argv, "--model_name_or_path", str(pretrained_encoder), "--use_lora", "true"]
-            + ["--max_steps", "6", "--learning_rate", "5e-3"]
+            + ["--max_steps", "6", "--learning_rate", "5e-3", "--classifier_pooling", "mean"]
+            + ["--merge_adapter", "true"]
         )
     )
     out = tmp_path / "finetune"
@@ -143,9 +171,23 @@ def test_lora_run_writes_adapter_counts_and_trains_only_adapters(pretrained_enco
     assert any("lora_B" in name and adapter[name].abs().sum() > 0 for name in adapter)  # it trained
     assert {"adapter_config.json", "tokenizer.json", "recipe.yaml"} <= {p.name for p in out.iterdir()}
     assert yaml.safe_load((out / "recipe.yaml").read_text())["use_lora"] is True
+    base = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert base == str(out / "base") and (out / "base" / "config.json").is_file()
+    assert f"`base_model_name_or_path` is the absolute local path `{base}`" in (out / "README.md").read_text()
+    # The run's adapter, reloaded by peft, is the merged model (mean pooling: the case peft once lost).
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    batch = tokenizer(["good", "a bad movie, really bad and long"], padding=True, return_tensors="pt")
+    adapter_model = AutoPeftModelForSequenceClassification.from_pretrained(out).eval()
+    merged = AutoModelForSequenceClassification.from_pretrained(out / "merged").eval()
+    assert adapter_model.config.classifier_pooling == merged.config.classifier_pooling == "mean"
+    with torch.no_grad():
+        torch.testing.assert_close(
+            adapter_model(**batch).logits, merged(**batch).logits, atol=1e-5, rtol=1e-5
+        )
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 def test_lora_under_two_process_ddp_matches_one_process(pretrained_encoder, corpus_files, tmp_path):
     """torchrun + gloo: 2 processes x batch 4 reach the adapter of 1 process x batch 8."""
     recipe = tmp_path / "lora.yaml"
@@ -168,7 +210,7 @@ def test_lora_under_two_process_ddp_matches_one_process(pretrained_encoder, corp
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     launch += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
     for command, name, batch in ([[sys.executable], "one", 8], [launch, "two", 4]):
-        done = subprocess.run(
+        done = run_bounded(
             [*command, script, str(recipe), f"--output_dir={tmp_path / name}"]
             + [f"--per_device_train_batch_size={batch}"],
             capture_output=True,

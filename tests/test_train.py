@@ -1,7 +1,7 @@
 import json
 import os
+import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from tunekit.errors import TunekitError
 from tunekit.tasks import run_finetuning, run_pretraining
 
 from .conftest import REPO
+from .processes import run_bounded
 
 
 def weights(output_dir: Path) -> dict[str, torch.Tensor]:
@@ -74,6 +75,34 @@ def test_gradient_accumulation_matches_one_big_batch(pretrain_argv, tmp_path):
     assert_same_weights(tmp_path / "big", tmp_path / "accumulated", atol=1e-5)
 
 
+def tensorboard_loss_steps(output_dir: Path) -> list[int]:
+    """The steps TensorBoard shows for the training loss, after any purge events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(output_dir / "runs" / "tunekit"))
+    events.Reload()
+    return [event.step for event in events.Scalars("loss")]
+
+
+def test_a_resume_logs_each_step_once_in_metrics_and_tensorboard(pretrain_argv, tmp_path):
+    """What a kill -9 at step 10 leaves when the newest checkpoint is step 4: steps 5-10 logged but
+    not checkpointed. The resumed run trains them again; the logs must hold each step once."""
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "pretrain"
+    argv = [*pretrain_argv, "--max_steps", "10", "--save_steps", "4", "--report_to", "tensorboard"]
+    run_pretraining(*parse_recipe([*argv, "--save_total_limit", "5"]))
+    shutil.rmtree(out / "checkpoints" / "step_8")
+    shutil.rmtree(out / "checkpoints" / "step_10", ignore_errors=True)
+    (out / "results.json").unlink()
+    assert [r["step"] for r in records(out) if "loss" in r] == list(range(1, 11))
+
+    run_pretraining(*parse_recipe([*argv, "--resume_from_checkpoint", "latest"]))
+
+    assert [r["step"] for r in records(out) if "loss" in r] == list(range(1, 11))
+    assert [r["step"] for r in records(out) if "eval_loss" in r] == [10]
+    assert tensorboard_loss_steps(out) == list(range(1, 11))
+
+
 @pytest.mark.parametrize("task", ["finetune", "finetune_shuffled", "pretrain"])
 def test_resume_mid_epoch_ends_with_the_same_weights(task, pretrain_argv, finetune_argv, tmp_path):
     """Fine-tuning batches are length-grouped by default; `finetune_shuffled` turns that off."""
@@ -122,12 +151,13 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_process_ddp_matches_one_process(pretrain_argv, tmp_path):
     """torchrun + gloo on CPU: 2 processes x batch 4 must reach the weights of 1 process x batch 8."""
     common = [*pretrain_argv, "--max_steps", "4", "--use_cpu", "true"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     script = str(REPO / "scripts" / "pretrain.py")
-    single = subprocess.run(
+    single = run_bounded(
         [sys.executable, script, *common, "--output_dir", str(tmp_path / "one")],
         capture_output=True,
         text=True,
@@ -135,7 +165,7 @@ def test_two_process_ddp_matches_one_process(pretrain_argv, tmp_path):
         timeout=300,
     )
     assert single.returncode == 0, single.stderr[-3000:]
-    ddp = subprocess.run(
+    ddp = run_bounded(
         [
             sys.executable,
             "-m",

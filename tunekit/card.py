@@ -14,6 +14,7 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from tunekit.atomic import atomic_write_text
+from tunekit.card_recipe import flops_description, framework_versions_section, resolved_recipe_yaml
 from tunekit.card_usage import how_to_load
 from tunekit.errors import TunekitError
 
@@ -119,11 +120,14 @@ def card_metadata(recipe: dict[str, Any], results: dict[str, Any], model_name: s
     is_lstm = recipe.get("model_type") == "lstm"
     hub_id = hub_dataset_id(recipe)
     found = eval_results(results, recipe, model_name)
+    # The LSTM is transformers code shipped in the repository: the Hub's convention for such models
+    # is library transformers with the custom_code tag (trust_remote_code=True).
+    tags = ["tunekit", recipe.get("model_type", "model"), task, *(["custom_code"] if is_lstm else [])]
     return ModelCardData(
         model_name=model_name,
-        library_name="tunekit" if is_lstm else "transformers",
+        library_name="transformers",
         pipeline_tag=PIPELINE_TAGS.get(task),
-        tags=["tunekit", recipe.get("model_type", "model"), task],
+        tags=tags,
         datasets=[hub_id] if hub_id else None,
         metrics=list(METRICS.get(task, {})) or None,
         license=recipe.get("license"),
@@ -142,19 +146,22 @@ def _what_it_is(recipe: dict[str, Any], results: dict[str, Any]) -> str:
         f"{results['num_parameters']:,} parameters" if results.get("num_parameters") else "a small model"
     )
     task = results.get("task")
+    init = recipe.get("model_name_or_path")
+    pretrained = (
+        f"continued pretraining of `{base_model_of(recipe) or init}`" if init else "pretrained from scratch"
+    )
     if task == "sequence-classification":
         labels = ", ".join(f"`{label}`" for label in results.get("labels", []))
-        init = recipe.get("model_name_or_path")
         start = f"fine-tuned from `{base_model_of(recipe) or init}`" if init else "trained from scratch"
         return f"A text classifier ({labels}): {kind} with {parameters}, {start} with tunekit."
     if task == "masked-lm":
-        return f"A masked language model: {kind} with {parameters}, pretrained from scratch by tunekit."
+        return f"A masked language model: {kind} with {parameters}, {pretrained} by tunekit."
     if task == "causal-lm":
-        return f"A causal language model: {kind} with {parameters}, pretrained from scratch by tunekit."
+        return f"A causal language model: {kind} with {parameters}, {pretrained} by tunekit."
     if task == "replaced-token-detection":
         return _replaced_token_detection(kind, results)
     return (
-        f"A language model: {kind} with {parameters}, pretrained by tunekit to predict the next token "
+        f"A language model: {kind} with {parameters}, {pretrained} by tunekit, to predict the next token "
         "(and, when bidirectional, the previous one), ULMFiT-style, to be fine-tuned as a classifier."
     )
 
@@ -178,7 +185,7 @@ def _replaced_token_detection(kind: str, results: dict[str, Any]) -> str:
     )
 
 
-def _training(recipe: dict[str, Any], results: dict[str, Any]) -> str:
+def _training(recipe: dict[str, Any], results: dict[str, Any], output_dir: Path) -> str:
     def number(key: str, unit: str = "") -> str:
         value = results.get(key)
         return "n/a" if value is None else f"{value:,}{unit}"
@@ -194,16 +201,19 @@ def _training(recipe: dict[str, Any], results: dict[str, Any]) -> str:
         "accumulation.",
         f"- **Compute:** {number('wall_time', ' s')} wall time "
         f"({number('train_runtime', ' s')} in the training loop), "
-        f"{'n/a' if flops is None else f'{flops:.3g}'} training FLOPs (6 x weights x tokens), "
+        f"{'n/a' if flops is None else f'{flops:.3g}'} training FLOPs ({flops_description(recipe)}, "
+        "x the tokens trained), "
         f"device `{results.get('device')}` ({results.get('machine')}), "
         f"mixed precision `{results.get('mixed_precision')}` (`no` = fp32).",
         f"- **Seed:** {recipe.get('seed')}.",
     ]
-    recipe_text = yaml.safe_dump(recipe, sort_keys=False)
+    recipe_text = resolved_recipe_yaml(recipe, results, output_dir)
     return "\n".join(lines) + (
-        "\n\nThe resolved recipe (also in `recipe.yaml`; `results.json` and `metrics.jsonl` hold the "
-        "numbers and the training log):\n\n<details><summary>recipe.yaml</summary>\n\n"
-        f"```yaml\n{recipe_text}```\n\n</details>"
+        "\n\nThe recipe (`recipe.yaml` as given; here a comment marks each value the run resolved "
+        "otherwise or did not use; `results.json` and `metrics.jsonl` hold the numbers and the "
+        "training log):\n\n<details><summary>recipe.yaml</summary>\n\n"
+        f"```yaml\n{recipe_text}```\n\n</details>\n\n"
+        f"### Framework versions\n\n{framework_versions_section(results)}"
     )
 
 
@@ -239,7 +249,7 @@ def build_model_card(
     sections = [
         f"# {repo_id or output_dir.name}",
         _what_it_is(recipe, results),
-        f"## How it was trained\n\n{_training(recipe, results)}",
+        f"## How it was trained\n\n{_training(recipe, results, output_dir)}",
         f"## Results\n\n{_results_table(data.eval_results or [])}",
         f"## How to use\n\n{how_to_load(output_dir, recipe, results, model_id)}",
         f"## Limitations\n\n{_limitations(recipe, results)}",

@@ -95,6 +95,28 @@ Fine-tune it as a classifier (last-token pooling) with tunekit:
 `python scripts/finetune.py RECIPE --model_name_or_path MODEL`."""
 
 
+def _adapter_base(output_dir: Path) -> str:
+    """For a LoRA run: what `base_model_name_or_path` is, an absolute local path or a Hub id."""
+    base = json.loads((output_dir / "adapter_config.json").read_text()).get("base_model_name_or_path", "")
+    peft_line = (
+        "\n\n```python\nfrom peft import AutoPeftModelForSequenceClassification\n\n"
+        'model = AutoPeftModelForSequenceClassification.from_pretrained("MODEL")\n```'
+    )
+    if Path(base).is_absolute():
+        where = (
+            f"the absolute local path `{base}`: the base this run saved in `base/` (the unadapted "
+            "weights under the fine-tuned config, with its labels and pooling). It loads on the machine "
+            "that trained it; elsewhere, point `base_model_name_or_path` in `adapter_config.json` at "
+            "your copy of `base/`"
+        )
+    else:
+        where = (
+            f"the Hub id `{base}` (set with `lora_base_model_id`); its config must carry this "
+            "adapter's labels and pooling"
+        )
+    return f"This is a LoRA adapter. Its `base_model_name_or_path` is {where}. peft loads it too:{peft_line}"
+
+
 def how_to_load(output_dir: Path, recipe: dict[str, Any], results: dict[str, Any], model_id: str) -> str:
     task, is_lstm = results.get("task"), recipe.get("model_type") == "lstm"
     if task == "sequence-classification":
@@ -107,4 +129,6 @@ def how_to_load(output_dir: Path, recipe: dict[str, Any], results: dict[str, Any
         template = _LOAD_DISCRIMINATOR
     else:
         template = _LOAD_LSTM_LM
+    if (output_dir / "adapter_config.json").is_file():
+        template += "\n\n" + _adapter_base(output_dir)
     return template.replace("MODEL", model_id)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from tunekit.atomic import atomic_write_text, fsync_directory, fsync_tree
+from tunekit.atomic import atomic_write_text, fsync_directory, fsync_tree, give_default_modes
 from tunekit.errors import TunekitError
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ def save_checkpoint(
             if best_state is not None:
                 torch.save(best_state, staging / BEST_STATE_FILE)
             progress.save(staging)
+            give_default_modes(staging)  # safetensors writes 0600
             fsync_tree(staging)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)

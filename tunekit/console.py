@@ -19,7 +19,7 @@ from tunekit.lstm import LSTMConfig
 
 logger = logging.getLogger(__name__)
 
-HEAD_SWAP_MESSAGE = "new classification head; {kind} decoder weights dropped"
+HEAD_SWAP_MESSAGE = "new classification head; {head} weights dropped"
 _reported_head_swaps: set[str] = set()
 
 
@@ -100,6 +100,15 @@ def _outside(keys: list[str], prefix: str) -> bool:
     return all(not key.startswith(prefix + ".") for key in keys)
 
 
+def _pretraining_head(config: Any) -> str:
+    """The head the checkpoint was pretrained with: its saved config still names its class."""
+    if config.model_type == LSTMConfig.model_type:
+        return "language-model decoder"
+    if any(name.endswith("ForCausalLM") for name in config.architectures or []):
+        return "causal-LM head"
+    return "MLM decoder"
+
+
 def from_pretrained_reporting_head_swap(auto_class: Any, source: str, **kwargs: Any) -> Any:
     """`auto_class.from_pretrained(source)`, with the expected head swap said in one line.
 
@@ -122,10 +131,9 @@ def from_pretrained_reporting_head_swap(auto_class: Any, source: str, **kwargs: 
     if not (missing or unexpected or mismatched):
         return model
     if not mismatched and _outside(missing, prefix) and _outside(unexpected, prefix):
-        kind = "MLM" if model.config.model_type != LSTMConfig.model_type else "language-model"
         if source not in _reported_head_swaps:  # once per source: a study loads it for every cell
             _reported_head_swaps.add(source)
-            logger.info(HEAD_SWAP_MESSAGE.format(kind=kind) + " (%s)", source)
+            logger.info(HEAD_SWAP_MESSAGE.format(head=_pretraining_head(model.config)) + " (%s)", source)
         return model
     logger.warning(
         "loading %s: missing keys %s; unexpected keys %s; mismatched keys %s",

@@ -18,6 +18,7 @@ from datasets.exceptions import DatasetGenerationError
 
 from tunekit.config import DataArguments
 from tunekit.data_checks import (
+    check_compressed_stream,
     check_file,
     check_rows,
 )
@@ -77,6 +78,8 @@ def _load_files(paths: str | list[str], split: str) -> Dataset:
             builder, data_files={split: paths}, split=split, **_BUILDER_OPTIONS.get(builder, {})
         )
     except DatasetGenerationError as error:
+        for path in paths:
+            check_compressed_stream(path, field)
         cause = error.__cause__ or error
         detail = (
             f"{type(cause).__name__}: {str(cause).splitlines()[0]}" if str(cause) else type(cause).__name__
@@ -84,6 +87,8 @@ def _load_files(paths: str | list[str], split: str) -> Dataset:
         raise TunekitError(f"{field}: cannot read {', '.join(paths)} ({detail})") from None
     except (gzip.BadGzipFile, EOFError, zlib.error, UnicodeDecodeError) as error:
         # Past the checked head of the file, `datasets` meets the damage itself.
+        for path in paths:
+            check_compressed_stream(path, field)
         raise TunekitError(f"{field}: cannot read {', '.join(paths)} ({type(error).__name__})") from None
     check_rows(dataset, f"{field} {', '.join(paths)}")
     return dataset

@@ -30,12 +30,16 @@ def _is_text(arrow_type: pa.DataType) -> bool:
     return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
 
 
+_COMPRESSED = {".gz": (gzip.open, "gzip"), ".xz": (lzma.open, "xz"), ".bz2": (bz2.open, "bzip2")}
+_STREAM_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error, lzma.LZMAError, OSError)
+
+
 def check_file(path: str, field: str, builder: str) -> None:
     """The file exists, is not empty, decompresses (gzip, xz, bz2), and starts as UTF-8 text."""
     file = Path(path)
     if file.is_dir():
         raise TunekitError(f"{field}: {path} is a directory; expected a data file")
-    opener = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(file.suffix, open)
+    opener = _COMPRESSED[file.suffix][0] if file.suffix in _COMPRESSED else open
     try:
         with opener(file, "rb") as handle:
             head = handle.read(_PROBE_BYTES)
@@ -54,6 +58,25 @@ def check_file(path: str, field: str, builder: str) -> None:
                 f"{field}: {path} is not UTF-8 text (byte {head[error.start]:#04x} at offset {error.start}); "
                 "re-save it as UTF-8"
             ) from None
+
+
+def check_compressed_stream(path: str, field: str) -> None:
+    """Damage past the checked head of a compressed file surfaces in `datasets` as whatever the
+    garbage bytes break first (a UnicodeDecodeError, a JSON error); called once a load has failed, it
+    reads the stream to its end, checksum included, and names the stream when that is the cause."""
+    file = Path(path)
+    if file.suffix not in _COMPRESSED:
+        return
+    opener, kind = _COMPRESSED[file.suffix]
+    try:
+        with opener(file, "rb") as handle:
+            while handle.read(1 << 20):
+                pass
+    except _STREAM_ERRORS as error:
+        raise TunekitError(
+            f"{field}: {path}: the {kind} stream is corrupt ({error or type(error).__name__}); "
+            "re-create or re-download the file"
+        ) from None
 
 
 def check_rows(dataset: Dataset, where: str) -> None:
@@ -108,13 +131,37 @@ def class_label_for(dataset: Dataset, label_column: str, names: list[str] | None
         raise TunekitError(
             f"label_column {label_column!r} in {where} holds {column.type}; expected integer ids or strings"
         )
-    count = len(names) if names is not None else max(values) + 1
-    if values[0] < 0 or values[-1] >= count:
-        expected = f"the {count} label_names" if names is not None else "ids 0..K-1"
-        raise TunekitError(
-            f"{where}: labels {values} are out of range; expected {expected} (or set label_names)"
+    if (problem := integer_label_problem(values, names)) is not None:
+        raise TunekitError(f"{where}: {problem}")
+    return ClassLabel(names=names or [str(i) for i in range(len(values))])
+
+
+def integer_label_problem(values: list[int], names: list[str] | None) -> str | None:
+    """Why sorted integer labels cannot be the class ids, with the fix; None when they can.
+
+    Without names the ids must be exactly 0..K-1: labels 1 and 2 would otherwise train a 3-class
+    model whose class 0 never occurs. With names they must index into them."""
+    if names is not None:
+        if values[0] >= 0 and values[-1] < len(names):
+            return None
+        return (
+            f"labels {values} are out of range; expected the {len(names)} label_names (ids 0.."
+            f"{len(names) - 1}): renumber the labels, or give one name per class"
         )
-    return ClassLabel(names=names or [str(i) for i in range(count)])
+    if values == list(range(len(values))):
+        return None
+    if values[0] < 0:
+        problem = f"labels {values} are out of range; expected ids 0..K-1"
+    else:
+        missing = next(i for i in range(len(values) + 1) if i not in values)
+        problem = f"labels {values} are not the ids 0..K-1 (no example has label {missing})"
+    renumber = ", ".join(f"{value} -> {i}" for i, value in enumerate(values[:3])) + (
+        ", ..." if len(values) > 3 else ""
+    )
+    return (
+        f"{problem}: renumber them in the data ({renumber}) and name the classes with --label_names, "
+        "or write the labels as strings (each distinct string is a class)"
+    )
 
 
 def check_classes(dataset: Dataset, label_column: str, where: str) -> None:

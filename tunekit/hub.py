@@ -20,8 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from huggingface_hub import HfApi, constants
+from huggingface_hub import HfApi, constants, get_token, is_offline_mode
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+from transformers.hf_argparser import string_to_bool
 
 from tunekit.card import build_model_card, read_run
 from tunekit.errors import TunekitError
@@ -59,6 +61,40 @@ def target_from_args(args: object, output_dir: str | Path) -> HubTarget:
         token=getattr(args, "hub_token", None),
         include_checkpoints=getattr(args, "hub_include_checkpoints", False),
     )
+
+
+def check_repo_id(target: HubTarget, named: bool = True) -> None:
+    """A repository id the Hub accepts ('name' or 'namespace/name'), before any request.
+    `named`: it came from hub_model_id (else from the output dir's name)."""
+    try:
+        validate_repo_id(target.repo_id)
+    except HFValidationError as error:
+        reason = str(error).splitlines()[0].split(": '")[0]
+        if named:
+            raise TunekitError(
+                f"hub_model_id: {target.repo_id!r} is not a Hub repository id ({reason})"
+            ) from None
+        raise TunekitError(
+            f"hub_model_id unset: the output dir's name {target.repo_id!r} is not a Hub repository id "
+            f"({reason}); set --hub_model_id namespace/name"
+        ) from None
+
+
+def check_can_push(target: HubTarget, named: bool = True) -> None:
+    """What can be known before training that would make the push at its end fail: a malformed
+    repository id, offline mode, no token at all (huggingface_hub's own lookup: HF_TOKEN, then the
+    saved token file). Whether the token may write there only the Hub can say, at push time."""
+    check_repo_id(target, named)
+    if is_offline_mode():
+        raise TunekitError(
+            "push_to_hub: offline mode is on (HF_HUB_OFFLINE=1), so the run could not be pushed; unset it, "
+            "or train with push_to_hub false and push later with scripts/push_to_hub.py"
+        )
+    if target.token is None and get_token() is None:
+        raise TunekitError(
+            "push_to_hub: no Hub token (HF_TOKEN is unset and no token was saved); set HF_TOKEN, "
+            "run `hf auth login`, or pass --hub_token"
+        )
 
 
 def files_to_push(output_dir: Path, include_checkpoints: bool = False) -> list[str]:
@@ -134,6 +170,7 @@ def push_output_dir(
     """
     output_dir = Path(output_dir)
     read_run(output_dir)  # refuses a dir that is not a finished run, before any request
+    check_repo_id(target)
     if not any(output_dir.glob("*.safetensors")) and not (output_dir / "adapter_config.json").is_file():
         raise TunekitError(f"{output_dir} holds no saved model (was it run with save_model false?)")
     api = HfApi()  # endpoint unset: huggingface_hub's, i.e. HF_ENDPOINT when that is set
@@ -178,11 +215,11 @@ def push_command(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hub_model_id", help="'namespace/name' (unset = the run's hub_model_id or dir name)."
     )
-    parser.add_argument("--hub_private_repo", action="store_true", help="Create the repository as private.")
+    # Bare (`--hub_private_repo`) or with a value (`--hub_private_repo true`), as the training scripts'.
+    flag = {"type": string_to_bool, "nargs": "?", "const": True, "default": False}
+    parser.add_argument("--hub_private_repo", **flag, help="Create the repository as private.")
     parser.add_argument("--hub_token", help="Token; unset = HF_TOKEN, then the saved token file.")
-    parser.add_argument(
-        "--hub_include_checkpoints", action="store_true", help="Also push checkpoints/ and runs/."
-    )
+    parser.add_argument("--hub_include_checkpoints", **flag, help="Also push checkpoints/ and runs/.")
     args = parser.parse_args(argv)
     try:
         recipe, _ = read_run(Path(args.output_dir))

@@ -8,7 +8,7 @@ feed-forward projection, and in `modules_to_save` the layers between encoder and
 For sequence classification peft itself adds `classifier` and `score` to `modules_to_save`.
 """
 
-import json
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +17,14 @@ import torch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from tunekit.atomic import staged_files
 from tunekit.config import ModelArguments
 from tunekit.errors import TunekitError
 
 logger = logging.getLogger(__name__)
 
 MERGED_DIR = "merged"
+BASE_DIR = "base"
 
 
 @dataclass(frozen=True)
@@ -101,19 +103,14 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
     return {"trainable_parameters": trainable, "total_parameters": total}
 
 
-def adapter_base_id(model_args: ModelArguments) -> str:
-    """What the adapter names as its base model, in order: `lora_base_model_id`; the Hub id a
-    tunekit pretraining records in its results.json once pushed (`hub_model_id`); else
-    `model_name_or_path` itself (a Hub name, or a local path that only loads on this machine)."""
+def adapter_base_id(model_args: ModelArguments, output_dir: Path) -> str:
+    """What the adapter names as its base model: `lora_base_model_id` when set (a Hub id the user
+    vouches for: its config must carry this head's labels and pooling), else the absolute path of
+    the base that `save_lora` writes beside the adapter. Never a relative path, which would load
+    only from the directory the run was started in."""
     if model_args.lora_base_model_id:
         return model_args.lora_base_model_id
-    source = str(model_args.model_name_or_path)
-    results = Path(source) / "results.json"
-    if results.is_file():
-        pushed = json.loads(results.read_text()).get("hub_model_id")
-        if pushed:
-            return str(pushed)
-    return source
+    return str((output_dir / BASE_DIR).resolve())
 
 
 def save_lora(
@@ -122,13 +119,28 @@ def save_lora(
     model_args: ModelArguments,
     tokenizer: PreTrainedTokenizerBase,
 ) -> None:
-    """The adapter in `output_dir` (AutoPeftModelForSequenceClassification loads it), and with
-    `merge_adapter` a plain transformers model in `output_dir/merged`. Main process only."""
-    for config in model.peft_config.values():
-        config.base_model_name_or_path = adapter_base_id(model_args)
-    model.save_pretrained(output_dir)
-    if model_args.merge_adapter:
-        merged_dir = output_dir / MERGED_DIR
-        # merge_and_unload folds B @ A into the base weights in place; the adapter is saved already.
-        model.merge_and_unload().save_pretrained(merged_dir)
-        tokenizer.save_pretrained(merged_dir)
+    """The adapter in `output_dir`, its base in `output_dir/base`, and with `merge_adapter` a plain
+    transformers model in `output_dir/merged`. Main process only.
+
+    peft (`AutoPeftModelForSequenceClassification`) and transformers (`from_pretrained` or
+    `pipeline()` on the adapter dir) build the base from `base_model_name_or_path` with that
+    directory's own config. The pretrained model's config has none of the fine-tuning's head
+    settings (labels, ModernBERT's classifier_pooling, a decoder's pad token), so the adapter
+    names a base saved from the classifier it was trained on: the unadapted weights under the
+    fine-tuned config."""
+    base_id = adapter_base_id(model_args, output_dir)
+    with staged_files(output_dir) as staging:
+        if not model_args.lora_base_model_id:
+            # unload() on a copy: the LoRA layers give back their base layers, unmerged.
+            copy.deepcopy(model).unload().save_pretrained(staging / BASE_DIR)
+            tokenizer.save_pretrained(staging / BASE_DIR)
+        for config in model.peft_config.values():
+            config.base_model_name_or_path = base_id
+        # The base keeps the vocabulary (check_model_fits refuses a larger tokenizer), so no embedding
+        # copy is needed; saying so also spares peft probing the base path, not yet in place.
+        model.save_pretrained(staging, save_embedding_layers=False)
+        if model_args.merge_adapter:
+            merged_dir = staging / MERGED_DIR
+            # merge_and_unload folds B @ A into the base weights in place; the adapter is saved already.
+            model.merge_and_unload().save_pretrained(merged_dir)
+            tokenizer.save_pretrained(merged_dir)

@@ -48,8 +48,8 @@ class LoraArguments:
     lora_base_model_id: str | None = field(
         default=None,
         metadata=help_meta(
-            "Hub id written as the adapter's base_model_name_or_path; unset = the hub_model_id that "
-            "model_name_or_path's results.json records, else model_name_or_path itself."
+            "Hub id written as the adapter's base_model_name_or_path (its config must carry this run's "
+            "labels and pooling); unset = the absolute path of output_dir/base, which the run writes."
         ),
     )
     merge_adapter: bool = field(

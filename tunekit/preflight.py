@@ -22,7 +22,9 @@ from tunekit.arguments import DataArguments, ModelArguments
 from tunekit.checkpoint import resolve_checkpoint
 from tunekit.config import recipe_dict, save_recipe
 from tunekit.errors import TunekitError
+from tunekit.hub import check_can_push, target_from_args
 from tunekit.lstm import LSTMConfig
+from tunekit.run_lock import LOCK_FILE, lock_output_dir
 from tunekit.train_arguments import TrainArguments
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ RECIPE_FILE = "recipe.yaml"
 RESUME_MAY_CHANGE = frozenset(
     {
         "resume_from_checkpoint",
+        "output_dir",  # a checkpoint may be continued into a new output_dir
         "overwrite_output_dir",
         "disable_tqdm",
         "report_to",
@@ -60,11 +63,19 @@ def check_run(
     elif model_config is not None and Path(model_args.model_name_or_path).is_dir():
         check_local_source(model_args.model_name_or_path, "model_name_or_path", _TOKENIZER_FILES)
     check_positions(model_args, data_args, model_config)
+    # Before the emptiness check: a directory another run is filling is refused naming that run.
+    lock_output_dir(train_args.output_dir, accelerator)
     check_output_dir(train_args)
     check_mixed_precision(accelerator.mixed_precision, accelerator.device)
+    if train_args.push_to_hub:  # the push comes after the whole run; what makes it fail, say now
+        check_can_push(
+            target_from_args(train_args, train_args.output_dir), named=bool(train_args.hub_model_id)
+        )
     if train_args.resume_from_checkpoint:
-        resolve_checkpoint(train_args.resume_from_checkpoint, train_args.output_dir)
-        check_resume_recipe(train_args.output_dir, recipe_dict(model_args, data_args, train_args))
+        checkpoint = resolve_checkpoint(train_args.resume_from_checkpoint, train_args.output_dir)
+        check_resume_recipe(
+            recipe_of_run(checkpoint, train_args.output_dir), recipe_dict(model_args, data_args, train_args)
+        )
 
 
 def _is_hub_id(value: str) -> bool:
@@ -156,7 +167,8 @@ def check_output_dir(train_args: TrainArguments) -> None:
         raise TunekitError(
             f"output_dir {output_dir}: cannot write to {existing} ({error.strerror})"
         ) from None
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not train_args.resume_from_checkpoint:
+    holds_files = output_dir.is_dir() and any(p.name != LOCK_FILE for p in output_dir.iterdir())
+    if holds_files and not train_args.resume_from_checkpoint:
         if not train_args.overwrite_output_dir:
             raise TunekitError(
                 f"output_dir {output_dir} is not empty; pass --overwrite_output_dir true to replace it "
@@ -176,9 +188,16 @@ def check_mixed_precision(precision: str, device: torch.device) -> None:
         )
 
 
-def check_resume_recipe(output_dir: str | Path, current: dict[str, Any]) -> None:
-    """A resume continues bit-exactly only with the recipe it started with."""
-    saved_path = Path(output_dir) / RECIPE_FILE
+def recipe_of_run(checkpoint: Path, output_dir: str | Path) -> Path:
+    """The recipe of the run that wrote `checkpoint` (`<run>/checkpoints/step_N` -> `<run>/recipe.yaml`),
+    whichever output_dir the resume writes to; else the one in `output_dir`."""
+    if checkpoint.parent.name == "checkpoints" and (checkpoint.parent.parent / RECIPE_FILE).is_file():
+        return checkpoint.parent.parent / RECIPE_FILE
+    return Path(output_dir) / RECIPE_FILE
+
+
+def check_resume_recipe(saved_path: Path, current: dict[str, Any]) -> None:
+    """A resume continues bit-exactly only with the recipe it started with (`saved_path`)."""
     if not saved_path.is_file():
         return
     try:
@@ -194,7 +213,7 @@ def check_resume_recipe(output_dir: str | Path, current: dict[str, Any]) -> None
         changes = ", ".join(f"{name} ({saved[name]!r} -> {current[name]!r})" for name in differing)
         raise TunekitError(
             f"resume_from_checkpoint: the recipe differs from the run being resumed in {changes}; "
-            "resume with the same values or start a new output_dir"
+            "resume with the same values, or train from the start (no resume_from_checkpoint)"
         )
 
 

@@ -23,6 +23,7 @@ from transformers import PreTrainedTokenizerBase
 from tunekit.accelerator import make_accelerator, plain_model
 from tunekit.atomic import atomic_write_json
 from tunekit.card import write_model_card
+from tunekit.card_recipe import framework_versions
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
 from tunekit.data import load_raw
 from tunekit.errors import TunekitError
@@ -43,8 +44,10 @@ from tunekit.rtd import (
     replaced_token_detection_of,
     save_replaced_token_detection,
 )
+from tunekit.run_lock import LOCK_FILE, holds_output_dir_lock
 from tunekit.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.splits import prepare_splits
+from tunekit.teardown import release_training_state
 from tunekit.tokenization import (
     load_tokenizer,
     mlm_collator,
@@ -63,8 +66,14 @@ def prepare_output_dir(args: TrainArguments, accelerator: Accelerator) -> Path:
     non-empty one, on every process, before any process deletes anything)."""
     output_dir = Path(args.output_dir)
     replace = args.overwrite_output_dir and not args.resume_from_checkpoint
-    if accelerator.is_main_process and replace and output_dir.is_dir() and any(output_dir.iterdir()):
-        shutil.rmtree(output_dir)
+    if accelerator.is_main_process and replace and output_dir.is_dir():
+        for entry in output_dir.iterdir():
+            if entry.name == LOCK_FILE:  # this run's lock stays held, on the same file
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     accelerator.wait_for_everyone()
     output_dir.mkdir(parents=True, exist_ok=True)
     return output_dir
@@ -142,6 +151,7 @@ def _finish(
         "num_processes": accelerator.num_processes,
         "device": str(accelerator.device),
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
+        "framework_versions": framework_versions(uses_peft=is_lora(model)),
     }
     accelerator.wait_for_everyone()
     if train_args.save_model:  # results.json, written after the model, marks the run done
@@ -151,11 +161,10 @@ def _finish(
         atomic_write_json(output_dir / "results.json", results)
         write_model_card(output_dir, train_args.hub_model_id if train_args.push_to_hub else None)
     is_main_process = accelerator.is_main_process
-    # Every process enters the teardown together: a rank that tears down its process group while the
-    # main one is still writing files was seen to hang there once (gloo, 2 CPU processes, in CI).
+    # Every process has saved its part before any lets go of the model; the process group itself is
+    # destroyed after this run's frames are gone (tunekit.teardown, in the order that cannot hang).
     accelerator.wait_for_everyone()
-    # Last: besides closing trackers, this tears down the process group.
-    accelerator.end_training()
+    release_training_state(accelerator)
     if train_args.push_to_hub and is_main_process:
         push_output_dir(output_dir, target_from_args(train_args, output_dir))
     return results
@@ -191,6 +200,7 @@ def pretraining_collator(
     return mlm_collator(tokenizer, mlm_probability, seed)
 
 
+@holds_output_dir_lock
 def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
     """Pretraining on packed blocks of the training text: masked LM for encoders, causal LM for
     decoders, a bidirectional language model for the LSTM."""
@@ -258,6 +268,7 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     )
 
 
+@holds_output_dir_lock
 def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
     """Sequence classification: a transformer from a pretrained dir or from scratch, or the LSTM."""
     started = time.perf_counter()

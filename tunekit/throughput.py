@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
+from tunekit.atomic import atomic_write_text
 from tunekit.flops import training_flops_per_token, utilisation
 from tunekit.last_layer import query_only_parameters
 
@@ -165,8 +166,27 @@ class MetricsLog:
         self.accelerator = accelerator
         self.path = Path(output_dir) / "metrics.jsonl"
 
+    def drop_after(self, step: int) -> int:
+        """On resume from the checkpoint at `step`, remove the lines a killed run logged past it (the
+        resumed run logs those steps again); rewritten atomically. Returns how many lines went."""
+        if not self.path.is_file():
+            return 0
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if _logged_step(line) is not None and _logged_step(line) <= step]
+        if len(kept) < len(lines):
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        return len(lines) - len(kept)
+
     def write(self, record: dict, step: int) -> None:
         self.accelerator.log({k: v for k, v in record.items() if isinstance(v, int | float)}, step=step)
         if self.accelerator.is_main_process:
             with self.path.open("a") as handle:
                 handle.write(json.dumps({"step": step, **record}) + "\n")
+
+
+def _logged_step(line: str) -> int | None:
+    """A metrics.jsonl line's step; None for a line a kill cut short."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None

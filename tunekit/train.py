@@ -33,6 +33,7 @@ from tunekit.checkpoint import (
     save_checkpoint,
 )
 from tunekit.config import TrainArguments
+from tunekit.errors import TunekitError
 from tunekit.evaluation import MetricFn, evaluate_model, is_better
 from tunekit.host_syncs import HostSyncWatch
 from tunekit.preemption import RunGuard
@@ -88,7 +89,7 @@ class TrainingRun:
             self._resume()
         self.log = MetricsLog(accelerator, args.output_dir)
         if accelerator.is_main_process:
-            accelerator.init_trackers("tunekit")
+            accelerator.init_trackers("tunekit", init_kwargs=self._forget_steps_past_the_checkpoint())
         self.bar = tqdm(
             total=self.total_steps,
             initial=self.progress.global_step,
@@ -116,10 +117,35 @@ class TrainingRun:
     def _resume(self) -> None:
         checkpoint = resolve_checkpoint(self.args.resume_from_checkpoint, self.args.output_dir)
         refuse_unsafe_pickles(checkpoint)
-        self.accelerator.load_state(str(checkpoint))
+        try:
+            self.accelerator.load_state(str(checkpoint))
+        except RuntimeError as error:
+            # Reached only without the writing run's recipe.yaml, which preflight compares first.
+            mismatch = next(
+                (line.strip() for line in str(error).splitlines() if "size mismatch" in line), None
+            )
+            if mismatch is None:
+                raise
+            raise TunekitError(
+                f"resume_from_checkpoint: {checkpoint} holds a model of another shape ({mismatch}); "
+                "resume with the recipe that wrote it"
+            ) from None
         self.progress = Progress.load(checkpoint)
         self.best_state = load_best_state(checkpoint)
         logger.info("resumed from %s at step %d", checkpoint, self.progress.global_step)
+
+    def _forget_steps_past_the_checkpoint(self) -> dict[str, Any]:
+        """A run killed after its last checkpoint logged steps it will now train again: metrics.jsonl
+        drops them, and TensorBoard, whose event files are append-only, gets a purge step (a
+        SummaryWriter that opens with one hides the older events from that step on)."""
+        if not self.args.resume_from_checkpoint:
+            return {}
+        step = self.progress.global_step
+        if dropped := self.log.drop_after(step):
+            logger.info(
+                "metrics.jsonl: dropped %d lines logged after the checkpoint (step %d)", dropped, step
+            )
+        return {"tensorboard": {"purge_step": step + 1}}
 
     def run(self) -> LoopResult:
         self.model.train()

@@ -5,12 +5,19 @@ from .workspace import (
     F,
     P,
     csv_text,
+    gzip_corrupt_past_probe,
     half_a_gzip,
     jsonl_text,
     labeled_rows,
     make_dir,
     small_synthetic_corpus,
 )
+
+
+def labels_one_and_two() -> list[dict]:
+    """Integer labels 1 and 2, as a file that numbers its classes from 1 has them."""
+    return [{"text": t, "label": 1 + i % 2} for i, (t, _) in enumerate(labeled_rows())]
+
 
 DATA_CASES = [
     Case(
@@ -62,6 +69,12 @@ DATA_CASES = [
         P,
         lambda w: w.pretrain(train=w.write("cut.txt.gz", half_a_gzip())),
         "cut.txt.gz is not a readable gzip file",
+    ),
+    Case(
+        "gzip-corrupt-past-4mb",
+        P,
+        lambda w: w.pretrain(train=w.write("late.txt.gz", gzip_corrupt_past_probe())),
+        "late.txt.gz: the gzip stream is corrupt (CRC check failed",
     ),
     Case(
         "csv-not-utf8",
@@ -154,7 +167,23 @@ DATA_CASES = [
                 jsonl_text([{"text": t, "label": i % 3} for i, (t, _) in enumerate(labeled_rows())]),
             ),
         ),
-        "labels [0, 1, 2] are out of range; expected the 2 label_names",
+        "labels [0, 1, 2] are out of range; expected the 2 label_names (ids 0..1): renumber the labels, "
+        "or give one name per class",
+    ),
+    Case(
+        "int-labels-not-from-zero",
+        F,
+        lambda w: w.finetune(train=w.write("ids12.jsonl", jsonl_text(labels_one_and_two()))),
+        "labels [1, 2] are not the ids 0..K-1 (no example has label 0): renumber them in the data "
+        "(1 -> 0, 2 -> 1) and name the classes with --label_names",
+    ),
+    Case(
+        "int-labels-not-from-zero-with-names",
+        F,
+        lambda w: w.finetune(
+            "--label_names", "neg", "pos", train=w.write("ids12.jsonl", jsonl_text(labels_one_and_two()))
+        ),
+        "labels [1, 2] are out of range; expected the 2 label_names (ids 0..1): renumber the labels",
     ),
     Case(
         "negative-int-labels",
@@ -167,7 +196,7 @@ DATA_CASES = [
                 ),
             )
         ),
-        "labels [-1, 0] are out of range; expected ids 0..K-1",
+        "labels [-1, 0] are out of range; expected ids 0..K-1: renumber them in the data (-1 -> 0, 0 -> 1)",
     ),
     Case(
         "float-labels",

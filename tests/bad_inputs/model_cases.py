@@ -1,6 +1,26 @@
 """Bad models and tokenizers; the device, the output directory and resuming."""
 
+from pathlib import Path
+
 from .workspace import Case, F, P, big_tokenizer, empty_dir, fake_run_to_resume, refuse_write, tiny_model_copy
+
+
+def hub_mode(offline: bool, token: bool = False):
+    """Offline or online, with or without a token anywhere huggingface_hub looks for one."""
+
+    def patch(mp) -> None:
+        from huggingface_hub import constants
+
+        mp.setattr(constants, "HF_HUB_OFFLINE", offline)
+        mp.setattr(constants, "HF_TOKEN_PATH", "/nonexistent/tunekit-test/token")
+        mp.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+        if token:
+            mp.setenv("HF_TOKEN", "hf_test_token")
+        else:
+            mp.delenv("HF_TOKEN", raising=False)
+
+    return patch
+
 
 MODEL_AND_RUN_CASES = [
     Case(
@@ -148,5 +168,44 @@ MODEL_AND_RUN_CASES = [
             "latest",
         ],
         "the recipe differs from the run being resumed in learning_rate (0.001 -> 0.002)",
+    ),
+    Case(
+        "resume-with-changed-shape-into-new-dir",
+        F,
+        lambda w: [
+            w.recipe(train_file=[w.labeled], output_dir=str(w.root / "continued")),
+            "--resume_from_checkpoint",
+            str(Path(fake_run_to_resume(w, hidden_size=64)) / "checkpoints" / "step_1"),
+        ],
+        "the recipe differs from the run being resumed in hidden_size (64 -> 32)",
+    ),
+    # --- a push that would fail after the whole run is refused before it
+    Case(
+        "push-while-offline",
+        F,
+        lambda w: w.finetune("--push_to_hub", "true", "--hub_model_id", "acme/tiny"),
+        "push_to_hub: offline mode is on (HF_HUB_OFFLINE=1), so the run could not be pushed",
+        patch=hub_mode(offline=True, token=True),
+    ),
+    Case(
+        "push-without-token",
+        P,
+        lambda w: w.pretrain("--push_to_hub", "--hub_model_id", "acme/tiny"),
+        "push_to_hub: no Hub token (HF_TOKEN is unset and no token was saved)",
+        patch=hub_mode(offline=False),
+    ),
+    Case(
+        "push-to-malformed-repo-id",
+        F,
+        lambda w: w.finetune("--push_to_hub", "true", "--hub_model_id", "acme/tiny/model"),
+        "hub_model_id: 'acme/tiny/model' is not a Hub repository id (Repo id must be in the form",
+        patch=hub_mode(offline=False, token=True),
+    ),
+    Case(
+        "push-output-dir-name-not-repo-id",
+        F,
+        lambda w: w.finetune("--push_to_hub", "true", "--output_dir", str(w.root / "my run")),
+        "hub_model_id unset: the output dir's name 'my run' is not a Hub repository id",
+        patch=hub_mode(offline=False, token=True),
     ),
 ]

@@ -18,6 +18,7 @@ from tunekit.cli import run_script
 from tunekit.tasks import run_finetuning, run_pretraining
 
 from ..conftest import QUIET, REPO, TINY_MODEL
+from ..processes import run_bounded
 from .data_cases import DATA_CASES
 from .model_cases import MODEL_AND_RUN_CASES
 from .recipe_cases import RECIPE_CASES
@@ -107,7 +108,7 @@ def test_bad_input_is_one_line_exit_2_and_harms_nothing(
 
 
 def run_script_process(script: str, *argv: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return run_bounded(
         [sys.executable, str(REPO / "scripts" / script), *argv],
         capture_output=True,
         text=True,
@@ -214,3 +215,42 @@ def test_readme_lists_every_catalogue_message():
         case.id for case in CASES if f"| {case.id.replace('-', ' ')} | `{case.expected}` |" not in readme
     ]
     assert not missing, f"README's 'When something is wrong' table lacks {missing}"
+
+
+def test_a_resume_with_another_shape_is_one_line_on_every_path(
+    pretrain_argv, tmp_path, capsys, quiet_datasets
+):
+    """A real checkpoint, resumed with hidden_size 32 -> 64: in place, into a new output_dir, and from a
+    checkpoint copied away from its run's recipe.yaml (the load itself then names the mismatch)."""
+    import shutil
+
+    first = tmp_path / "pretrain"
+    assert run_script(run_pretraining, [*pretrain_argv, "--max_steps", "2", "--save_steps", "1"]) == 0
+    checkpoint = first / "checkpoints" / "step_2"
+    loose = tmp_path / "copied" / "step_2"
+    shutil.copytree(checkpoint, loose)
+    wider = [*pretrain_argv, "--max_steps", "3", "--hidden_size", "64"]
+    paths = {
+        "in place": ([*wider, "--resume_from_checkpoint", "latest"], first, "hidden_size (32 -> 64)"),
+        "new output_dir": (
+            [*wider, "--resume_from_checkpoint", str(checkpoint), "--output_dir", str(tmp_path / "new")],
+            tmp_path / "new",
+            "hidden_size (32 -> 64)",
+        ),
+        "copied checkpoint": (
+            [*wider, "--resume_from_checkpoint", str(loose), "--output_dir", str(tmp_path / "other")],
+            tmp_path / "other",
+            "holds a model of another shape (size mismatch for",
+        ),
+    }
+    for name, (argv, output_dir, expected) in paths.items():
+        before = snapshot(first)
+        capsys.readouterr()
+        assert run_script(run_pretraining, argv) == 2, name
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: resume_from_checkpoint: "), (name, err)
+        assert expected in lines[0], (name, lines[0])
+        assert snapshot(first) == before, name
+        if name == "new output_dir":  # checked before anything is written
+            assert not output_dir.exists()

@@ -95,6 +95,17 @@ def half_a_gzip() -> bytes:
     return whole[: len(whole) // 2]
 
 
+def gzip_corrupt_past_probe() -> bytes:
+    """A gzip file whose first 4 MB (what check_file reads) decompress fine and whose damage lies
+    beyond: stored blocks (level 0) turn a flipped byte into a bad byte of text, not a zlib error, so
+    only the stream's CRC tells, as with a download corrupted late in the file."""
+    text = "".join(f"line {i} of a long corpus, damaged near its end\n" for i in range(110_000))
+    damaged = bytearray(gzip.compress(text.encode(), compresslevel=0))
+    assert len(damaged) > 5 << 20  # past check_file's 4 MB probe
+    damaged[int(len(damaged) * 0.9)] = 0xFF
+    return bytes(damaged)
+
+
 F, P = "finetune", "pretrain"
 
 

@@ -10,33 +10,25 @@ from transformers import BertTokenizerFast
 
 from tunekit.config import DataArguments, ModelArguments, parse_recipe
 from tunekit.study import Study, StudyArguments, budgets
-from tunekit.study.arms import ARMS, pretraining_of
-from tunekit.study.objectives import (
-    OBJECTIVE_ARMS,
-    estimated_flops_per_token,
-    objective_changes,
-    scratch_twin,
-    steps_for_flops,
-)
+from tunekit.study.arms import arm_named, selectable
+from tunekit.study.objectives import OBJECTIVE_ARMS, estimated_flops_per_token, steps_for_flops
 from tunekit.study.plots import plot_pretraining_gain
 from tunekit.study.report import pretraining_gain, summarize
 
 
 def test_objective_arms_pretrain_their_own_encoder_and_share_one_scratch_twin():
     assert set(OBJECTIVE_ARMS) == {"transformer_pretrained_mlm40", "transformer_pretrained_rtd"}
-    assert set(OBJECTIVE_ARMS) <= set(ARMS)
-    assert [pretraining_of(arm) for arm in ("transformer_pretrained", *OBJECTIVE_ARMS)] == [
-        "transformer",
-        "transformer_mlm40",
-        "transformer_rtd",
+    assert set(OBJECTIVE_ARMS) <= set(selectable())
+    arms = [arm_named(name) for name in ("transformer_pretrained", *OBJECTIVE_ARMS)]
+    assert [arm.pretraining.name for arm in arms] == ["transformer", "transformer_mlm40", "transformer_rtd"]
+    assert {arm.scratch_twin for arm in arms} == {"transformer_scratch"}
+    assert [dict(arm.pretraining.recipe_changes) for arm in arms] == [
+        {},
+        {"mlm_probability": 0.4},
+        {"objective": "rtd"},
     ]
-    assert {scratch_twin(arm) for arm in ("transformer_pretrained", *OBJECTIVE_ARMS)} == {
-        "transformer_scratch"
-    }
-    assert scratch_twin("lstm_pretrained_bf16") == "lstm_scratch_bf16"
-    assert objective_changes("transformer_mlm40") == {"mlm_probability": 0.4}
-    assert objective_changes("transformer_rtd") == {"objective": "rtd"}
-    assert objective_changes("transformer") == {} == objective_changes("lstm")
+    # The RTD encoder is saved without an LM head: only the linear probe reads it.
+    assert not arms[2].pretraining.probe.word_probe and arms[1].pretraining.probe.word_probe
 
 
 def test_a_flops_budget_buys_fewer_steps_of_a_costlier_objective(tmp_path):

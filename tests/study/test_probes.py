@@ -3,6 +3,7 @@ from transformers import AutoConfig, AutoModelForMaskedLM
 
 from tunekit.lstm import LSTMConfig
 from tunekit.lstm_lm import LSTMForLanguageModeling
+from tunekit.study.arms import pretraining_named
 from tunekit.study.probes import describe_probes, linear_probe, masked_word_probe, next_word_probe
 from tunekit.synthetic import build_synthetic_corpus
 from tunekit.tokenizer_training import train_wordpiece
@@ -60,6 +61,8 @@ def test_lstm_language_model_probes_read_its_forward_direction_and_states():
         model, tokenizer, train["text"], train["label"], train["text"], train["label"], c=1e3
     )
     assert memorised >= 0.9
-    notes = describe_probes("lstm", {"linear_probe_accuracy": 0.891, "next_word_probe_accuracy": 1.0})
+    notes = describe_probes(
+        pretraining_named("lstm").probe, {"linear_probe_accuracy": 0.891, "next_word_probe_accuracy": 1.0}
+    )
     assert notes[0].endswith("reads 89.1 % accuracy from the pretrained LSTM language model.")
     assert "'X means'" in notes[1] and notes[1].endswith("100.0 %.")

@@ -152,9 +152,15 @@ def test_cell_overrides_are_validated_and_compose_after_finetune_overrides():
         finetune_overrides="--max_steps 5",
         cell_overrides=["transformer_pretrained@1000: --learning_rate 1e-3", "*@100: --eval_steps 10"],
     )
-    assert args.overrides_for("transformer_pretrained", "1000") == "--max_steps 5 --learning_rate 1e-3"
-    assert args.overrides_for("transformer_pretrained", "100") == "--max_steps 5 --eval_steps 10"
-    assert args.overrides_for("lstm_scratch", "1000") == "--max_steps 5"
+    study = Study(args)
+    flags = {(cell.arm.name, cell.budget): cell.flags for cell in study.grid()}
+    assert flags["transformer_pretrained", "1000"] == "--learning_rate 1e-3"
+    assert flags["transformer_pretrained", "100"] == "--eval_steps 10"
+    assert flags["lstm_scratch", "1000"] == ""
+    # Split once into flags; a cell's parse puts the study's finetune_overrides before its own.
+    (cell,) = [c for c in study.grid() if c.key == ("transformer_pretrained", "1000", 0, None)]
+    assert args.finetune_argv == ("--max_steps", "5")
+    assert [flag for override in cell.overrides for flag in override.argv] == ["--learning_rate", "1e-3"]
 
 
 @pytest.mark.slow

@@ -8,8 +8,9 @@ An objective arm is a pretrained transformer arm with a suffix naming how its en
 - `transformer_pretrained_rtd` — replaced-token detection (ELECTRA, `tunekit.rtd`).
 
 Each has its own pretraining (`transformer`, `transformer_mlm40`, `transformer_rtd`), made from the
-same transformer pretraining recipe with the changes below, and all of them share one scratch twin,
-`transformer_scratch`: the comparison is of objectives, the fine-tuning and the labels are the same.
+same transformer pretraining recipe with the changes below (`Pretraining.recipe_changes` in the arm
+registry, tunekit.study.arms), and all of them share one scratch twin, `transformer_scratch`: the
+comparison is of objectives, the fine-tuning and the labels are the same.
 
 The objectives cost different amounts per token (a masked-only MLM head runs on 15 % or 40 % of the
 tokens; RTD adds a generator and a detection head on every token), so a fair comparison gives them
@@ -30,27 +31,13 @@ from tunekit.rtd import build_replaced_token_detection
 from tunekit.throughput import flops_per_token
 from tunekit.tokenization import load_tokenizer
 
-# Arm (and pretraining) suffix -> what it changes in the transformer pretraining recipe.
-OBJECTIVE_SUFFIXES: dict[str, dict[str, Any]] = {
-    "_mlm40": {"mlm_probability": 0.4},
-    "_rtd": {"objective": "rtd"},
+# What each objective's pretraining changes in the transformer pretraining recipe (its registry entry
+# in tunekit.study.arms names the pretraining `transformer_<objective>`).
+OBJECTIVE_CHANGES: dict[str, dict[str, Any]] = {
+    "mlm40": {"mlm_probability": 0.4},
+    "rtd": {"objective": "rtd"},
 }
-OBJECTIVE_ARMS = tuple(f"transformer_pretrained{suffix}" for suffix in OBJECTIVE_SUFFIXES)
-
-
-def objective_suffix(name: str) -> str:
-    """The objective suffix of an arm or pretraining name ('' for the recipe's own objective)."""
-    return next((suffix for suffix in OBJECTIVE_SUFFIXES if name.endswith(suffix)), "")
-
-
-def objective_changes(name: str) -> dict[str, Any]:
-    """What pretraining `name` changes in its stage recipe (nothing for the recipe's objective)."""
-    return dict(OBJECTIVE_SUFFIXES.get(objective_suffix(name), {}))
-
-
-def scratch_twin(arm: str) -> str:
-    """The scratch arm a pretrained arm is compared with: every objective shares its architecture's."""
-    return arm.removesuffix(objective_suffix(arm)).replace("_pretrained", "_scratch")
+OBJECTIVE_ARMS = tuple(f"transformer_pretrained_{objective}" for objective in OBJECTIVE_CHANGES)
 
 
 def estimated_flops_per_token(
