@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.config import RECIPE_DATACLASSES, ModelArguments, parse_recipe
-from tunekit.console import quiet_expected_warnings
 from tunekit.errors import TunekitError
-from tunekit.preemption import RunStopped, stop_signals
-from tunekit.teardown import arm_exit_watchdog_if_distributed, end_run
+from tunekit.training.console import quiet_expected_warnings
+from tunekit.training.preemption import RunStopped, stop_signals
+from tunekit.training.teardown import arm_exit_watchdog_if_distributed, end_run
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def run_script(
     prints its traceback first. A run stopped by a signal or a non-finite loss exits with
     `preemption.EXIT_PREEMPTED` (75) or `EXIT_NON_FINITE_LOSS` (3); any other exception prints its
     traceback and returns 1. The process group, if any, is
-    destroyed before it returns (`tunekit.teardown`); scripts end with `teardown.exit_process`.
+    destroyed before it returns (`tunekit.training.teardown`); scripts end with `teardown.exit_process`.
     """
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)

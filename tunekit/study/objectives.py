@@ -5,7 +5,7 @@ An objective arm is a pretrained transformer arm with a suffix naming how its en
 - `transformer_pretrained` — masked LM, 15 % of the tokens masked (the recipe's own objective);
 - `transformer_pretrained_mlm40` — masked LM at 40 %: Wettig et al. (2023), "Should You Mask 15% in
   Masked Language Modeling?", find 40 % better than 15 % for BERT-large and no worse for smaller ones;
-- `transformer_pretrained_rtd` — replaced-token detection (ELECTRA, `tunekit.rtd`).
+- `transformer_pretrained_rtd` — replaced-token detection (ELECTRA, `tunekit.training.rtd`).
 
 Each has its own pretraining (`transformer`, `transformer_mlm40`, `transformer_rtd`), made from the
 same transformer pretraining recipe with the changes below (`Pretraining.recipe_changes` in the arm
@@ -15,7 +15,7 @@ comparison is of objectives, the fine-tuning and the labels are the same.
 The objectives cost different amounts per token (a masked-only MLM head runs on 15 % or 40 % of the
 tokens; RTD adds a generator and a detection head on every token), so a fair comparison gives them
 equal FLOPs, not equal steps or tokens: `pretrain_budget_unit: flops` turns each budget into the
-steps that spend it, from the model's PaLM FLOPs per token (`tunekit.flops`) estimated before the
+steps that spend it, from the model's PaLM FLOPs per token (`tunekit.training.flops`) estimated before the
 run; the report and the plot use the FLOPs each pretraining really spent (its `train_flops`).
 """
 
@@ -24,12 +24,12 @@ import math
 from typing import Any
 
 from tunekit.config import DataArguments, ModelArguments, TrainArguments
-from tunekit.last_layer import has_query_rows
-from tunekit.mlm_head import install_masked_only_head
-from tunekit.models import build_pretraining_model
-from tunekit.rtd import build_replaced_token_detection
-from tunekit.throughput import flops_per_token
-from tunekit.tokenization import load_tokenizer
+from tunekit.data.tokenization import load_tokenizer
+from tunekit.models.build import build_pretraining_model
+from tunekit.models.last_layer import has_query_rows
+from tunekit.models.mlm_head import install_masked_only_head
+from tunekit.training.rtd import build_replaced_token_detection
+from tunekit.training.throughput import flops_per_token
 
 # What each objective's pretraining changes in the transformer pretraining recipe (its registry entry
 # in tunekit.study.arms names the pretraining `transformer_<objective>`).
