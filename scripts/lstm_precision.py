@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tunekit.cli import run_script
-from tunekit.study.precision import PrecisionArguments, read_texts, write_precision_report
+from tunekit.study.lstm_precision import PrecisionArguments, read_texts, write_precision_report
 
 
 def main(args: PrecisionArguments) -> None:
