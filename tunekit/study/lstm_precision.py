@@ -1,24 +1,21 @@
-"""Does the LSTM really need fp32? The evidence from LSTM studies run with `lstm_bf16_recurrence`.
+"""Does the LSTM need fp32 where a transformer trains in bf16? The talk's second claim, measured.
 
-For each study (one per sequence length T) this reads what the study left on disk and writes:
-- the language-model loss curves of the fp32- and bf16-recurrence pretrainings (metrics.jsonl);
-- the test-accuracy difference bf16 - fp32 per label budget, with paired 95% intervals;
-- the speed of both recurrences (pretraining tokens per second);
-- gradient norms across time steps of both language models, each with its recurrence in fp32
-  and in bf16, on the same validation blocks (`input_gradient_norms`, below).
-
-Gradient flow through an LSTM over time: does a bf16 recurrence make gradients vanish sooner?
-The probe takes the loss of the LSTM language model's forward direction at the last position
-(predicting token T-1 from tokens 0..T-2) and measures, at every earlier position t, the norm of its
-gradient with respect to the LSTM's input there (the embedding of token t). Only the recurrence
-carries that gradient back from the end, so the curve against the distance T-1-t shows how far back
-the loss still reaches; comparing the recurrence in fp32 and bf16 on the same weights and inputs
-isolates what bf16 arithmetic does to it.
+The evidence comes from studies run by docs/results/lstm_precision/run_on_cpu.sh, one set per
+sequence length T: an LSTM study with `lstm_bf16_recurrence` (its `*_bf16` arms run the recurrence
+in bf16) and, optionally, the same transformer study twice, in fp32 and under bf16 autocast. From
+what they left on disk this module writes one report:
+- the test-accuracy difference bf16 - fp32 per arm, LSTM and transformer in one table, with paired
+  95% intervals over seeds;
+- the language-model loss of each pretraining in each precision (curves and a table);
+- speed: pretraining tokens/s and fine-tuning time per precision, and the recurrence alone;
+- gradient norms across time steps of both LSTM language models, each with its recurrence in fp32
+  and in bf16 on the same blocks (`input_gradient_norms`: the probe below);
+- optionally, rounded vs real bf16: the same figures from an earlier run whose bf16 recurrence was
+  fp32 rounded to bf16 after every operation (`lstm_bf16_rounded`), beside this run's.
 """
 
 import gzip
 import json
-import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -31,7 +28,22 @@ from torch import nn
 from tunekit.errors import TunekitError
 from tunekit.lstm import LSTMConfig, LSTMModel
 from tunekit.lstm_lm import LSTMForLanguageModeling
-from tunekit.study.report import bf16_effect, load_results, summarize
+from tunekit.study.precision_tables import (
+    LM_NAMES,
+    MODELS,
+    accuracy_lines,
+    gradient_lines,
+    host_cpuinfo,
+    host_line,
+    lm_loss_lines,
+    lm_losses,
+    pretraining_dirs,
+    read_metrics,
+    rounded_vs_real_lines,
+    speed_lines,
+    study_rows,
+    transformer_rows,
+)
 from tunekit.tokenization import load_tokenizer
 
 # The CPU study's WordPiece size: the speed table times an embedding of the same size.
@@ -43,6 +55,9 @@ RECURRENCES = {
     "bf16 (autocast)": ({"fp32_recurrence": False}, True),
     "bf16 (fp32 rounded to bf16)": ({"recurrence_rounding": "bfloat16"}, False),
 }
+
+
+# Gradient flow through an LSTM over time: does a bf16 recurrence make gradients vanish sooner?
 
 
 def input_gradient_norms(
@@ -126,6 +141,20 @@ class PrecisionArguments:
         default_factory=list, metadata={"help": "One LSTM study (lstm_bf16_recurrence: true) per length."}
     )
     lengths: list[int] = field(default_factory=list, metadata={"help": "The sequence length of each study."})
+    transformer_dirs: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Per length, in the order of `lengths`: the transformer study run in fp32, then the "
+            "same study run under bf16 autocast (empty: no transformer rows)."
+        },
+    )
+    rounded_report_dir: str = field(
+        default="",
+        metadata={
+            "help": "A report folder of a rounded-bf16 run (results_T<T>.jsonl, gradient_flow_T<T>.json, "
+            "lm_loss.json) to compare this run with; empty: no comparison."
+        },
+    )
     texts_file: str = field(
         default="", metadata={"help": "JSON lines (.gz ok) with a 'text' field to probe on."}
     )
@@ -140,8 +169,24 @@ class PrecisionArguments:
             raise TunekitError(
                 f"lengths: give one length per study dir ({self.lengths} vs {self.study_dirs})"
             )
+        if self.transformer_dirs and len(self.transformer_dirs) != 2 * len(self.lengths):
+            raise TunekitError(
+                f"transformer_dirs: give two per length (fp32, then bf16), {2 * len(self.lengths)} in all; "
+                f"got {len(self.transformer_dirs)}"
+            )
+        if self.rounded_report_dir and not Path(self.rounded_report_dir).is_dir():
+            raise TunekitError(f"rounded_report_dir: {self.rounded_report_dir!r} is not a folder")
         if not Path(self.texts_file).is_file():
             raise TunekitError(f"texts_file: {self.texts_file!r} is not a file")
+
+    def studies(self) -> dict[int, Path]:
+        return {length: Path(d) for length, d in zip(self.lengths, self.study_dirs, strict=True)}
+
+    def transformer_studies(self) -> dict[int, tuple[Path, Path]]:
+        pairs = zip(self.transformer_dirs[::2], self.transformer_dirs[1::2], strict=True)
+        return {
+            length: (Path(fp32), Path(bf16)) for length, (fp32, bf16) in zip(self.lengths, pairs, strict=True)
+        }
 
 
 def read_texts(path: str | Path, count: int) -> list[str]:
@@ -154,12 +199,6 @@ def read_texts(path: str | Path, count: int) -> list[str]:
             if len(texts) >= count:
                 break
     return texts
-
-
-def _metrics(path: Path) -> list[dict]:
-    return (
-        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    )
 
 
 def blocks_of(tokenizer, texts: list[str], length: int, count: int) -> torch.Tensor:
@@ -218,48 +257,39 @@ def recurrence_speed(hidden_size: int, length: int, batch_tokens: int, repeats: 
     return speeds
 
 
-def plot_loss_curves(path: Path, studies: dict[int, Path], title_note: str = "") -> None:
-    """Training (lines) and validation (markers) LM loss against step, one panel per T."""
+def plot_loss_curves(
+    path: Path, pretrainings: dict[int, dict[str, dict[str, Path]]], title_note: str = ""
+) -> None:
+    """Training (lines) and validation (markers) loss against step: one panel per model and T
+    (an LSTM's next-token loss and an MLM's masked-token loss are not on one scale)."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(5 * len(studies), 4), dpi=150)
-    for i, (length, study_dir) in enumerate(sorted(studies.items()), 1):
-        ax = figure.add_subplot(1, len(studies), i)
-        for (label, name), color in zip(PRETRAININGS.items(), ("#d94801", "#7f2704"), strict=True):
-            records = _metrics(study_dir / "pretrain" / name / "metrics.jsonl")
-            train = [(r["step"], r["loss"]) for r in records if "loss" in r]
-            evals = [(r["step"], r["eval_loss"]) for r in records if "eval_loss" in r]
-            if train:
-                ax.plot(*zip(*train, strict=True), "-", marker=".", color=color, label=f"{label}, train")
-            if evals:
-                ax.plot(*zip(*evals, strict=True), "o", color=color, label=f"{label}, validation")
-        ax.set(xlabel="optimizer step", ylabel="LM loss (nats/token)", title=f"T = {length}{title_note}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    lengths = sorted(pretrainings)
+    models = [m for m in MODELS if any(m in pretrainings[length] for length in lengths)]
+    figure = Figure(figsize=(5 * len(lengths), 4 * len(models)), dpi=150)
+    for row, model in enumerate(models):
+        for column, length in enumerate(lengths):
+            ax = figure.add_subplot(len(models), len(lengths), row * len(lengths) + column + 1)
+            folders = pretrainings[length].get(model, {})
+            for (precision, folder), color in zip(folders.items(), ("#d94801", "#7f2704"), strict=False):
+                records = read_metrics(folder / "metrics.jsonl")
+                train = [(r["step"], r["loss"]) for r in records if "loss" in r]
+                evals = [(r["step"], r["eval_loss"]) for r in records if "eval_loss" in r]
+                if train:
+                    ax.plot(
+                        *zip(*train, strict=True), "-", marker=".", color=color, label=f"{precision}, train"
+                    )
+                if evals:
+                    ax.plot(*zip(*evals, strict=True), "o", color=color, label=f"{precision}, validation")
+            title = f"{LM_NAMES[model]}, T = {length}{title_note}"
+            ax.set(xlabel="optimizer step", ylabel="loss (nats/token)", title=title)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=150)
 
 
-def _cpu_bf16_flags() -> str:
-    """The CPU's bf16 units as /proc/cpuinfo names them: without them a bf16 matmul is emulated."""
-    cpuinfo = Path("/proc/cpuinfo")
-    flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
-    found = sorted(flags & {"amx_bf16", "avx512_bf16"})
-    return (
-        ", ".join(f"`{flag}`" for flag in found)
-        if found
-        else "no `amx_bf16` or `avx512_bf16` (no bf16 units)"
-    )
-
-
-def _speed(study_dir: Path) -> dict[str, float]:
-    speeds = {}
-    for label, name in PRETRAININGS.items():
-        results = study_dir / "pretrain" / name / "results.json"
-        if results.is_file():
-            saved = json.loads(results.read_text())
-            speeds[label] = saved["tokens_seen"] / max(saved["train_runtime"], 1e-9)
-    return speeds
+# ---- the report
 
 
 def write_precision_report(
@@ -267,63 +297,102 @@ def write_precision_report(
     texts: list[str],
     output_dir: Path,
     *,
+    transformer_studies: dict[int, tuple[Path, Path]] | None = None,
+    rounded_report_dir: Path | None = None,
     blocks: int = 16,
     speed_hidden_size: int = 128,
     speed_batch_tokens: int = 4096,
     title_note: str = "",
     texts_source: str = "the given texts",
 ) -> Path:
-    """precision.md, lm_loss.png and gradient_flow_T<T>.png under `output_dir`; returns the report."""
+    """precision.md, lm_loss.png, lm_loss.json, gradient_flow_T<T>.png/.json, results_T<T>.jsonl
+    (LSTM) and results_T<T>_transformer.jsonl (both precisions, bf16 arms suffixed) and host.txt
+    under `output_dir`; returns the report."""
+    transformer_studies = transformer_studies or {}
     output_dir.mkdir(parents=True, exist_ok=True)
-    plot_loss_curves(output_dir / "lm_loss.png", studies, title_note)
-    out = [f"# LSTM recurrence: bf16 vs fp32{title_note}", ""]
-    out += ["## Language-model loss", "", "![LM loss curves](lm_loss.png)", ""]
-    out += _accuracy_section(studies)
-    out += _speed_sections(studies, speed_hidden_size, speed_batch_tokens)
-    out += ["", "## Gradient norms across time steps", ""]
+    pretrainings = pretraining_dirs(studies, transformer_studies)
+    rows_by_length = study_rows(studies, transformer_studies)
+    losses = lm_losses(pretrainings)
+    (output_dir / "lm_loss.json").write_text(json.dumps(losses, indent=1) + "\n")
+    _copy_results(studies, transformer_studies, output_dir)
+    cpuinfo = host_cpuinfo()
+    (output_dir / "host.txt").write_text(
+        f"model name: {cpuinfo.get('model name')}\ncpu family: {cpuinfo.get('cpu family')}\n"
+        f"model: {cpuinfo.get('model')}\nprocessors: {cpuinfo.get('processors')}\n"
+        f"flags: {cpuinfo.get('flags')}\ntorch: {torch.__version__}\n"
+    )
+    plot_loss_curves(output_dir / "lm_loss.png", pretrainings, title_note)
+    curves_by_length = {}
+    for length, study_dir in sorted(studies.items()):
+        probe_blocks = _blocks_of_texts(study_dir, texts, length, blocks)
+        curves_by_length[length] = _gradient_figure(study_dir, length, probe_blocks, output_dir, title_note)
+
+    title = "LSTM vs transformer: bf16 vs fp32" if transformer_studies else "LSTM recurrence: bf16 vs fp32"
+    out = [f"# {title}{title_note}", "", f"**Host** (where the report ran): {host_line(cpuinfo)}.", ""]
+    out += accuracy_lines(rows_by_length)
+    out += ["", "## Language-model loss (validation, nats/token)", "", *lm_loss_lines(losses), ""]
+    out += ["![LM loss curves](lm_loss.png)", ""]
+    if rounded_report_dir is not None:
+        out += ["## Rounded vs real bf16 (LSTM)", ""]
+        out += [
+            f"The rounded run (`{rounded_report_dir}`): fp32 arithmetic rounded to bf16 after every "
+            "operation of the recurrence, no autocast anywhere. This run: the bf16 arms' recurrence "
+            "computed in bf16 under bf16 autocast; where both ran under autocast, the fp32 arms keep "
+            "only the recurrence in fp32.",
+            "",
+        ]
+        out += rounded_vs_real_lines(rounded_report_dir, rows_by_length, losses, curves_by_length)
+        out += [""]
+    out += ["## Speed", ""]
+    out += [
+        "Measured by the runs themselves (pretraining tokens/s without evaluation; a fine-tuning "
+        "cell's wall time, evaluation included).",
+        "",
+    ]
+    out += speed_lines(pretrainings, rows_by_length)
+    out += _recurrence_speed_section(studies, speed_hidden_size, speed_batch_tokens, cpuinfo)
+    out += ["", "## Gradient norms across time steps (LSTM)", ""]
     out += [
         "‖∂ loss / ∂ input embedding‖ at each position, for the loss of the forward direction's last "
         f"prediction, mean over {blocks} blocks of {texts_source}, with the recurrence in bf16 the way "
         "the study's bf16 arms ran it (`tunekit.study.lstm_precision.input_gradient_norms`).",
         "",
     ]
-    for length, study_dir in sorted(studies.items()):
-        probe_blocks = _blocks_of_texts(study_dir, texts, length, blocks)
-        out += _gradient_figure(study_dir, length, probe_blocks, output_dir, title_note)
+    for length, curves in sorted(curves_by_length.items()):
+        if curves:
+            out += [
+                *gradient_lines(length, curves),
+                "",
+                f"![gradient flow, T = {length}](gradient_flow_T{length}.png)",
+                "",
+            ]
     path = output_dir / "precision.md"
     path.write_text("\n".join(out) + "\n")
     return path
 
 
-def _accuracy_section(studies: dict[int, Path]) -> list[str]:
-    out = ["## Test accuracy: bf16 − fp32 recurrence", ""]
-    out += ["| T | arm | labels | bf16 (%) | fp32 (%) | bf16 − fp32 (points, 95% CI) | method |"]
-    out += ["|---|---|---|---|---|---|---|"]
-    for length, study_dir in sorted(studies.items()):
-        if not (study_dir / "results.jsonl").is_file():
-            continue
-        for c in bf16_effect(summarize(load_results(study_dir / "results.jsonl"))):
-            half = "n/a" if math.isnan(c.half_width) else f"{100 * c.half_width:.1f}"
-            out.append(
-                f"| {length} | `{c.baseline}` | {c.budget} | {100 * c.arm_mean:.1f} | "
-                f"{100 * c.baseline_mean:.1f} | {100 * c.difference:+.1f} ± {half} | {c.method} |"
+def _copy_results(
+    studies: dict[int, Path], transformer_studies: dict[int, tuple[Path, Path]], output_dir: Path
+) -> None:
+    """The cells behind the report, beside it: a later run compares with them (rounded_report_dir)."""
+    for length, study_dir in studies.items():
+        if (study_dir / "results.jsonl").is_file():
+            (output_dir / f"results_T{length}.jsonl").write_text((study_dir / "results.jsonl").read_text())
+    for length, (fp32_dir, bf16_dir) in transformer_studies.items():
+        if rows := transformer_rows(fp32_dir, bf16_dir):
+            (output_dir / f"results_T{length}_transformer.jsonl").write_text(
+                "".join(json.dumps(row) + "\n" for row in rows)
             )
-    return out
 
 
-def _speed_sections(studies: dict[int, Path], hidden_size: int, batch_tokens: int) -> list[str]:
-    """The LM pretrainings' measured tokens/s, then the recurrence alone timed here and now."""
-    out = ["", "## Speed of the language-model pretraining (tokens/s)", ""]
-    out += ["| T | fp32 recurrence | bf16 recurrence |", "|---|---|---|"]
-    for length, study_dir in sorted(studies.items()):
-        speed = _speed(study_dir)
-        out.append(
-            f"| {length} | " + " | ".join(f"{speed.get(k, math.nan):,.0f}" for k in PRETRAININGS) + " |"
-        )
-    out += ["", "## Speed of the recurrence alone on this CPU (tokens/s, forward + backward)", ""]
+def _recurrence_speed_section(
+    studies: dict[int, Path], hidden_size: int, batch_tokens: int, cpuinfo: dict[str, str]
+) -> list[str]:
+    """The recurrence alone, timed here and now in its three ways."""
+    out = ["", "### The recurrence alone on this CPU (tokens/s, forward + backward)", ""]
     out += [
         f"A biLSTM of {hidden_size} per direction (`recurrence_speed`), {batch_tokens} tokens "
-        f"per pass; CPU flags: {_cpu_bf16_flags()}.",
+        f"per pass, timed when the report was written; CPU: {host_line(cpuinfo)}.",
         "",
         "| T | " + " | ".join(RECURRENCES) + " |",
         "|---|" + "---|" * len(RECURRENCES),
@@ -342,13 +411,11 @@ def _blocks_of_texts(study_dir: Path, texts: list[str], length: int, count: int)
 
 def _gradient_figure(
     study_dir: Path, length: int, blocks: torch.Tensor, output_dir: Path, title_note: str
-) -> list[str]:
-    """gradient_flow_T<T>.png and .json for one study; the report's lines for it."""
+) -> dict[str, list[float]]:
+    """gradient_flow_T<T>.png and .json for one study; its curves (none without language models)."""
     curves = gradient_curves(study_dir, blocks)
-    if not curves:
-        return []
-    name = f"gradient_flow_T{length}.png"
-    title = f"Gradient flow back from the last token, T = {length}{title_note}"
-    plot_gradient_flow(output_dir / name, curves, title=title)
-    (output_dir / f"gradient_flow_T{length}.json").write_text(json.dumps(curves) + "\n")
-    return [f"![gradient flow, T = {length}]({name})", ""]
+    if curves:
+        title = f"Gradient flow back from the last token, T = {length}{title_note}"
+        plot_gradient_flow(output_dir / f"gradient_flow_T{length}.png", curves, title=title)
+        (output_dir / f"gradient_flow_T{length}.json").write_text(json.dumps(curves) + "\n")
+    return curves
