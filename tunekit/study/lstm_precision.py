@@ -324,8 +324,11 @@ def write_precision_report(
     plot_loss_curves(output_dir / "lm_loss.png", pretrainings, title_note)
     curves_by_length = {}
     for length, study_dir in sorted(studies.items()):
-        probe_blocks = _blocks_of_texts(study_dir, texts, length, blocks)
-        curves_by_length[length] = _gradient_figure(study_dir, length, probe_blocks, output_dir, title_note)
+        if any((study_dir / "pretrain" / name / "config.json").is_file() for name in PRETRAININGS.values()):
+            probe_blocks = _blocks_of_texts(study_dir, texts, length, blocks)
+            curves_by_length[length] = _gradient_figure(
+                study_dir, length, probe_blocks, output_dir, title_note
+            )
 
     title = "LSTM vs transformer: bf16 vs fp32" if transformer_studies else "LSTM recurrence: bf16 vs fp32"
     out = [f"# {title}{title_note}", "", f"**Host** (where the report ran): {host_line(cpuinfo)}.", ""]
@@ -392,7 +395,7 @@ def _recurrence_speed_section(
     out = ["", "### The recurrence alone on this CPU (tokens/s, forward + backward)", ""]
     out += [
         f"A biLSTM of {hidden_size} per direction (`recurrence_speed`), {batch_tokens} tokens "
-        f"per pass, timed when the report was written; CPU: {host_line(cpuinfo)}.",
+        f"per pass, timed when the report was written, on the host above ({_bf16_units(cpuinfo)}).",
         "",
         "| T | " + " | ".join(RECURRENCES) + " |",
         "|---|" + "---|" * len(RECURRENCES),
@@ -401,6 +404,11 @@ def _recurrence_speed_section(
         speed = recurrence_speed(hidden_size, length, batch_tokens)
         out.append(f"| {length} | " + " | ".join(f"{speed[k]:,.0f}" for k in RECURRENCES) + " |")
     return out
+
+
+def _bf16_units(cpuinfo: dict[str, str]) -> str:
+    flags = set(cpuinfo.get("flags", "").split())
+    return "with bf16 units" if flags & {"amx_bf16", "avx512_bf16"} else "no bf16 units: bf16 is emulated"
 
 
 def _blocks_of_texts(study_dir: Path, texts: list[str], length: int, count: int) -> torch.Tensor:

@@ -258,6 +258,8 @@ def rounded_vs_real_lines(
                 f"{100 * before.baseline_mean:.1f} / {100 * before.arm_mean:.1f} | "
                 f"{100 * real.baseline_mean:.1f} / {100 * real.arm_mean:.1f} |"
             )
+    if len(out) == 2:
+        out.append("| — | no LSTM cell of this run has a rounded twin yet | | | | |")
     if (saved_losses := rounded_dir / "lm_loss.json").is_file():
         rounded_losses = json.loads(saved_losses.read_text())
         out += ["", "| T | LSTM LM validation loss at the last step | fp32 | bf16 | bf16 − fp32 (nats) |"]

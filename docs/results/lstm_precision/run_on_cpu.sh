@@ -86,6 +86,9 @@ for T in $LENGTHS; do
       share_tokenizer "$OUT/T$T" "$OUT/T${T}_transformer_$precision"
       share_tokenizer "$OUT/T${T}_transformer_fp32" "$OUT/T${T}_transformer_$precision"
       [[ $precision == bf16 ]] && flags="--mixed_precision bf16" || flags=""
+      # The scratch arm first: it needs no pretraining, so a run stopped early already has its pairs.
+      study recipes/lstm_precision/transformer_study.yaml "$OUT/T${T}_transformer_$precision" "$T" "$flags" \
+        --arms transformer_scratch --cell_overrides "transformer_scratch@*: --learning_rate 1e-3"
       study recipes/lstm_precision/transformer_study.yaml "$OUT/T${T}_transformer_$precision" "$T" "$flags"
     done
   fi
