@@ -183,8 +183,11 @@ def test_the_transformer_joins_the_lstm_table_and_the_rounded_run_is_compared(tm
     )
     assert "| 100 | 69.7 | 71.0 | -1.3 ± " in accuracy
     # LM loss: both models, both precisions, and the difference at the last step.
-    assert "| 16 | transformer MLM (masked tokens) | 1 / 2 | 6.000 / 5.500 | 6.100 / 5.700 | +0.200 |" in text
-    assert "| 16 | LSTM LM (next token) | 3 | 4.800 | 4.800 | +0.000 |" in text
+    assert (
+        "| 16 | transformer MLM (masked tokens) | 1 / 2 | 6.000 / 5.500 | 6.100 / 5.700 | +0.200 (step 2) |"
+        in text
+    )
+    assert "| 16 | LSTM LM (next token) | 3 | 4.800 | 4.800 | +0.000 (step 3) |" in text
     # Speed: 1 000 and 1 500 tokens/s; 10 and 8 s per fine-tuning cell.
     assert "| 16 | transformer | 1,000 | 1,500 | 1.50× | 10.0 | 8.0 | 0.80× |" in text
     # Rounded vs real: the rounded run's difference (+1.3 points) beside this run's (-1.3).

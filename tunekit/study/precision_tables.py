@@ -115,15 +115,15 @@ def lm_losses(pretrainings: dict[int, dict[str, dict[str, Path]]]) -> dict[str, 
     return losses
 
 
-def _last(curve: dict[str, float]) -> tuple[str, float]:
-    step = max(curve, key=int)
-    return step, curve[step]
+def last_common_step(fp32: dict[str, float], bf16: dict[str, float]) -> str | None:
+    """The last step at which both precisions were validated (a pretraining may still be running)."""
+    return max(set(fp32) & set(bf16), key=int, default=None)
 
 
 def lm_loss_lines(losses: dict[str, dict]) -> list[str]:
     """The validation loss of each pretraining at each checked step, fp32 and bf16, and the
     difference at the last step."""
-    out = ["| T | language model | steps | fp32 | bf16 | bf16 − fp32 at the last step (nats) |"]
+    out = ["| T | language model | steps | fp32 | bf16 | bf16 − fp32 at the last common step (nats) |"]
     out += ["|---|---|---|---|---|---|"]
     for length, models in sorted(losses.items(), key=lambda item: int(item[0])):
         for model, by_precision in sorted(models.items(), key=lambda item: item[0] != "lstm"):
@@ -132,7 +132,8 @@ def lm_loss_lines(losses: dict[str, dict]) -> list[str]:
             cells = [
                 " / ".join(f"{curve[s]:.3f}" if s in curve else "—" for s in steps) for curve in (fp32, bf16)
             ]
-            difference = f"{_last(bf16)[1] - _last(fp32)[1]:+.3f}" if fp32 and bf16 else "—"
+            step = last_common_step(fp32, bf16)
+            difference = "—" if step is None else f"{bf16[step] - fp32[step]:+.3f} (step {step})"
             out.append(_md_row(str(length), LM_NAMES[model], " / ".join(steps), *cells, difference))
     return out
 
@@ -262,13 +263,13 @@ def rounded_vs_real_lines(
         out.append("| — | no LSTM cell of this run has a rounded twin yet | | | | |")
     if (saved_losses := rounded_dir / "lm_loss.json").is_file():
         rounded_losses = json.loads(saved_losses.read_text())
-        out += ["", "| T | LSTM LM validation loss at the last step | fp32 | bf16 | bf16 − fp32 (nats) |"]
+        out += ["", "| T | LSTM LM validation loss, last common step | fp32 | bf16 | bf16 − fp32 (nats) |"]
         out += ["|---|---|---|---|---|"]
         for length in sorted(set(rounded_losses) & set(losses), key=int):
             for run, table in (("rounded", rounded_losses), ("real", losses)):
                 curves = table[length].get("lstm", {})
-                if "fp32" in curves and "bf16" in curves:
-                    (step, fp32), (_, bf16) = _last(curves["fp32"]), _last(curves["bf16"])
+                if (step := last_common_step(curves.get("fp32", {}), curves.get("bf16", {}))) is not None:
+                    fp32, bf16 = curves["fp32"][step], curves["bf16"][step]
                     out.append(
                         f"| {length} | {run} (step {step}) | {fp32:.3f} | {bf16:.3f} | {bf16 - fp32:+.3f} |"
                     )
