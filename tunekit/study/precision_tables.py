@@ -182,6 +182,10 @@ def _pretraining_speed(folder: Path) -> float:
     if not saved.is_file():
         return math.nan
     results = json.loads(saved.read_text())
+    # The loop's own rate (training steps only, this process): a stopped and resumed pretraining's
+    # train_runtime also counts the time it stood still.
+    if (rate := results.get("tokens_per_second")) is not None:
+        return float(rate)
     return results["tokens_seen"] / max(results["train_runtime"], 1e-9)
 
 
