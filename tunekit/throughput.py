@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from tunekit.flops import training_flops_per_token, utilisation
+from tunekit.flops import attention_lengths, training_flops_per_token, utilisation
 from tunekit.last_layer import query_only_parameters
 
 
@@ -57,6 +57,7 @@ def flops_per_token(
         attention=getattr(model.config, "model_type", "") != "lstm",
         last_layer_params=query_only_parameters(model) if last_layer_fraction < 1 else 0,
         last_layer_fraction=last_layer_fraction,
+        attention_spans=attention_lengths(model.config, layers, round(seq_len)),
     )
 
 

@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, PretrainedConfig
 
 from tunekit.benchmark.presets import Case
-from tunekit.flops import training_flops_per_token
+from tunekit.flops import attention_lengths, describe_attention, training_flops_per_token
 from tunekit.last_layer import query_only_parameters
 
 MLM_PROBABILITY = 0.15
@@ -58,6 +58,12 @@ def _parameter_count(parameters: Any) -> int:
     return sum(p.numel() for p in {id(p): p for p in parameters}.values())
 
 
+def attention_counted(config: PretrainedConfig, mean_length: float) -> str:
+    """How `flops_per_token` counts each layer's attention at this length (for the table's notes)."""
+    length = round(mean_length)
+    return describe_attention(attention_lengths(config, config.num_hidden_layers, length), length)
+
+
 def flops_per_token(config: PretrainedConfig, case: Case, mean_length: float) -> float:
     """Model FLOPs per trained token for `case`'s model; `mean_length` is the attention length T."""
     auto_class = AutoModelForMaskedLM if case.task == "pretraining" else AutoModelForSequenceClassification
@@ -84,4 +90,5 @@ def flops_per_token(config: PretrainedConfig, case: Case, mean_length: float) ->
         fraction,
         last_layer_params=query_only_parameters(model),
         last_layer_fraction=last_layer_fraction,
+        attention_spans=attention_lengths(config, config.num_hidden_layers, round(mean_length)),
     )

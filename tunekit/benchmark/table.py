@@ -5,6 +5,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunekit.flops import FORMULA
+
 DASH = "—"
 # Short names for the Trainer rows a ratio refers to, when a case has more than one.
 REFERENCE_LABELS = {"Trainer (pad to max)": "pad-max", "Trainer (group_by_length)": "grouped"}
@@ -29,6 +31,8 @@ class Row:
     ratios: dict[str, float] = field(default_factory=dict)  # Trainer system -> throughput ratio
     cpu_seconds: float | None = None  # process CPU time of the window (CPU runs only)
     cpu_ratios: dict[str, float] = field(default_factory=dict)  # the same ratios over CPU time
+    flops_per_token: float | None = None  # the model FLOPs behind `mfu` (tunekit.flops)
+    attention_counted: str = ""  # how the FLOPs counted each layer's attention
 
     @property
     def case_key(self) -> tuple:
@@ -114,6 +118,23 @@ def cells(row: Row) -> list[str]:
         format_throughput(row.task, row.cpu_time_throughput),
         format_ratios(row.cpu_ratios),
     ]
+
+
+def flops_notes(rows: list[Row]) -> list[str]:
+    """The FLOPs formula the MFU column used, and what it came to for each model and length."""
+    cases: dict[tuple[str, int, str], Row] = {}
+    for row in rows:
+        if row.flops_per_token is not None:
+            cases.setdefault((row.model, row.seq_len, row.task), row)
+    if not cases:
+        return []
+    lines = [f"{FORMULA}."]
+    for (model, seq_len, task), row in cases.items():
+        counted = f": {row.attention_counted}" if row.attention_counted else ""
+        lines.append(
+            f"FLOPs, {task} {model} T={seq_len}: {row.flops_per_token / 1e6:,.1f} MFLOP/token{counted}."
+        )
+    return lines
 
 
 def format_text(rows: list[Row]) -> str:

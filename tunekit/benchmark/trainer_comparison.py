@@ -25,11 +25,11 @@ import transformers
 from transformers import AutoTokenizer, PretrainedConfig
 
 from tunekit.benchmark.corpus import BenchmarkFiles, write_benchmark_files
-from tunekit.benchmark.legs import LegResult, describe_optimizer, flops_per_token
+from tunekit.benchmark.legs import LegResult, attention_counted, describe_optimizer, flops_per_token
 from tunekit.benchmark.measure import MEMORY_NOTES
 from tunekit.benchmark.presets import Case, Preset, get_preset
 from tunekit.benchmark.profiling import LegProfiles
-from tunekit.benchmark.table import Row, add_ratios
+from tunekit.benchmark.table import Row, add_ratios, flops_notes
 from tunekit.benchmark.trainer_legs import run_trainer_finetuning, run_trainer_pretraining, trainer_optim
 from tunekit.benchmark.tunekit_legs import LABEL_NAMES, model_arguments, run_tunekit_leg, supports_compile
 from tunekit.errors import TunekitError
@@ -89,7 +89,8 @@ def reference_config(case: Case, model_type: str, tokenizer_dir: Path) -> Pretra
 def to_row(case: Case, leg: LegResult, config: PretrainedConfig, device: str) -> Row:
     tokens_per_second = leg.tokens / leg.seconds
     mean_length = case.seq_len if case.task == "pretraining" else leg.tokens / max(1, leg.examples)
-    usage = utilisation(flops_per_token(config, case, mean_length), tokens_per_second, device)
+    per_token = flops_per_token(config, case, mean_length)
+    usage = utilisation(per_token, tokens_per_second, device)
     return Row(
         task=case.task,
         model=case.encoder.name,
@@ -106,6 +107,8 @@ def to_row(case: Case, leg: LegResult, config: PretrainedConfig, device: str) ->
         peak_memory_mib=leg.peak_memory_mib,
         optimizer=describe_optimizer(leg.optimizer),
         cpu_seconds=round(leg.cpu_seconds, 3) if device == "cpu" else None,
+        flops_per_token=per_token,
+        attention_counted=attention_counted(config, mean_length),
     )
 
 
@@ -257,7 +260,7 @@ def _notes(rows: list[Row], device: str) -> list[str]:
         notes.append(f"MFU: {peak_flops(device)[1]}.")
     else:
         notes.append(
-            "MFU: model FLOPs (tunekit.flops, PaLM 6N + 12LdT) with the MLM head counted on the "
-            "15 % masked tokens for every system; padding and a dense head count as waste."
+            "MFU: model FLOPs (tunekit.flops) with the MLM head counted on the 15 % masked tokens for "
+            "every system; padding and a dense head count as waste."
         )
-    return notes
+    return notes + flops_notes(rows)
