@@ -218,19 +218,22 @@ def install_first_token_last_layer(model: torch.nn.Module) -> bool:
     return True
 
 
-def query_layout(labels: torch.Tensor, ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor]:
+def query_layout(
+    labels: torch.Tensor, ignore_index: int = -100, width: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each row's targets sit, for the last layer, and where the flat targets are among them.
 
     Returns `rows` (batch, width): the target positions of each example, left-aligned and padded
     with position 0 (whose output is computed and never read), width = the most targets in a row;
     and `slots` (targets,): for the targets in flat row-major order (the order of
     `mlm_head.masked_positions`), their index into the flattened (batch x width) grid. Computed on
-    the host by the collator, so the device never has to report how many targets a row holds."""
+    the host by the collator, so the device never has to report how many targets a row holds.
+    `width` widens the rows to a fixed size (`tunekit.static_shapes`); the extra ones are padding too."""
     targets = labels != ignore_index
     slot = targets.long().cumsum(1) - 1
     example, position = targets.nonzero(as_tuple=True)
     slot = slot[example, position]
-    width = max(int(targets.sum(1).max()) if labels.numel() else 0, 1)
+    width = max(int(targets.sum(1).max()) if labels.numel() else 0, width or 1)
     rows = torch.zeros(labels.shape[0], width, dtype=torch.long)
     rows[example, slot] = position
     return rows, example * width + slot

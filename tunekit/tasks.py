@@ -37,6 +37,7 @@ from tunekit.models import build_classifier, build_pretraining_model, count_para
 from tunekit.preflight import check_model_fits, check_run, save_run_recipe
 from tunekit.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.splits import prepare_splits
+from tunekit.static_shapes import wants_static_shapes
 from tunekit.tokenization import (
     load_tokenizer,
     mlm_collator,
@@ -170,13 +171,17 @@ class BlockLanguageModelCollator:
 
 
 def pretraining_collator(
-    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int
+    model_args: ModelArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    mlm_probability: float,
+    seed: int,
+    static_shapes: bool = False,
 ) -> Any:
     if model_args.is_lstm or model_args.is_decoder:
         # A decoder is the unidirectional case: next-token targets only, shifted here, not in the model.
         lstm = model_args.is_lstm
         return BlockLanguageModelCollator(tokenizer, lstm, lstm and model_args.bidirectional)
-    return mlm_collator(tokenizer, mlm_probability, seed)
+    return mlm_collator(tokenizer, mlm_probability, seed, static_shapes)
 
 
 def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
@@ -204,7 +209,10 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
             load_from_cache=not data_args.overwrite_cache,
         )
         train_blocks, eval_blocks = pack(splits.train), pack(splits.validation)
-    collate = partial(pretraining_collator, model_args, tokenizer, data_args.mlm_probability, train_args.seed)
+    static = wants_static_shapes(train_args.torch_compile, accelerator.device)
+    collate = partial(
+        pretraining_collator, model_args, tokenizer, data_args.mlm_probability, train_args.seed, static
+    )
     # Separate collators: the training one re-masks every epoch, validation keeps fixed masks so
     # its loss is comparable from one evaluation to the next.
     train_loader = DataLoader(
@@ -265,7 +273,15 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
         )
         train_set, eval_set = encode(splits.train), encode(splits.validation)
         test_set = encode(splits.test) if splits.test is not None else None
-    collator = padding_collator(tokenizer, accelerator.mixed_precision, with_lengths=model_args.is_lstm)
+    # The LSTM packs its rows by length, so padding shapes cost it nothing: it keeps the tight ones.
+    buckets = wants_static_shapes(train_args.torch_compile, accelerator.device) and not model_args.is_lstm
+    collator = padding_collator(
+        tokenizer,
+        accelerator.mixed_precision,
+        with_lengths=model_args.is_lstm,
+        length_buckets=buckets,
+        max_length=data_args.max_seq_length,
+    )
     device = accelerator.device
     train_loader = train_dataloader(train_set, collator, train_args, accelerator.num_processes, device)
     metric_fn = partial(classification_metrics, num_labels=len(label_names))

@@ -19,6 +19,7 @@ from transformers import (
 from tunekit.errors import TunekitError
 from tunekit.lstm import LENGTHS
 from tunekit.mlm_head import masked_batch_keys
+from tunekit.static_shapes import LENGTH_BUCKET, padded_length, static_masked_batch_keys
 
 BLOCK_ID = "block_id"
 
@@ -129,17 +130,17 @@ class PaddingCollator:
         tokenizer: PreTrainedTokenizerBase,
         pad_to_multiple_of: int | None = None,
         with_lengths: bool = False,
+        max_length: int | None = None,
     ) -> None:
         self.pad_token_id = tokenizer.pad_token_id
         self.left = tokenizer.padding_side == "left"
         self.pad_to_multiple_of = pad_to_multiple_of
         self.with_lengths = with_lengths
+        self.max_length = max_length  # rounding up never pads past it
 
     def __call__(self, features: list[dict]) -> dict[str, Any]:
         lengths = [len(feature["input_ids"]) for feature in features]
-        width = max(lengths)
-        if self.pad_to_multiple_of:
-            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        width = padded_length(max(lengths), self.pad_to_multiple_of, self.max_length)
         input_ids = np.full((len(features), width), self.pad_token_id, dtype=np.int64)
         attention_mask = np.zeros((len(features), width), dtype=np.int64)
         for row, (feature, length) in enumerate(zip(features, lengths, strict=True)):
@@ -157,9 +158,16 @@ class PaddingCollator:
 
 
 def padding_collator(
-    tokenizer: PreTrainedTokenizerBase, mixed_precision: str, with_lengths: bool = False
+    tokenizer: PreTrainedTokenizerBase,
+    mixed_precision: str,
+    with_lengths: bool = False,
+    length_buckets: bool = False,
+    max_length: int | None = None,
 ) -> PaddingCollator:
-    return PaddingCollator(tokenizer, None if mixed_precision == "no" else 8, with_lengths)
+    """`length_buckets` pads to multiples of `static_shapes.LENGTH_BUCKET` (a few shapes in all, for
+    CUDA and torch.compile), up to `max_length`."""
+    multiple = LENGTH_BUCKET if length_buckets else None if mixed_precision == "no" else 8
+    return PaddingCollator(tokenizer, multiple, with_lengths, max_length)
 
 
 class BlockSeededMLMCollator(DataCollatorForLanguageModeling):
@@ -180,6 +188,7 @@ class BlockSeededMLMCollator(DataCollatorForLanguageModeling):
     """
 
     epoch: int = 0
+    static_shapes: bool = False  # pad the masked positions to fixed caps (tunekit.static_shapes)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -221,11 +230,16 @@ class BlockSeededMLMCollator(DataCollatorForLanguageModeling):
         batch = {"input_ids": inputs, "labels": labels}
         # Computed here, on the host, so the masked-only MLM head (and the last layer) never make
         # the host wait for the device to learn how many tokens are masked.
-        batch.update(masked_batch_keys(labels))
+        if self.static_shapes:
+            batch.update(static_masked_batch_keys(labels, self.mlm_probability))
+        else:
+            batch.update(masked_batch_keys(labels))
         return batch
 
 
 def mlm_collator(
-    tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int
+    tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int, static_shapes: bool = False
 ) -> BlockSeededMLMCollator:
-    return BlockSeededMLMCollator(tokenizer=tokenizer, mlm_probability=mlm_probability, seed=seed)
+    collator = BlockSeededMLMCollator(tokenizer=tokenizer, mlm_probability=mlm_probability, seed=seed)
+    collator.static_shapes = static_shapes
+    return collator
