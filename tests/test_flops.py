@@ -143,6 +143,6 @@ def test_benchmark_notes_print_the_formula_and_what_each_case_counted():
     notes = flops_notes(rows)
     assert notes[0].startswith("FLOPs/token = 6 (N_body") and "12 d sum_l T_l" in notes[0]
     assert notes[1:] == [
-        "FLOPs, pretraining bert-base T=512: 620.0 MFLOP/token: 4 layer(s) at T=512, 8 sliding-window."
+        "FLOPs, pretraining bert-base T=512: 620 MFLOP/token: 4 layer(s) at T=512, 8 sliding-window."
     ]
     assert flops_notes([Row(**row)]) == []

@@ -32,7 +32,7 @@ def make_accelerator(args: TrainArguments) -> Accelerator:
         mixed_precision=resolve_mixed_precision(args.mixed_precision, args.use_cpu),
         # accelerate compiles the model in `prepare` (after wrapping it for DDP); see optim.py for
         # what that does with fine-tuning's variable shapes.
-        dynamo_backend="inductor" if args.torch_compile else None,
+        dynamo_backend=args.torch_compile_backend if args.torch_compile else None,
         log_with="tensorboard" if tracker else None,
         project_config=ProjectConfiguration(
             project_dir=args.output_dir, logging_dir=f"{args.output_dir}/runs"

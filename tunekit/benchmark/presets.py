@@ -31,6 +31,7 @@ class Case:
     compile: bool
     warmup_steps: int
     steps: int
+    compile_backend: str = "inductor"  # torch.compile's backend, for both systems
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,21 @@ PRESETS = {
         ),
         validation_texts=8,
     ),
+    # The device plan's legs at smoke size (SMOKE=1 scripts/gpu_run.sh): one tiny pretraining
+    # case, eager and compiled, so each leg of the GPU plan has its CPU twin.
+    "smoke_legs": Preset(
+        "smoke_legs",
+        data="synthetic",
+        pretraining_texts=150,
+        finetuning_examples=16,
+        cases=(
+            Case("pretraining", TINY, 32, 8, "no", False, 1, 2),
+            # aot_eager captures the graph as inductor does but generates no kernels: a compiled
+            # leg in seconds on a CPU, so the smoke checks the plumbing, not inductor.
+            Case("pretraining", TINY, 32, 8, "no", True, 1, 2, compile_backend="aot_eager"),
+        ),
+        validation_texts=8,
+    ),
     "cpu": Preset(
         "cpu",
         data="imdb",
@@ -113,10 +129,12 @@ def get_preset(
     tasks: tuple[str, ...] = ("pretraining", "finetuning"),
     compile_modes: tuple[bool, ...] = (False, True),
     finetuning_examples: int | None = None,
+    encoders: tuple[str, ...] | None = None,
 ) -> Preset:
     """A preset by name, keeping the cases of `tasks` and `compile_modes`, optionally with the
     pretraining cases' warm-up and timed steps and the fine-tuning set's size replaced
-    (fine-tuning always warms up for one epoch and times the next)."""
+    (fine-tuning always warms up for one epoch and times the next). `encoders` keeps the cases of
+    those EncoderSize names only."""
     if name not in PRESETS:
         raise TunekitError(f"preset: unknown {name!r} (choose from {', '.join(PRESETS)})")
     preset = PRESETS[name]
@@ -133,8 +151,12 @@ def get_preset(
             steps=steps if steps is not None else case.steps,
         )
         for case in preset.cases
-        if case.task in tasks and case.compile in compile_modes
+        if case.task in tasks
+        and case.compile in compile_modes
+        and (encoders is None or case.encoder.name in encoders)
     )
     if not cases:
-        raise TunekitError(f"preset {name}: no case left for tasks {tasks} and compile {compile_modes}")
+        raise TunekitError(
+            f"preset {name}: no case left for tasks {tasks}, compile {compile_modes}, encoders {encoders}"
+        )
     return replace(preset, cases=cases, finetuning_examples=examples)

@@ -132,7 +132,7 @@ def flops_notes(rows: list[Row]) -> list[str]:
     for (model, seq_len, task), row in cases.items():
         counted = f": {row.attention_counted}" if row.attention_counted else ""
         lines.append(
-            f"FLOPs, {task} {model} T={seq_len}: {row.flops_per_token / 1e6:,.1f} MFLOP/token{counted}."
+            f"FLOPs, {task} {model} T={seq_len}: {row.flops_per_token / 1e6:.4g} MFLOP/token{counted}."
         )
     return lines
 

@@ -122,6 +122,9 @@ def _tokenizer_dirs(preset: Preset, files: BenchmarkFiles, root: Path) -> dict[i
     return dirs
 
 
+SYSTEMS = ("tunekit", "trainer")
+
+
 def run_case(
     case: Case,
     model_type: str,
@@ -130,28 +133,42 @@ def run_case(
     work: Path,
     device: str,
     profile_dir: Path | None = None,
+    systems: tuple[str, ...] = SYSTEMS,
 ) -> list[Row]:
     """tunekit's leg, then the Trainer's on the same case (with tunekit's AdamW implementation);
-    with `profile_dir`, each leg's warm-up is profiled there (`tunekit.benchmark.profiling`)."""
-    logger.info(
-        "benchmark: %s %s %s compile=%s: tunekit", case.task, case.encoder.name, case.precision, case.compile
-    )
+    with `profile_dir`, each leg's warm-up is profiled there (`tunekit.benchmark.profiling`).
+    `systems` runs one side only: a device run gives each leg a process of its own, so that a
+    failing leg costs only itself (the device plan; `tunekit.benchmark.merge` joins their tables)."""
     profiles = LegProfiles(profile_dir, case, torch.device(device))
-    with profiles("tunekit"):
-        tunekit_leg = run_tunekit_leg(case, model_type, files, tokenizer_dir, work, device)
+    legs: list[LegResult] = []
+    # The AdamW implementation tunekit picks (fused when every parameter is on CUDA, tunekit.optim):
+    # what its leg reports when it runs, and what the Trainer gets when it runs alone.
+    tunekit_optimizer: dict = {"fused": device == "cuda"}
+    if "tunekit" in systems:
+        logger.info(
+            "benchmark: %s %s %s compile=%s: tunekit",
+            case.task,
+            case.encoder.name,
+            case.precision,
+            case.compile,
+        )
+        with profiles("tunekit"):
+            legs.append(run_tunekit_leg(case, model_type, files, tokenizer_dir, work, device))
+        tunekit_optimizer = legs[0].optimizer
     config = reference_config(case, model_type, tokenizer_dir)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    optim = trainer_optim(tunekit_leg.optimizer)
-    logger.info("benchmark: the same case under the Trainer (optim=%s)", optim)
-    if case.task == "pretraining":
-        trainer_legs = run_trainer_pretraining(
-            case, config, tokenizer, files.pretraining_train, work, device, optim, profiles
-        )
-    else:
-        trainer_legs = run_trainer_finetuning(
-            case, config, tokenizer, files.finetuning_train, work, device, optim, profiles
-        )
-    return [to_row(case, leg, config, device) for leg in (tunekit_leg, *trainer_legs)]
+    if "trainer" in systems:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        optim = trainer_optim(tunekit_optimizer)
+        logger.info("benchmark: the same case under the Trainer (optim=%s)", optim)
+        if case.task == "pretraining":
+            legs += run_trainer_pretraining(
+                case, config, tokenizer, files.pretraining_train, work, device, optim, profiles
+            )
+        else:
+            legs += run_trainer_finetuning(
+                case, config, tokenizer, files.finetuning_train, work, device, optim, profiles
+            )
+    return [to_row(case, leg, config, device) for leg in legs]
 
 
 def run_benchmark(
@@ -165,10 +182,13 @@ def run_benchmark(
     finetuning_examples: int | None = None,
     on_case_done: Callable[[BenchmarkReport], None] | None = None,
     profile_dir: Path | None = None,
+    systems: tuple[str, ...] = SYSTEMS,
+    encoders: tuple[str, ...] | None = None,
 ) -> BenchmarkReport:
     """Every case of the preset, tunekit then the Trainer. `on_case_done` gets the report so far
-    after each case, so a run stopped from outside (a device call's deadline) keeps what it measured."""
-    preset = get_preset(preset_name, warmup_steps, steps, tasks, compile_modes, finetuning_examples)
+    after each case, so a run stopped from outside (a device call's deadline) keeps what it measured.
+    `systems` and `encoders` (EncoderSize names) keep some legs and cases only."""
+    preset = get_preset(preset_name, warmup_steps, steps, tasks, compile_modes, finetuning_examples, encoders)
     check_preset(preset)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     started, load_before = time.perf_counter(), _load_average()
@@ -191,7 +211,7 @@ def run_benchmark(
                 continue
             tokenizer_dir = tokenizer_dirs[case.encoder.vocab_size]
             work = root / f"case_{index}"
-            rows += run_case(case, model_type, files, tokenizer_dir, work, device, profile_dir)
+            rows += run_case(case, model_type, files, tokenizer_dir, work, device, profile_dir, systems)
             if on_case_done is not None and index + 1 < len(preset.cases):
                 partial = _report(rows, notes, preset, model_type, device, started, load_before)
                 partial.meta["partial"] = f"{index + 1} of {len(preset.cases)} cases"

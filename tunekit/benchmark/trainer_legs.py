@@ -81,6 +81,7 @@ def training_arguments(
         bf16=case.precision == "bf16",
         fp16=case.precision == "fp16",
         torch_compile=case.compile,
+        torch_compile_backend=case.compile_backend if case.compile else None,
         optim=optim,
         use_cpu=device == "cpu",
         seed=SEED,

@@ -51,7 +51,7 @@ def tunekit_arguments(
         max_seq_length=case.seq_len,
         overwrite_cache=True,
     )
-    extra = {"torch_compile": True} if case.compile else {}
+    extra = {"torch_compile": True, "torch_compile_backend": case.compile_backend} if case.compile else {}
     train_args = TrainArguments(
         output_dir=str(output_dir),
         overwrite_output_dir=True,
