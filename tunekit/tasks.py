@@ -215,12 +215,16 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     )
     # Separate collators: the training one re-masks every epoch, validation keeps fixed masks so
     # its loss is comparable from one evaluation to the next.
+    # With static shapes the short last batch of an epoch would be one more shape (a recompile under
+    # torch.compile): it is dropped, less than one batch of blocks per epoch, when a batch remains.
+    step_blocks = train_args.per_device_train_batch_size * accelerator.num_processes
     train_loader = DataLoader(
         train_blocks,
         **loader_options(train_args, accelerator.device),
         batch_size=train_args.per_device_train_batch_size,
         shuffle=True,
         collate_fn=collate(),
+        drop_last=static and len(train_blocks) >= step_blocks,
     )
     eval_loader = DataLoader(
         eval_blocks,

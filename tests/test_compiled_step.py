@@ -1,0 +1,67 @@
+"""The compiled MLM step: one graph, no break, no recompilation, the eager losses (CPU, inductor)."""
+
+import json
+
+import pytest
+import torch
+
+from tunekit.compile_stats import CompileWatch
+from tunekit.config import parse_recipe
+from tunekit.tasks import run_pretraining
+
+# fp32 on a CPU: inductor fuses and reorders the same arithmetic, so the losses agree to rounding,
+# which 20 AdamW steps amplify a little (largest relative difference seen: 8.5e-8).
+LOSS_RTOL = 1e-5
+
+
+def step_losses(output_dir) -> list[float]:
+    records = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    return [record["loss"] for record in records if "loss" in record]
+
+
+@pytest.mark.slow
+def test_compiled_mlm_step_compiles_once_and_trains_as_eager(pretrain_argv, tmp_path):
+    eager_dir, compiled_dir = tmp_path / "eager", tmp_path / "compiled"
+    # A constant learning rate, so that a 20-step and a 50-step run take the same first 20 steps.
+    schedule = ["--lr_scheduler_type", "constant_with_warmup", "--warmup_ratio", "0"]
+    common = [*pretrain_argv, *schedule, "--logging_steps", "1", "--eval_steps", "0", "--save_steps", "0"]
+    run_pretraining(*parse_recipe([*common, "--max_steps", "20", "--output_dir", str(eager_dir)]))
+    compiled_argv = [
+        *common,
+        "--max_steps",
+        "50",
+        "--torch_compile",
+        "true",
+        "--output_dir",
+        str(compiled_dir),
+    ]
+    results = run_pretraining(*parse_recipe(compiled_argv))
+    # The tiny recipe's ModernBERT: the hooks of the masked-only head, the last layer's rows-only
+    # forward and tunekit's attention all trace into the one graph.
+    assert results["compile_graph_breaks"] == 0, results["compile_graph_break_reasons"]
+    assert results["compile_graphs"] == 1 and results["compile_recompiles"] == 0, results
+    saved = json.loads((compiled_dir / "results.json").read_text())
+    assert saved["compile_recompiles"] == 0 and saved["compile_graph_breaks"] == 0
+    eager, compiled = step_losses(eager_dir), step_losses(compiled_dir)
+    assert len(eager) == 20 and len(compiled) == 50
+    torch.testing.assert_close(compiled[:20], eager, rtol=LOSS_RTOL, atol=0.0)
+
+
+def test_compile_watch_counts_breaks_and_recompiles_since_it_started():
+    torch._dynamo.reset()
+
+    def with_break(x: torch.Tensor) -> torch.Tensor:
+        y = x * 2
+        torch._dynamo.graph_break()
+        return y + 1
+
+    compiled = torch.compile(with_break, backend="eager", dynamic=False)
+    watch = CompileWatch()
+    compiled(torch.ones(3))
+    compiled(torch.ones(3))  # cached: no new graph
+    compiled(torch.ones(4))  # a new shape: each side of the break recompiles
+    report = watch.report()
+    assert report["compile_graph_breaks"] >= 1 and report["compile_graph_break_reasons"]
+    assert report["compile_graphs"] == 4 and report["compile_recompiles"] == 2
+    assert any("size" in reason for reason in report["compile_recompile_reasons"])
+    assert CompileWatch().report()["compile_graphs"] == 0  # a later run starts from zero
