@@ -65,3 +65,64 @@ def test_compile_watch_counts_breaks_and_recompiles_since_it_started():
     assert report["compile_graphs"] == 4 and report["compile_recompiles"] == 2
     assert any("size" in reason for reason in report["compile_recompile_reasons"])
     assert CompileWatch().report()["compile_graphs"] == 0  # a later run starts from zero
+
+
+@pytest.mark.parametrize("model_type", ["bert", "modernbert"])
+@pytest.mark.parametrize("task", ["masked-lm", "first-token classifier"])
+def test_tunekit_hooks_and_cuda_attention_trace_into_one_graph(model_type, task, monkeypatch):
+    """The suspects of a graph break: the masked-only head's hooks (mlm_head), the last layer's
+    replaced forward (last_layer) and, on CUDA, the masked attention's sdpa_kernel
+    (attention_masks), here forced on the CPU. Padded batches whose padding moves, 3 steps: one
+    graph (the first-token classifier's hooks run outside it), compiled once."""
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification
+
+    import tunekit.attention_masks as attention_masks
+    from tunekit.cpu_dropout import install_cpu_dropout
+    from tunekit.last_layer import install_first_token_last_layer
+    from tunekit.mlm_head import install_masked_only_head
+    from tunekit.static_shapes import MASKED_LABELS, static_masked_batch_keys
+
+    monkeypatch.setattr(
+        attention_masks,
+        "masked_attention_backends",
+        lambda query, mask: attention_masks.WITHOUT_CUDNN if mask is not None else None,
+    )
+    special = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "cls_token_id": 1, "sep_token_id": 2}
+    extra = (
+        {**special, "local_attention": 16, "classifier_pooling": "cls"} if model_type == "modernbert" else {}
+    )
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=128,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+        **extra,
+    )
+    masked_lm = task == "masked-lm"
+    torch.manual_seed(0)
+    model = (AutoModelForMaskedLM if masked_lm else AutoModelForSequenceClassification).from_config(config)
+    assert install_masked_only_head(model) if masked_lm else install_first_token_last_layer(model)
+    attention_masks.install_known_padding_masks(model)
+    attention_masks.skip_pad_token_search(model)
+    install_cpu_dropout(model)
+    torch._dynamo.reset()  # transformers' forward wrappers are shared between model classes
+    compiled = torch.compile(model.train(), backend="aot_eager")
+    watch = CompileWatch()
+    generator = torch.Generator().manual_seed(0)
+    for step in range(3):
+        input_ids = torch.randint(5, 128, (4, 32), generator=generator)
+        attention_mask = torch.ones_like(input_ids)
+        attention_mask[1, 20 + step :] = 0
+        keys = {}
+        if masked_lm:
+            chosen = torch.rand(input_ids.shape, generator=generator) < 0.15
+            keys = static_masked_batch_keys(torch.where(chosen, input_ids, -100), 0.15)
+            keys.pop(MASKED_LABELS)
+        compiled(input_ids=input_ids, attention_mask=attention_mask, **keys).logits.sum().backward()
+    report = watch.report()
+    assert report["compile_graph_breaks"] == 0, report["compile_graph_break_reasons"]
+    assert report["compile_graphs"] == 1 and report["compile_recompiles"] == 0, report

@@ -199,6 +199,9 @@ def install_first_token_last_layer(model: torch.nn.Module) -> bool:
     if not pools_first_token(model) or (state := install_query_rows(model)) is None:
         return False
 
+    # Hooks of the outermost module run outside a torch.compile'd forward (dynamo compiles the
+    # forward's own frame); left to dynamo, this one would compile a one-op graph of its own.
+    @torch.compiler.disable
     def set_rows(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         inputs = kwargs.get("input_ids", args[0] if args else None)
         if inputs is None:
@@ -209,6 +212,7 @@ def install_first_token_last_layer(model: torch.nn.Module) -> bool:
             None if dense else torch.zeros(inputs.shape[0], 1, dtype=torch.long, device=inputs.device)
         )
 
+    @torch.compiler.disable
     def clear_rows(module: torch.nn.Module, args: tuple, kwargs: dict, output) -> None:
         state.rows = None
 
