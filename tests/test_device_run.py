@@ -185,6 +185,9 @@ def test_smoke_mode_runs_both_calls_on_cpu_and_the_second_continues_the_first(tm
     systems = [(row["system"], row["compile"]) for row in table["rows"]]
     assert systems == [("tunekit", True), ("Trainer", False), ("tunekit", False), ("Trainer", True)]
     assert all(row["ratios"] for row in table["rows"])  # each tunekit row against its Trainer twin
+    compiled = {row["system"]: row for row in table["rows"] if row["compile"]}
+    assert compiled["tunekit"]["compile_graph_breaks"] == compiled["tunekit"]["compile_recompiles"] == 0
+    assert compiled["Trainer"]["compile_graph_breaks"] is not None  # counted the same way
     assert not (run / "study").exists()  # no study in call 1
     assert call(2) == {
         "env": ok,

@@ -23,8 +23,8 @@ def leg(tmp_path, name: str, **changes) -> None:
 
 
 def test_legs_join_with_ratios_across_processes_and_missing_legs_are_left_out(tmp_path):
-    leg(tmp_path, "tunekit_compiled")
-    leg(tmp_path, "trainer_compiled", system="Trainer", tokens_per_second=2000.0)
+    leg(tmp_path, "tunekit_compiled", compile_graph_breaks=0, compile_recompiles=0)
+    leg(tmp_path, "trainer_compiled", system="Trainer", tokens_per_second=2000.0, compile_graph_breaks=2)
     leg(tmp_path, "tunekit_eager", compile=False, tokens_per_second=1000.0)
     names = ["tunekit_compiled", "trainer_eager", "tunekit_eager", "trainer_compiled"]  # one failed
     json_path, markdown_path = merge_leg_tables(
@@ -41,6 +41,10 @@ def test_legs_join_with_ratios_across_processes_and_missing_legs_are_left_out(tm
     assert rows[1]["ratios"] == {}  # its Trainer twin (eager) never finished
     assert payload["notes"].count("a note every leg has") == 1 and "FLOPs, stale" not in payload["notes"]
     assert "FLOPs, pretraining bert-base T=512: 600 MFLOP/token: 12 layer(s) at T=512." in payload["notes"]
+    assert "torch.compile, tunekit bert-base T=512: 0 graph break(s), 0 recompilation(s)." in payload["notes"]
+    assert (
+        "torch.compile, Trainer bert-base T=512: 2 graph break(s), None recompilation(s)." in payload["notes"]
+    )
     assert "partial" not in payload["meta"]
     assert payload["meta"]["legs, one process each"] == (
         "tunekit_compiled (40 s), tunekit_eager (40 s), trainer_compiled (40 s)"

@@ -33,6 +33,8 @@ class LegResult:
     peak_memory_mib: float
     optimizer: dict[str, Any] = field(default_factory=dict)
     cpu_seconds: float = 0.0  # process CPU time over the window
+    compile_graph_breaks: int | None = None  # compiled legs: what torch.compile did (compile_stats)
+    compile_recompiles: int | None = None
 
 
 def optimizer_settings(task: str) -> dict[str, float]:

@@ -8,10 +8,10 @@ joined and the ratios to the Trainer recomputed across them, as if one process h
 import json
 from pathlib import Path
 
-from tunekit.benchmark.table import Row, add_ratios, flops_notes, write_outputs
+from tunekit.benchmark.table import Row, add_ratios, compile_notes, flops_notes, write_outputs
 
 # Notes that differ from leg to leg only by the figures they quote are rebuilt, not repeated.
-REBUILT_NOTE_PREFIXES = ("FLOPs/token =", "FLOPs, ")
+REBUILT_NOTE_PREFIXES = ("FLOPs/token =", "FLOPs, ", "torch.compile, ")
 
 
 def merge_leg_tables(tables: list[Path], output_dir: Path, stem: str) -> tuple[Path, Path] | None:
@@ -39,4 +39,4 @@ def merge_leg_tables(tables: list[Path], output_dir: Path, stem: str) -> tuple[P
     meta.pop("partial", None)
     meta["legs, one process each"] = ", ".join(legs)
     meta["command"] = " ; ".join(commands)
-    return write_outputs(rows, notes + flops_notes(rows), meta, output_dir, stem)
+    return write_outputs(rows, notes + flops_notes(rows) + compile_notes(rows), meta, output_dir, stem)

@@ -33,6 +33,8 @@ class Row:
     cpu_ratios: dict[str, float] = field(default_factory=dict)  # the same ratios over CPU time
     flops_per_token: float | None = None  # the model FLOPs behind `mfu` (tunekit.flops)
     attention_counted: str = ""  # how the FLOPs counted each layer's attention
+    compile_graph_breaks: int | None = None  # compiled legs (tunekit.compile_stats)
+    compile_recompiles: int | None = None
 
     @property
     def case_key(self) -> tuple:
@@ -135,6 +137,16 @@ def flops_notes(rows: list[Row]) -> list[str]:
             f"FLOPs, {task} {model} T={seq_len}: {row.flops_per_token / 1e6:.4g} MFLOP/token{counted}."
         )
     return lines
+
+
+def compile_notes(rows: list[Row]) -> list[str]:
+    """What torch.compile did in each compiled leg: a break or a recompilation costs the step."""
+    return [
+        f"torch.compile, {row.system} {row.model} T={row.seq_len}: {row.compile_graph_breaks} graph "
+        f"break(s), {row.compile_recompiles} recompilation(s)."
+        for row in rows
+        if row.compile and row.compile_graph_breaks is not None
+    ]
 
 
 def format_text(rows: list[Row]) -> str:

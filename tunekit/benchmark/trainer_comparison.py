@@ -15,7 +15,8 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +30,10 @@ from tunekit.benchmark.legs import LegResult, attention_counted, describe_optimi
 from tunekit.benchmark.measure import MEMORY_NOTES
 from tunekit.benchmark.presets import Case, Preset, get_preset
 from tunekit.benchmark.profiling import LegProfiles
-from tunekit.benchmark.table import Row, add_ratios, flops_notes
+from tunekit.benchmark.table import Row, add_ratios, compile_notes, flops_notes
 from tunekit.benchmark.trainer_legs import run_trainer_finetuning, run_trainer_pretraining, trainer_optim
 from tunekit.benchmark.tunekit_legs import LABEL_NAMES, model_arguments, run_tunekit_leg, supports_compile
+from tunekit.compile_stats import CompileWatch
 from tunekit.errors import TunekitError
 from tunekit.flops import peak_flops, utilisation
 from tunekit.models import transformer_config
@@ -109,6 +111,8 @@ def to_row(case: Case, leg: LegResult, config: PretrainedConfig, device: str) ->
         cpu_seconds=round(leg.cpu_seconds, 3) if device == "cpu" else None,
         flops_per_token=per_token,
         attention_counted=attention_counted(config, mean_length),
+        compile_graph_breaks=leg.compile_graph_breaks,
+        compile_recompiles=leg.compile_recompiles,
     )
 
 
@@ -152,7 +156,7 @@ def run_case(
             case.precision,
             case.compile,
         )
-        with profiles("tunekit"):
+        with profiles("tunekit"), compile_counts(case, legs):
             legs.append(run_tunekit_leg(case, model_type, files, tokenizer_dir, work, device))
         tunekit_optimizer = legs[0].optimizer
     config = reference_config(case, model_type, tokenizer_dir)
@@ -160,15 +164,31 @@ def run_case(
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         optim = trainer_optim(tunekit_optimizer)
         logger.info("benchmark: the same case under the Trainer (optim=%s)", optim)
-        if case.task == "pretraining":
-            legs += run_trainer_pretraining(
-                case, config, tokenizer, files.pretraining_train, work, device, optim, profiles
-            )
-        else:
-            legs += run_trainer_finetuning(
-                case, config, tokenizer, files.finetuning_train, work, device, optim, profiles
-            )
+        with compile_counts(case, legs):
+            if case.task == "pretraining":
+                legs += run_trainer_pretraining(
+                    case, config, tokenizer, files.pretraining_train, work, device, optim, profiles
+                )
+            else:
+                legs += run_trainer_finetuning(
+                    case, config, tokenizer, files.finetuning_train, work, device, optim, profiles
+                )
     return [to_row(case, leg, config, device) for leg in legs]
+
+
+@contextmanager
+def compile_counts(case: Case, legs: list[LegResult]) -> Iterator[None]:
+    """For a compiled case, what torch.compile did (graphs, breaks, recompiles) during the legs that
+    the block appends to `legs`, recorded on each of them; either system is counted the same way."""
+    if not case.compile:
+        yield
+        return
+    before, watch = len(legs), CompileWatch()
+    yield
+    report = watch.report()
+    for leg in legs[before:]:
+        leg.compile_graph_breaks = int(report["compile_graph_breaks"])
+        leg.compile_recompiles = int(report["compile_recompiles"])
 
 
 def run_benchmark(
@@ -283,4 +303,4 @@ def _notes(rows: list[Row], device: str) -> list[str]:
             "MFU: model FLOPs (tunekit.flops) with the MLM head counted on the 15 % masked tokens for "
             "every system; padding and a dense head count as waste."
         )
-    return notes + flops_notes(rows)
+    return notes + flops_notes(rows) + compile_notes(rows)
