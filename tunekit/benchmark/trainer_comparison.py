@@ -260,6 +260,9 @@ def _report(
         f"accelerate {accelerate.__version__}, python {platform.python_version()}",
         "data": f"{preset.data}: {preset.pretraining_texts} pretraining texts, "
         f"{preset.finetuning_examples} fine-tuning reviews",
+        "dataloader workers, each system": ", ".join(
+            str(n) for n in sorted({case.dataloader_workers for case in preset.cases})
+        ),
         "wall time": f"{time.perf_counter() - started:.0f} s",
         # Other work on the machine slows the legs unevenly; the load average says how much there was.
         "load average (1 min) before / after": f"{load_before} / {_load_average()}",

@@ -84,6 +84,7 @@ def training_arguments(
         torch_compile_backend=case.compile_backend if case.compile else None,
         optim=optim,
         use_cpu=device == "cpu",
+        dataloader_num_workers=case.dataloader_workers,
         seed=SEED,
         report_to="none",
         save_strategy="no",

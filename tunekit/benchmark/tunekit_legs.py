@@ -69,6 +69,7 @@ def tunekit_arguments(
         disable_tqdm=True,
         mixed_precision=case.precision,
         use_cpu=device == "cpu",
+        dataloader_num_workers=case.dataloader_workers,
         **optimizer_settings(case.task),
         **extra,
     )
