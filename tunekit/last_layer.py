@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn.functional import scaled_dot_product_attention
 
+from tunekit.local_attention import rows_band_mask
+
 FIRST_TOKEN_POOLING_MODELS = ("BertForSequenceClassification", "RobertaForSequenceClassification")
 
 
@@ -123,7 +125,20 @@ def _modernbert_rows(layer, hidden, mask, position_embeddings, rows: torch.Tenso
     query = _rotate(query.transpose(1, 2), _take(cos, rows), _take(sin, rows))
     key, value = _rotate(key.transpose(1, 2), cos, sin), value.transpose(1, 2)
     dropout = attention.attention_dropout if layer.training else 0.0
-    attended = _attend(query, key, value, mask, rows, dropout, attention.head_dim**-0.5)
+    if mask is None and attention.sliding_window is not None:
+        # An unpadded batch: tunekit's mask builder left the sliding window to the attention
+        # (tunekit.local_attention), so the rows get their own band of keys.
+        output = scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            attn_mask=rows_band_mask(rows, seq, layer.config.sliding_window),
+            dropout_p=dropout,
+            scale=attention.head_dim**-0.5,
+        )
+        attended = output.transpose(1, 2).reshape(batch, rows.shape[1], -1)
+    else:
+        attended = _attend(query, key, value, mask, rows, dropout, attention.head_dim**-0.5)
     hidden_at_rows = _take(hidden, rows) + attention.out_drop(attention.Wo(attended))
     return hidden_at_rows + layer.mlp(layer.mlp_norm(hidden_at_rows))
 
