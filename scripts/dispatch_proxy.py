@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from tunekit.benchmark.dispatch_proxy import measure, write
+from tunekit.benchmark.dispatch_proxy import BATCH, SEQ_LEN, measure, write
 from tunekit.cli import setup_logging
 from tunekit.console import quiet_runs
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = [measure(mode, args.warmup_steps, args.steps) for mode in args.modes]
     meta = {
         "command": shlex.join(["python", "scripts/dispatch_proxy.py", *(argv or sys.argv[1:])]),
-        "step": f"tunekit MLM pretraining, ModernBERT 2 x 64, T=64, B=8, fp32, CPU; "
+        "step": f"tunekit MLM pretraining, ModernBERT 2 x 64, T={SEQ_LEN}, B={BATCH}, fp32, CPU; "
         f"steps {args.warmup_steps + 1}-{args.warmup_steps + args.steps} after {args.warmup_steps} warm-up",
         "versions": f"torch {torch.__version__}, transformers {transformers.__version__}, "
         f"python {platform.python_version()}",
