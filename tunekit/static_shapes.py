@@ -17,8 +17,10 @@ batch. The padding is inert:
 - padded head rows read slot (or position) 0 and carry the target -100, which the cross-entropy
   ignores, so they add nothing to the loss or the gradients (`tests/test_static_shapes.py`).
 
-Fine-tuning pads each batch to its longest example; with static shapes that length is rounded up to
-a multiple of `LENGTH_BUCKET` (at most max_length / 64 shapes, 8 at 512) rather than of 8.
+Fine-tuning pads each batch to its longest example; under torch.compile that length is rounded up
+to a multiple of `LENGTH_BUCKET` (at most max_length / 64 shapes, 8 at 512) rather than of 8. (Eager
+on CUDA it is not: a padded batch's attention runs without cuDNN there, whose graphs are per shape,
+so a new length costs nothing, and the extra padding would.)
 """
 
 import math

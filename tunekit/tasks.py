@@ -277,8 +277,11 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
         )
         train_set, eval_set = encode(splits.train), encode(splits.validation)
         test_set = encode(splits.test) if splits.test is not None else None
-    # The LSTM packs its rows by length, so padding shapes cost it nothing: it keeps the tight ones.
-    buckets = wants_static_shapes(train_args.torch_compile, accelerator.device) and not model_args.is_lstm
+    # Under torch.compile every new padded length is a recompile (or a shape-generic graph): lengths
+    # come in buckets of 64. Eager, on CUDA too, a length costs nothing to change (masked attention
+    # runs without cuDNN's per-shape graphs there, `attention_masks`), so the tighter padding stays;
+    # and the LSTM packs its rows by length anyway.
+    buckets = train_args.torch_compile and not model_args.is_lstm
     collator = padding_collator(
         tokenizer,
         accelerator.mixed_precision,
