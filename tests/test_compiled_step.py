@@ -126,3 +126,42 @@ def test_tunekit_hooks_and_cuda_attention_trace_into_one_graph(model_type, task,
     report = watch.report()
     assert report["compile_graph_breaks"] == 0, report["compile_graph_break_reasons"]
     assert report["compile_graphs"] == 1 and report["compile_recompiles"] == 0, report
+
+
+def test_the_windowed_local_attention_of_packed_blocks_compiles_into_the_one_graph():
+    """Unpadded blocks: ModernBERT's sliding-window layers run `local_attention` (no mask built),
+    the rows-only last layer (a sliding one here) its band; still one graph, compiled once."""
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    from tunekit.attention_masks import install_known_padding_masks
+    from tunekit.mlm_head import install_masked_only_head
+    from tunekit.static_shapes import MASKED_LABELS, static_masked_batch_keys
+
+    special = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "cls_token_id": 1, "sep_token_id": 2}
+    config = AutoConfig.for_model(
+        "modernbert",
+        vocab_size=128,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        local_attention=16,
+        **special,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForMaskedLM.from_config(config).train()
+    assert install_masked_only_head(model) and install_known_padding_masks(model)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="aot_eager")
+    watch = CompileWatch()
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        input_ids = torch.randint(5, 128, (4, 48), generator=generator)
+        chosen = torch.rand(input_ids.shape, generator=generator) < 0.15
+        keys = static_masked_batch_keys(torch.where(chosen, input_ids, -100), 0.15)
+        keys.pop(MASKED_LABELS)
+        compiled(input_ids=input_ids, **keys).logits.sum().backward()
+    report = watch.report()
+    assert report["compile_graph_breaks"] == 0, report["compile_graph_break_reasons"]
+    assert report["compile_graphs"] == 1 and report["compile_recompiles"] == 0, report

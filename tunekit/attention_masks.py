@@ -76,15 +76,17 @@ def _attention(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     if attention_mask is None and kwargs.get("sliding_window") and not getattr(module, "is_causal", True):
-        # A ModernBERT local layer on a batch without padding, whose mask was left out above.
-        output = windowed_attention(
-            query,
-            key,
-            value,
-            module.config.sliding_window,  # local_attention // 2: the mask's |i - j| <= w
-            kwargs.get("scaling"),
-            kwargs.get("dropout", 0.0),
-        )
+        # A ModernBERT local layer on a batch without padding, whose mask was left out above. Its
+        # chunks attend through a band mask, so on CUDA they keep to the masked kernels too.
+        with nullcontext() if query.device.type != "cuda" else sdpa_kernel(WITHOUT_CUDNN):
+            output = windowed_attention(
+                query,
+                key,
+                value,
+                module.config.sliding_window,  # local_attention // 2: the mask's |i - j| <= w
+                kwargs.get("scaling"),
+                kwargs.get("dropout", 0.0),
+            )
         return output.transpose(1, 2).contiguous(), None
     backends = masked_attention_backends(query, attention_mask)
     with nullcontext() if backends is None else sdpa_kernel(backends):
