@@ -37,10 +37,10 @@ LEG_BUDGET_S = {True: 170, False: 100}
 @dataclass
 class PlanConfig:
     run_dir: Path  # everything a call produces; packed into the archive
-    data_dir: Path  # train/test (and for phase 1 unsup) IMDb files
+    data_dir: Path  # the IMDb files: call 1 the benchmark's slice (train, unsup), call 2 all three
     smoke: bool
     phase: int
-    pretrain_seconds: float = 60.0  # the transformer's share of phase 1; the LSTM LM matches its tokens
+    pretrain_seconds: float = 60.0  # call 2's pretraining, at call 1's measured tokens/s
 
     @property
     def study_dir(self) -> Path:
@@ -53,8 +53,7 @@ def _files(config: PlanConfig, *names: str) -> list[str]:
 
 def _study_argv(config: PlanConfig, pretrain_steps: int) -> list[str]:
     train, test = _files(config, "train", "test")
-    # The same pretraining text in both calls (a resumed pretraining must see the same data); the
-    # smaller copy a fresh second machine gets has no unsup split and only finishes pretraining.
+    # unsup + train, as the recipes pretrain; a copy without unsup pretrains on the train text alone.
     has_unsup = any(config.data_dir.glob("unsup.jsonl*"))
     pretrain_files = [*_files(config, "unsup"), train] if has_unsup else [train]
     if config.smoke:
