@@ -1,5 +1,6 @@
 """The CPU proxy counts the ops a step dispatches, over the steps it is asked for only."""
 
+import pytest
 import torch
 
 from tunekit.benchmark import dispatch_proxy
@@ -31,5 +32,8 @@ def test_counts_are_per_recorded_step_and_see_a_compiled_region(monkeypatch):
     with counted_steps("aot_eager", first=3, steps=2, results=results):
         train_steps(compiled, 5)
     assert results[1].compiled_regions_per_step >= 1
+    assert set(eager.by_part) == {"eager backward", "optimizer step", dispatch_proxy.OTHER_PART}
+    assert {"compiled forward", "compiled backward", "optimizer step"} <= set(results[1].by_part)
+    assert sum(eager.by_part.values()) == pytest.approx(eager.aten_ops_per_step)
     text = markdown(results, {"command": "test"})
     assert "A proxy, not a GPU measurement" in text and "| eager | " in text and "1.00×" in text

@@ -35,12 +35,35 @@ class DispatchCount:
     distinct_aten_ops: int
     compiled_regions_per_step: float  # calls into a compiled graph
     top: list[tuple[str, float]] = field(default_factory=list)  # the most called ops, calls per step
+    by_part: dict[str, float] = field(default_factory=dict)  # ATen ops per step by where they ran
 
 
-def summarize(mode: str, averages: list, steps: int) -> DispatchCount:
+# Where an op ran, by the outermost profiler range around it.
+PARTS = (
+    ("compiled forward", lambda root: root.startswith(COMPILED_REGION)),
+    ("compiled backward", lambda root: "CompiledFunctionBackward" in root),
+    ("optimizer step", lambda root: root.startswith("Optimizer.")),
+    ("eager backward", lambda root: root.startswith("autograd::engine::evaluate_function")),
+)
+OTHER_PART = "eager forward, loss, clipping, zero_grad"
+
+
+def part_of(event: object) -> str:
+    root = event  # the outermost range below the profiler's own step range
+    while root.cpu_parent is not None and not root.cpu_parent.name.startswith("ProfilerStep"):
+        root = root.cpu_parent
+    return next((name for name, matches in PARTS if matches(root.name)), OTHER_PART)
+
+
+def summarize(mode: str, averages: list, steps: int, events: list | None = None) -> DispatchCount:
     aten = [event for event in averages if event.key.startswith("aten::")]
     regions = sum(event.count for event in averages if event.key.startswith(COMPILED_REGION))
     ranked = sorted(aten, key=lambda event: event.count, reverse=True)[:TOP_OPS]
+    parts: dict[str, float] = {}
+    for event in events or []:
+        if event.name.startswith("aten::"):
+            part = part_of(event)
+            parts[part] = parts.get(part, 0.0) + 1 / steps
     return DispatchCount(
         mode=mode,
         steps=steps,
@@ -48,6 +71,7 @@ def summarize(mode: str, averages: list, steps: int) -> DispatchCount:
         distinct_aten_ops=len(aten),
         compiled_regions_per_step=regions / steps,
         top=[(event.key, event.count / steps) for event in ranked],
+        by_part=parts,
     )
 
 
@@ -58,7 +82,7 @@ def counted_steps(mode: str, first: int, steps: int, results: list[DispatchCount
     ended = 0
 
     def recorded(finished: profile) -> None:
-        results.append(summarize(mode, finished.key_averages(), steps))
+        results.append(summarize(mode, finished.key_averages(), steps, finished.events()))
 
     profiler = profile(
         activities=[ProfilerActivity.CPU],
@@ -147,6 +171,12 @@ def markdown(counts: list[DispatchCount], meta: dict[str, str]) -> str:
             f"| {count.mode} | {count.aten_ops_per_step:,.0f} | {count.distinct_aten_ops} | "
             f"{count.compiled_regions_per_step:g} | {ratio} |"
         )
+    parts = [name for name, _ in PARTS] + [OTHER_PART]
+    lines += ["", "Where they run (ATen ops per step, by the outermost profiler range around each):", ""]
+    lines += ["| mode | " + " | ".join(parts) + " |", "|---|" + "---|" * len(parts)]
+    for count in counts:
+        cells = [f"{count.by_part.get(part, 0.0):,.0f}" for part in parts]
+        lines.append(f"| {count.mode} | " + " | ".join(cells) + " |")
     for count in counts:
         lines += ["", f"Most called ops, {count.mode} (calls per step):", ""]
         lines += [f"- `{name}`: {calls:g}" for name, calls in count.top]
