@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU run, prepared so that two device calls get it done (see tunekit/device_plan.py, issue 29).
+# The GPU run, prepared so that two device calls get it done (see tools/gpu_session.py, issue 29).
 #
 # Here, once:   bash scripts/prepare_gpu_run.sh      (wheels -> .whl/, compact IMDb -> device_data/)
 # Smoke on CPU: SMOKE=1 PHASE=1 bash scripts/gpu_run.sh, then PHASE=2 (tiny sizes, both < 2 min)

@@ -12,8 +12,9 @@ import sys
 
 from tunekit.cli import setup_logging
 from tunekit.config import DataArguments
-from tunekit.data import load_raw
-from tunekit.splits import prepare_splits, stratified_subset
+from tunekit.data.sources import load_raw
+from tunekit.data.splits import prepare_splits, stratified_subset
+from tunekit.study.arms import pretraining_named
 from tunekit.study.probes import probe_pretrained
 
 
@@ -38,7 +39,7 @@ def main() -> int:
     )
     probes = probe_pretrained(
         args.model_dir,
-        args.architecture,
+        pretraining_named(args.architecture).probe,
         (splits.train[column], splits.train[label]),
         (validation[column], validation[label]),
         max_length=args.max_length,

@@ -5,6 +5,9 @@ the target (`os.replace` is atomic on POSIX), so a reader sees the old file or t
 never a truncated one. Appends to a JSONL log write one whole line per call and fsync it, so at
 most the last line can be cut short by a kill, and readers (`study.report.load_results`) skip
 such a line with a warning.
+
+Files come out with the mode a plain `open()` gives them (0666 less the umask), not the 0600 of
+`mkstemp` or of safetensors' own writer: a run's outputs are read by other users and by servers.
 """
 
 import contextlib
@@ -31,10 +34,36 @@ def fsync_directory(directory: str | Path) -> None:
         os.close(fd)
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (changing it, even for an
+    instant, would race with other threads creating files)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The permission bits `open(path, "w")` gives a new file under the current umask."""
+    return 0o666 & ~_current_umask()
+
+
+def give_default_modes(root: str | Path) -> None:
+    """Every file under `root` gets `default_file_mode()` (before it is renamed into place)."""
+    mode = default_file_mode()
+    for directory, _, files in os.walk(root):
+        for name in files:
+            os.chmod(os.path.join(directory, name), mode)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     target = Path(path)
     fd, staging = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, default_file_mode())  # mkstemp creates 0600
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -88,6 +117,7 @@ def staged_files(target_dir: str | Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(dir=target, prefix=".staging-"))
     try:
         yield staging
+        give_default_modes(staging)
         fsync_tree(staging)
         for source in sorted(staging.rglob("*")):
             if source.is_file():

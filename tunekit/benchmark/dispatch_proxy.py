@@ -122,8 +122,8 @@ MODEL = [
 def measure(mode: str, warmup_steps: int = 5, steps: int = 3, work: Path | None = None) -> DispatchCount:
     """Count the ops of tunekit's MLM step: `mode` is "eager" or a torch.compile backend."""
     from tunekit.config import parse_recipe
-    from tunekit.synthetic import build_synthetic_corpus
-    from tunekit.tasks import run_pretraining
+    from tunekit.data.synthetic import build_synthetic_corpus
+    from tunekit.training.tasks import run_pretraining
 
     with tempfile.TemporaryDirectory(prefix="tunekit_dispatch_") as tmp:
         root = work or Path(tmp)

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunekit.flops import FORMULA
+from tunekit.training.flops import FORMULA
 
 DASH = "—"
 # Short names for the Trainer rows a ratio refers to, when a case has more than one.
@@ -31,9 +31,9 @@ class Row:
     ratios: dict[str, float] = field(default_factory=dict)  # Trainer system -> throughput ratio
     cpu_seconds: float | None = None  # process CPU time of the window (CPU runs only)
     cpu_ratios: dict[str, float] = field(default_factory=dict)  # the same ratios over CPU time
-    flops_per_token: float | None = None  # the model FLOPs behind `mfu` (tunekit.flops)
+    flops_per_token: float | None = None  # the model FLOPs behind `mfu` (tunekit.training.flops)
     attention_counted: str = ""  # how the FLOPs counted each layer's attention
-    compile_graph_breaks: int | None = None  # compiled legs (tunekit.compile_stats)
+    compile_graph_breaks: int | None = None  # compiled legs (tunekit.training.compile_stats)
     compile_recompiles: int | None = None
 
     @property

@@ -1,9 +1,36 @@
-"""The study's recipe: which arms, label budgets and seeds, and which stage recipes they run."""
+"""The study's recipe: which arms, label budgets and seeds, and which stage recipes they run.
 
+Its override strings are split into flags once, here; each stage parses its flags once, into its
+typed recipe (tunekit.study.stages.stage_args).
+"""
+
+import shlex
 from dataclasses import dataclass, field
 
 from tunekit.errors import TunekitError
-from tunekit.study.arms import ARMS, DEFAULT_ARMS, fp32_twin
+from tunekit.study.arms import DEFAULT_ARMS, REGISTRY, Arm, selectable
+
+
+@dataclass(frozen=True)
+class CellOverride:
+    """One cell_overrides entry, 'ARM@BUDGET: --flag value ...' (ARM or BUDGET may be '*')."""
+
+    arm: str
+    budget: str
+    flags: str  # as written: results.jsonl records it, and a changed one runs its cells again
+    argv: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, entry: str) -> "CellOverride":
+        cell, colon, flags = entry.partition(":")
+        arm, at, budget = cell.strip().partition("@")
+        if not (colon and at and arm and budget and flags.strip().startswith("--")):
+            raise TunekitError(f"cell_overrides: {entry!r} is not 'ARM@BUDGET: --flag value ...'")
+        return cls(arm, budget.strip(), flags.strip(), split_flags("cell_overrides", flags))
+
+    def matches(self, arm: Arm, budget: str) -> bool:
+        """A bf16-recurrence arm takes its fp32 arm's entries: the two differ in precision alone."""
+        return self.arm in (arm.name, arm.fp32_twin, "*") and self.budget in (budget, "*")
 
 
 @dataclass
@@ -12,7 +39,8 @@ class StudyArguments:
         default="outputs/tiny/study", metadata={"help": "Where cells, report and plot go."}
     )
     arms: list[str] = field(
-        default_factory=lambda: list(DEFAULT_ARMS), metadata={"help": f"Arms to run: {ARMS}."}
+        default_factory=lambda: list(DEFAULT_ARMS),
+        metadata={"help": f"Arms to run: {tuple(selectable())} (tunekit.study.arms)."},
     )
     budgets: list[str] = field(
         default_factory=lambda: ["100", "1000", "all"],
@@ -127,15 +155,21 @@ class StudyArguments:
         for name in ("hub_model_id", "hub_token"):
             if getattr(self, name) in ("", "none", "None", "null"):
                 setattr(self, name, None)
-        unknown = [arm for arm in self.arms if arm not in ARMS]
+        unknown = [arm for arm in self.arms if arm not in selectable()]
         if unknown or not self.arms:
-            raise TunekitError(f"arms: unknown {unknown or 'empty list'}; choose from {', '.join(ARMS)}")
+            raise TunekitError(
+                f"arms: unknown {unknown or 'empty list'}; choose from {', '.join(selectable())}"
+            )
         for budget in self.budgets:
             if budget != "all" and not (budget.isdigit() and int(budget) > 0):
                 raise TunekitError(f"budgets: {budget!r} is neither a positive number nor 'all'")
         if any(budget <= 0 for budget in self.pretrain_budgets):
             raise TunekitError(f"pretrain_budgets: {self.pretrain_budgets} must be positive numbers")
-        if stray := [arm for arm in self.pretrain_budget_arms if arm not in self.arms or "_scratch" in arm]:
+        if stray := [
+            arm
+            for arm in self.pretrain_budget_arms
+            if arm not in self.arms or REGISTRY[arm].pretraining is None
+        ]:
             raise TunekitError(f"pretrain_budget_arms: {stray} are not pretrained arms of this study")
         if self.pretrain_budget_unit not in ("steps", "tokens"):
             raise TunekitError(
@@ -143,36 +177,37 @@ class StudyArguments:
             )
         if not self.seeds:
             raise TunekitError("seeds: give at least one seed")
-        for entry in self.cell_overrides:
-            arm, budget, _ = _split_cell_override(entry)
-            if arm not in (*self.arms, "*") or budget not in (*self.budgets, "*"):
+        # Split once: every cell, result and divergence record reads these.
+        self.parsed_cell_overrides = tuple(CellOverride.parse(entry) for entry in self.cell_overrides)
+        for entry, override in zip(self.cell_overrides, self.parsed_cell_overrides, strict=True):
+            if override.arm not in (*self.arms, "*") or override.budget not in (*self.budgets, "*"):
                 raise TunekitError(
                     f"cell_overrides: {entry!r} names no cell of this study "
                     f"(arms {self.arms}, budgets {self.budgets})"
                 )
+        self.stage_argv = split_flags("stage_overrides", self.stage_overrides)
+        self.pretrain_argv = (*self.stage_argv, *split_flags("pretrain_overrides", self.pretrain_overrides))
+        self.finetune_argv = (*self.stage_argv, *split_flags("finetune_overrides", self.finetune_overrides))
 
-    def cell_flags(self, arm: str, budget: str) -> str:
-        """The flags of every cell_overrides entry that matches this arm and label budget, in order.
-        A bf16-recurrence arm takes its fp32 arm's entries: the two differ in precision alone."""
-        flags = []
-        for entry in self.cell_overrides:
-            entry_arm, entry_budget, entry_flags = _split_cell_override(entry)
-            if entry_arm in (arm, fp32_twin(arm), "*") and entry_budget in (budget, "*"):
-                flags.append(entry_flags)
-        return " ".join(flags)
+    def overrides_of(self, arm: Arm, budget: str) -> tuple[CellOverride, ...]:
+        """The cell_overrides entries that match this arm and label budget, in order."""
+        return tuple(override for override in self.parsed_cell_overrides if override.matches(arm, budget))
 
     def is_current(self, record: dict) -> bool:
         """Whether a recorded cell (a result or a divergence) ran under this study's cell_overrides."""
-        return record.get("cell_flags", "") == self.cell_flags(record["arm"], str(record["budget"]))
-
-    def overrides_for(self, arm: str, budget: str) -> str:
-        """What a fine-tuning cell adds to its recipe: finetune_overrides, then its cell_flags."""
-        return " ".join(flags for flags in (self.finetune_overrides, self.cell_flags(arm, budget)) if flags)
+        arm = REGISTRY.get(record["arm"])
+        flags = cell_flags(self.overrides_of(arm, str(record["budget"]))) if arm else ""
+        return record.get("cell_flags", "") == flags
 
 
-def _split_cell_override(entry: str) -> tuple[str, str, str]:
-    cell, colon, flags = entry.partition(":")
-    arm, at, budget = cell.strip().partition("@")
-    if not (colon and at and arm and budget and flags.strip().startswith("--")):
-        raise TunekitError(f"cell_overrides: {entry!r} is not 'ARM@BUDGET: --flag value ...'")
-    return arm, budget.strip(), flags.strip()
+def split_flags(name: str, text: str) -> tuple[str, ...]:
+    """'--field value ...' as the argv a stage recipe is parsed with (shell quoting honoured)."""
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as error:  # an unbalanced quote
+        raise TunekitError(f"{name}: {text!r}: {error}") from None
+
+
+def cell_flags(overrides: tuple[CellOverride, ...]) -> str:
+    """The flags of a cell's cell_overrides as results.jsonl records them."""
+    return " ".join(override.flags for override in overrides)

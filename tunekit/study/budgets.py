@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunekit.study.arms import is_scratch, pretraining_of
+from tunekit.study.arms import REGISTRY
 from tunekit.study.stats import difference_ci
 
 UNITS = ("steps", "tokens")
@@ -38,7 +38,7 @@ def axis(budgets: list[int]) -> list[int | None]:
 def budgets_of(name: str, budgets: list[int], axis_arms: list[str]) -> list[int | None]:
     """The budgets pretraining `name` runs at: the whole axis when it is the pretraining of an arm
     in `axis_arms` (or `axis_arms` is empty), else [None], its recipe's length."""
-    on_axis = not axis_arms or name in {pretraining_of(arm) for arm in axis_arms}
+    on_axis = not axis_arms or name in {REGISTRY[arm].pretraining.name for arm in axis_arms}
     return axis(budgets) if on_axis else [None]
 
 
@@ -96,9 +96,9 @@ def budget_gains(rows: list[dict]) -> list[BudgetGain]:
             if (row["arm"], row["pretrain_budget"], str(row["budget"]))
             == (arm, pretrain_budget, label_budget)
         ]
-        twin = arm.replace("_pretrained", "_scratch")
+        twin = REGISTRY[arm].scratch_twin if arm in REGISTRY else None
         scratch = [row for row in rows if row["arm"] == twin and str(row["budget"]) == label_budget]
-        if not scratch or is_scratch(arm):
+        if not scratch:
             continue
         difference, half_width, method = difference_ci(_accuracy(mine), _accuracy(scratch))
         gains.append(

@@ -12,12 +12,13 @@ from tunekit.study.arguments import StudyArguments
 
 
 def diverged_record(
-    args: StudyArguments, arm: str, budget: str, seed: int, pretrain_budget: int | None, error: Exception
+    arm: str, budget: str, seed: int, pretrain_budget: int | None, flags: str, error: Exception
 ) -> dict:
+    """`flags`: the cell's cell_overrides flags, as results.jsonl records them."""
     record = {"arm": arm, "budget": budget if budget == "all" else int(budget), "seed": seed}
     if pretrain_budget is not None:
         record["pretrain_budget"] = pretrain_budget
-    if flags := args.cell_flags(arm, budget):
+    if flags:
         record["cell_flags"] = flags
     return record | {"error": " ".join(str(error).split())}
 

@@ -1,24 +1,13 @@
 """The study's learning curve: test accuracy vs labelled examples, one line per arm, with 95% CIs."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from tunekit.errors import TunekitError
-from tunekit.study.arms import architecture_of, is_bf16, is_lora, is_scratch
-from tunekit.study.report import _arm_key, _budget_key, _budget_label, summarize
-
-
-def _style(arm: str, index: int) -> dict:
-    """Blues for transformers, oranges for LSTMs; pretrained solid, scratch dashed; bf16 squares."""
-    shades = {"transformer": ("#08519c", "#4a98c9"), "lstm": ("#d94801", "#fd9a4b")}
-    bf16_shades = {"transformer": ("#08306b", "#2171b5"), "lstm": ("#7f2704", "#b35806")}
-    others = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-    bf16, scratch = is_bf16(arm), is_scratch(arm)
-    family = (bf16_shades if bf16 else shades).get(architecture_of(arm))
-    color = family[scratch] if family else others[index % len(others)]
-    linestyle = "--" if scratch else ":" if is_lora(arm) else "-"
-    return {"color": color, "linestyle": linestyle, "marker": "s" if bf16 else "o"}
+from tunekit.study.arms import arm_named, report_order
+from tunekit.study.report import _budget_key, _budget_label, summarize
 
 
 def plot_learning_curve(
@@ -37,7 +26,7 @@ def plot_learning_curve(
     numeric = [s.budget for s in summaries if isinstance(s.budget, int)]
     # "all" sits at the train set size; without it, a bit right of the largest budget.
     fallback = 2.5 * max(numeric, default=10)
-    arms = sorted({s.arm for s in summaries}, key=_arm_key)
+    arms = sorted({s.arm for s in summaries}, key=report_order)
     figure = Figure(figsize=(8.5, 5), dpi=150)
     ax = figure.add_subplot()
     for i, arm in enumerate(arms):
@@ -45,10 +34,12 @@ def plot_learning_curve(
         shift = 10 ** ((i - (len(arms) - 1) / 2) * 0.012)  # a small offset in log space keeps bars apart
         x = [(s.train_examples or fallback) * shift for s in cells]
         means, halves = zip(*(s.accuracy_ci for s in cells), strict=True)
-        label = arm.replace("lstm", "LSTM").replace("_", ", ")
-        style = {"capsize": 3, "linewidth": 1.6, "markersize": 5, **_style(arm, i)}
+        style = arm_named(arm).style  # the arm's own colour, line and marker (tunekit.study.arms)
+        style = {"capsize": 3, "linewidth": 1.6, "markersize": 5, **dataclasses.asdict(style)}
         # n = 1 has no interval (nan): drawn without a bar rather than dropped
-        ax.errorbar(x, 100 * np.array(means), yerr=100 * np.nan_to_num(halves), label=label, **style)
+        ax.errorbar(
+            x, 100 * np.array(means), yerr=100 * np.nan_to_num(halves), label=arm_named(arm).label, **style
+        )
     if chance is not None:  # labelled on the line: a legend entry would sit above the arms
         ax.axhline(100 * chance, color="0.5", linestyle=":", linewidth=1)
         ax.text(0.99, 100 * chance, "chance", transform=ax.get_yaxis_transform(), ha="right", va="bottom")
@@ -88,12 +79,12 @@ def plot_pretraining_gain(path: str | Path, gains: list, title: str) -> None:
         curve = sorted(
             (g for g in gains if (g.arm, g.label_budget) == (arm, labels)), key=lambda g: g.pretrain_tokens
         )
-        style = {**_style(arm, i), "linestyle": ("-", "--", ":", "-.")[i % 4]}
+        style = {**dataclasses.asdict(arm_named(arm).style), "linestyle": ("-", "--", ":", "-.")[i % 4]}
         ax.errorbar(
             [g.pretrain_tokens for g in curve],
             [100 * g.difference for g in curve],
             yerr=[100 * np.nan_to_num(g.half_width) for g in curve],
-            label=f"{arm.replace('lstm', 'LSTM').replace('_', ', ')}, {labels} labels",
+            label=f"{arm_named(arm).label}, {labels} labels",
             capsize=3,
             linewidth=1.6,
             markersize=5,

@@ -35,12 +35,10 @@ from accelerate import PartialState
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
-from tunekit import synthetic
-from tunekit.lstm_lm import LSTMForLanguageModeling
-from tunekit.study.arms import architecture_of, is_bf16
-from tunekit.tokenization import load_tokenizer
+from tunekit.data import synthetic
+from tunekit.data.tokenization import load_tokenizer
+from tunekit.study.arms import Probe
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -176,43 +174,34 @@ def linear_probe(
 
 def probe_pretrained(
     model_dir: str | Path,
-    architecture: str,
+    probe: Probe,
     train: tuple[Sequence[str], Sequence[int]],
     test: tuple[Sequence[str], Sequence[int]],
     max_length: int,
     synthetic_seed: int | None = None,
 ) -> dict[str, float]:
     """Every probe that fits a saved pretraining: the linear probe (fit on ``train``, scored on
-    ``test``) and, for a synthetic corpus, the word probe that fits its objective."""
-    left_to_right = architecture in ("lstm", "decoder")
-    model_class = {"lstm": LSTMForLanguageModeling, "decoder": AutoModelForCausalLM}.get(
-        architecture, AutoModelForMaskedLM
-    )
+    ``test``) and, for a synthetic corpus, the word probe that fits its objective (``probe``, the
+    pretraining's `tunekit.study.arms.Probe`)."""
     # On the process's device (accelerate's choice): from_pretrained loads onto the CPU, where the
     # H200 run's two probes (1 500 reviews each) ran; each took ~35 s with its data.
-    model = model_class.from_pretrained(model_dir).to(PartialState().device)
+    model = probe.model_class.from_pretrained(model_dir).to(PartialState().device)
     tokenizer = load_tokenizer(str(model_dir))
     probes = {"linear_probe_accuracy": linear_probe(model, tokenizer, *train, *test, max_length=max_length)}
     if synthetic_seed is not None:
         name, word_probe = (
             ("next_word_probe_accuracy", next_word_probe)
-            if left_to_right
+            if probe.left_to_right
             else ("masked_word_probe_accuracy", masked_word_probe)
         )
         probes[name] = word_probe(model, tokenizer, seed=synthetic_seed)
     return probes
 
 
-def describe_probes(name: str, results: dict) -> list[str]:
-    """One report sentence per probe found in ``results`` (a pretraining's results and probes);
-    ``name`` is the architecture, with ``_bf16`` when it was pretrained with a bf16 recurrence."""
-    model = {
-        "transformer": "masked-LM encoder",
-        "lstm": "LSTM language model",
-        "decoder": "causal-LM decoder",
-    }[architecture_of(name)]
-    if is_bf16(name):
-        model += " pretrained with its recurrence in bf16"
+def describe_probes(probe: Probe, results: dict) -> list[str]:
+    """One report sentence per probe found in ``results`` (a pretraining's results and probes),
+    naming the model as ``probe.model`` does."""
+    model = probe.model
     notes = []
     if (linear := results.get("linear_probe_accuracy")) is not None:
         notes.append(

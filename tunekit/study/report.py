@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from tunekit.errors import TunekitError
-from tunekit.study.arms import architecture_of, fp32_twin, is_bf16, is_scratch
+from tunekit.study.arms import REGISTRY, report_order
 from tunekit.study.stats import difference_ci, mean_ci
 
 logger = logging.getLogger(__name__)
@@ -78,19 +78,12 @@ def _budget_key(budget: Budget) -> tuple[int, int]:
     return (1, 0) if isinstance(budget, str) else (0, budget)
 
 
-def _arm_key(arm: str) -> tuple:
-    """Transformer, then LSTM, then other architectures; fp32 before bf16; pretrained before scratch."""
-    architecture = architecture_of(arm)
-    rank = {"transformer": 0, "lstm": 1}.get(architecture, 2)
-    return (rank, architecture, is_bf16(arm), is_scratch(arm), arm)
-
-
 def _values(rows: list[dict], key: str) -> list[float]:
     return [float(row[key]) for row in rows if row.get(key) is not None]
 
 
 def summarize(rows: list[dict]) -> list[Summary]:
-    """Group rows by (arm, budget), ordered by budget ("all" last), then arm (see _arm_key)."""
+    """Group rows by (arm, budget), ordered by budget ("all" last), then arm (the registry's order)."""
     cells: dict[tuple[str, Budget], dict[int, dict]] = {}
     for row in rows:
         budget = int(row["budget"]) if str(row["budget"]).isdigit() else row["budget"]
@@ -101,7 +94,7 @@ def summarize(rows: list[dict]) -> list[Summary]:
             )
         cell[row["seed"]] = row
     summaries = []
-    for arm, budget in sorted(cells, key=lambda cell: (_budget_key(cell[1]), _arm_key(cell[0]))):
+    for arm, budget in sorted(cells, key=lambda cell: (_budget_key(cell[1]), report_order(cell[0]))):
         by_seed = cells[arm, budget]
         group = [by_seed[seed] for seed in sorted(by_seed)]
         sizes = [int(v) for v in _values(group, "train_examples")]
@@ -139,7 +132,7 @@ class Comparison:
     method: str  # "paired t" or "Welch t", see difference_ci
 
 
-def _compare(summaries: list[Summary], baseline_of: Callable[[str], str]) -> list[Comparison]:
+def _compare(summaries: list[Summary], baseline_of: Callable[[str], str | None]) -> list[Comparison]:
     by_cell = {(s.arm, s.budget): s for s in summaries}
     found = []
     for s in summaries:
@@ -150,17 +143,23 @@ def _compare(summaries: list[Summary], baseline_of: Callable[[str], str]) -> lis
             found.append(
                 Comparison(s.arm, other.arm, s.budget, mean_a, mean_b, difference, half_width, method)
             )
-    return sorted(found, key=lambda c: (_arm_key(c.arm), _budget_key(c.budget)))
+    return sorted(found, key=lambda c: (report_order(c.arm), _budget_key(c.budget)))
 
 
 def pretraining_gain(summaries: list[Summary]) -> list[Comparison]:
-    """`<arch>_pretrained[_suffix]` minus `<arch>_scratch[_suffix]`, per architecture and budget."""
-    return _compare(summaries, lambda arm: arm.replace("_pretrained", "_scratch"))
+    """A pretrained arm minus its scratch twin (`Arm.scratch_twin`), per budget."""
+    return _compare(summaries, lambda arm: arm_twin(arm, "scratch_twin"))
 
 
 def bf16_effect(summaries: list[Summary]) -> list[Comparison]:
-    """`<arm>_bf16` (recurrence in bf16) minus `<arm>` (fp32 recurrence), per budget."""
-    return _compare(summaries, fp32_twin)
+    """A bf16-recurrence arm minus its fp32 twin (`Arm.fp32_twin`), per budget."""
+    return _compare(summaries, lambda arm: arm_twin(arm, "fp32_twin"))
+
+
+def arm_twin(name: str, twin: str) -> str | None:
+    """The arm an arm is compared with (`Arm.scratch_twin` or `Arm.fp32_twin`); None for an arm the
+    registry does not know."""
+    return getattr(REGISTRY[name], twin) if name in REGISTRY else None
 
 
 def _pct(mean: float, half_width: float, signed: bool = False) -> str:
@@ -241,12 +240,12 @@ def write_report(
             "",
         ]
         header = ["architecture", "budget", "pretrained (%)", "scratch (%)", "gain (points)", "interval"]
-        out += _table(header, _comparison_rows(gains, lambda c: c.arm.replace("_pretrained", "")))
+        out += _table(header, _comparison_rows(gains, lambda c: REGISTRY[c.arm].pretraining.name))
     out += ["## Compute", ""]
     header = ["arm", "pretraining time", "pretraining FLOPs", "pretraining tokens"]
     header += ["fine-tuning time (all cells)", "fine-tuning FLOPs (all cells)", "params"]
     body = []
-    for arm in sorted({s.arm for s in summaries}, key=_arm_key):
+    for arm in sorted({s.arm for s in summaries}, key=report_order):
         mine, pre = [s for s in summaries if s.arm == arm], pretraining.get(arm) or {}
         params = max((s.num_parameters or 0 for s in mine), default=0)
         tokens = int(pre.get("tokens_seen") or 0)

@@ -1,24 +1,23 @@
-"""How the study builds each stage's run arguments: a stage recipe with the study's overrides, then
-the per-run fields (output dir, seed, label budget, pretraining length) replaced and re-validated."""
+"""How the study builds each stage's run arguments: a stage recipe with the study's override flags,
+parsed once into the typed recipe, then the per-run fields (output dir, seed, label budget,
+pretraining length) replaced and re-validated."""
 
 import dataclasses
 import json
 import math
-import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from accelerate import PartialState
 
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, parse_recipe
-from tunekit.study.arguments import StudyArguments
 
 RunArgs = tuple[ModelArguments, DataArguments, TrainArguments]
 
 
-def stage_args(recipe: str, study: StudyArguments, overrides: str, **changes: Any) -> RunArgs:
-    """A stage recipe with the study's overrides, then per-run fields replaced (and re-validated)."""
-    flags = [*shlex.split(study.stage_overrides), *shlex.split(overrides)]
+def stage_args(recipe: str, flags: Sequence[str], **changes: Any) -> RunArgs:
+    """A stage recipe with the study's override flags, then per-run fields replaced (and re-validated)."""
     model_args, data_args, train_args = parse_recipe([recipe, *flags])
     replaced = []
     for config in (model_args, data_args, train_args):
