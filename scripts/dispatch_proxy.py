@@ -17,7 +17,7 @@ import transformers
 
 from tunekit.benchmark.dispatch_proxy import BATCH, SEQ_LEN, measure, write
 from tunekit.cli import setup_logging
-from tunekit.console import quiet_runs
+from tunekit.training.console import quiet_runs
 
 
 def main(argv: list[str] | None = None) -> int:
