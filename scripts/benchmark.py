@@ -56,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="Override the fine-tuning set (a multiple of its batch).",
     )
+    parser.add_argument(
+        "--systems",
+        nargs="+",
+        choices=("tunekit", "trainer"),
+        default=["tunekit", "trainer"],
+        help="Which legs run (a device run gives each leg its own process).",
+    )
+    parser.add_argument("--encoders", nargs="+", default=None, help="Keep these encoder sizes only.")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads; default: torch's.")
     parser.add_argument(
         "--profile_dir",
@@ -89,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.finetuning_examples,
                 on_case_done=write_partial,
                 profile_dir=args.profile_dir,
+                systems=tuple(args.systems),
+                encoders=tuple(args.encoders) if args.encoders else None,
             )
     except TunekitError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -2,7 +2,8 @@
 
 `python scripts/gpu_run.py run --phase 1|2 [--smoke]`: the plan in tools.gpu_session under one
 wall-clock budget, then the archive in $OUT. `env` prints versions and the device (fails in one line
-if something is missing); `check-load DIR` loads a saved model with plain transformers.
+if something is missing); `check-load DIR` loads a saved model with plain transformers;
+`merge-benchmark DIR STEM TABLE...` joins the benchmark legs' tables into DIR/STEM.json and .md.
 """
 
 import argparse
@@ -22,6 +23,7 @@ from tools.gpu_session import (  # noqa: E402
     restore_previous,
     run_plan,
 )
+from tunekit.benchmark.merge import merge_leg_tables  # noqa: E402
 from tunekit.errors import TunekitError  # noqa: E402
 
 
@@ -32,6 +34,10 @@ def main(argv: list[str]) -> int:
     env.add_argument("--smoke", action="store_true")
     load = sub.add_parser("check-load")
     load.add_argument("model_dir")
+    merge = sub.add_parser("merge-benchmark")
+    merge.add_argument("output_dir")
+    merge.add_argument("stem")
+    merge.add_argument("tables", nargs="+")
     run = sub.add_parser("run")
     run.add_argument("--phase", type=int, choices=(1, 2), default=1)
     run.add_argument("--smoke", action="store_true")
@@ -49,6 +55,11 @@ def main(argv: list[str]) -> int:
 
             model = AutoModelForMaskedLM.from_pretrained(args.model_dir)
             print(f"loaded {type(model).__name__} with {model.num_parameters():,} parameters")
+        elif args.command == "merge-benchmark":
+            paths = merge_leg_tables([Path(t) for t in args.tables], Path(args.output_dir), args.stem)
+            if paths is None:
+                raise TunekitError("merge-benchmark: no leg wrote its table")
+            print(Path(paths[1]).read_text())
         else:
             run_dir = Path(args.run_dir)
             # On the machine the first call left warm, its run directory is still here; a fresh

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# The GPU run, prepared so that one or two device calls get it done (see tools/gpu_session.py).
+# The GPU run, prepared so that two device calls get it done (see tools/gpu_session.py, issue 29).
 #
 # Here, once:   bash scripts/prepare_gpu_run.sh      (wheels -> .whl/, compact IMDb -> device_data/)
-# Smoke on CPU: SMOKE=1 bash scripts/gpu_run.sh       (tiny sizes, a slice of the local data, < 2 min)
-# Device call 1 (carry [".whl", "device_data/imdb"], timeout_s >= BUDGET_S + 45):
-#               PHASE=1 BUDGET_S=430 bash scripts/gpu_run.sh
-# Device call 2, AT ONCE (the machine stays warm 30 s and keeps outputs/gpu_run), same carry,
-# BUDGET_S = what the first reply's lease.budget_left_s leaves, less ~50 s:
+# Smoke on CPU: SMOKE=1 PHASE=1 bash scripts/gpu_run.sh, then PHASE=2 (tiny sizes, both < 2 min)
+# Device call 1, the benchmark (carry [".whl", "device_data/call1"], timeout_s = BUDGET_S + 40):
+#               PHASE=1 BUDGET_S=500 DATA_DIR=device_data/call1/imdb bash scripts/gpu_run.sh
+# Device call 2, the IMDb transformer cells, at once on the machine call 1 left warm (it keeps
+# outputs/gpu_run), carry [".whl", "device_data/imdb"], BUDGET_S = what the first reply's
+# lease.budget_left_s leaves, less ~50 s:
 #               PHASE=2 BUDGET_S=... bash scripts/gpu_run.sh
 # On a fresh machine instead, call 2 restores call 1's archive: copy what came back into
-# device_data/previous/ and carry that folder too (device_data/call2 is a smaller data copy).
-# Each call stops itself at BUDGET_S (default 510 s), rebuilds the study report from the cells that
-# finished and packs $OUT/gpu_run.tar.gz (results and logs) and, if they fit in what the device
-# returns, $OUT/gpu_models.tar.gz (the weights), each in < 16 MiB parts when larger.
+# device_data/previous/ and carry that folder too.
+# Each call stops itself at BUDGET_S (default 510 s) and still packs what finished:
+# $OUT/gpu_run.tar.gz (results and logs) and, if they fit in what the device returns,
+# $OUT/gpu_models.tar.gz (the weights), each in < 16 MiB parts when larger.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1

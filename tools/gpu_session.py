@@ -7,15 +7,19 @@ the cells that finished and packs everything into one archive under $OUT. The st
 cell as it finishes, so a second call that restores the archive (`restore_previous`) continues
 where the first stopped. `SMOKE=1` runs the very same plan on CPU at tiny sizes.
 
-The plan: what the GPU run does, in order of value, and the same plan at smoke size for CPU.
+The plan (issue 29): the two numbers the mission most needs come first, one per call.
 
-Phase 1 (one device call, ~8 min): (a) environment, (b) the eager benchmark against the Trainer,
-(c) the IMDb study: pretraining sized from (b)'s measured tokens/s, then every arm and label budget
-at seed 0, then seeds 1 and 2, until the deadline. Phase 2 (a second call at once, on the machine
-phase 1 left warm, in the same run directory; or on a fresh one that restores phase 1's archive):
-the rest of seed 0, stopping in time for the FSDP launcher check (FSDP on one process, the saved
-model loads), then the single-GPU launcher, (d) the sequence-length figure, seeds 1 and 2, the
-compiled benchmark, (e) the LSTM bf16-recurrence arms.
+Call 1 (<= 9 min), tunekit's GPU efficiency: the environment, then the pretraining benchmark at
+BERT-base size and at the IMDb recipe's size, each leg in a process of its own that writes its own
+table (a failing leg costs only itself), in the order tunekit compiled, Trainer eager, tunekit
+eager, Trainer compiled; the first leg also writes a kernel-only profile of its warm-up. Whatever
+finished is then joined into one table (`benchmark/benchmark.json`). No study.
+
+Call 2, the transformer's IMDb accuracy: the study's transformer arms only (the LSTM cells of
+2026-11-28 stand): the pretraining, sized from call 1's tunekit eager tokens/s on the IMDb encoder,
+then pretrained and scratch at every label budget with seed 0, then seeds 1 and 2, each cell tested
+on the full test set; then, if time is left, the FSDP launcher check (FSDP on one process, and the
+saved model loads with plain transformers).
 """
 
 import contextlib
@@ -28,7 +32,7 @@ import sys
 import tarfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tunekit.errors import TunekitError
@@ -263,20 +267,23 @@ def compact_jsonl(source: Path, target: Path, rows: int | None = None) -> int:
 # The plan: which steps a call runs, in order of value.
 
 PY = sys.executable
-SMOKE_SEQUENCE_LENGTH = [
-    *["--lengths", "16", "32", "--batch_tokens", "256", "--hidden_size", "32", "--num_hidden_layers", "1"],
-    *["--num_attention_heads", "2", "--intermediate_size", "64", "--vocab_size", "300"],
-    *["--warmup", "1", "--repeats", "1"],
-]
+# The study's transformer arms; the LSTM cells of the 2026-11-28 run are not repeated.
+TRANSFORMER_ARMS = ("transformer_pretrained", "transformer_scratch")
+BENCHMARK_TABLE = "benchmark"  # run_dir/benchmark/benchmark.json: every leg that finished, joined
+# Call 1's legs in order of value: tunekit compiled (the MFU target), then the Trainer eager (the
+# ratio's reference), tunekit eager, the Trainer compiled. (system, compiled), per encoder size.
+LEG_ORDER = (("tunekit", True), ("trainer", False), ("tunekit", False), ("trainer", True))
+# Seconds each leg may take, process start, data and compilation included.
+LEG_BUDGET_S = {True: 170, False: 100}
 
 
 @dataclass
 class PlanConfig:
     run_dir: Path  # everything a call produces; packed into the archive
-    data_dir: Path  # train/test (and for phase 1 unsup) IMDb files
+    data_dir: Path  # the IMDb files: call 1 the benchmark's slice (train, unsup), call 2 all three
     smoke: bool
     phase: int
-    pretrain_seconds: float = 60.0  # the transformer's share of phase 1; the LSTM LM matches its tokens
+    pretrain_seconds: float = 60.0  # call 2's pretraining, at call 1's measured tokens/s
 
     @property
     def study_dir(self) -> Path:
@@ -289,8 +296,7 @@ def _files(config: PlanConfig, *names: str) -> list[str]:
 
 def _study_argv(config: PlanConfig, pretrain_steps: int) -> list[str]:
     train, test = _files(config, "train", "test")
-    # The same pretraining text in both calls (a resumed pretraining must see the same data); the
-    # smaller copy a fresh second machine gets has no unsup split and only finishes pretraining.
+    # unsup + train, as the recipes pretrain; a copy without unsup pretrains on the train text alone.
     has_unsup = any(config.data_dir.glob("unsup.jsonl*"))
     pretrain_files = [*_files(config, "unsup"), train] if has_unsup else [train]
     if config.smoke:
@@ -317,6 +323,7 @@ def _study_argv(config: PlanConfig, pretrain_steps: int) -> list[str]:
         recipe,
         "--output_dir",
         str(config.study_dir),
+        *["--arms", *TRANSFORMER_ARMS],
         *extra,
         f"--stage_overrides={stage}",
         f"--pretrain_overrides=--train_file {' '.join(pretrain_files)} --train_split train "
@@ -326,9 +333,9 @@ def _study_argv(config: PlanConfig, pretrain_steps: int) -> list[str]:
 
 
 def pretrain_steps(config: PlanConfig, tokens_per_step: int, default: int) -> int:
-    """Pretraining steps that fill `pretrain_seconds` at the tokens/s the benchmark measured for the
-    IMDb encoder (bf16, tunekit); `default` when the benchmark did not get that far."""
-    table = config.run_dir / "benchmark" / "benchmark_eager.json"
+    """Pretraining steps that fill `pretrain_seconds` at the tokens/s call 1 measured for the IMDb
+    encoder (bf16, tunekit eager, as the study runs); `default` when no such leg finished."""
+    table = config.run_dir / "benchmark" / f"{BENCHMARK_TABLE}.json"
     if not table.is_file():
         return default
     rows = json.loads(table.read_text()).get("rows", [])
@@ -337,6 +344,7 @@ def pretrain_steps(config: PlanConfig, tokens_per_step: int, default: int) -> in
         for row in rows
         if row.get("system") == "tunekit"
         and row.get("task") == "pretraining"
+        and not row.get("compile")
         and "imdb" in row.get("model", "")
     ]
     if not rates:
@@ -362,64 +370,60 @@ def _launch(config: PlanConfig, launcher: str, name: str, *extra: str) -> list[s
     ]
 
 
+def leg_name(encoder: str, system: str, compiled: bool) -> str:
+    return f"bench_{encoder}_{system}_{'compiled' if compiled else 'eager'}"
+
+
+def benchmark_legs(config: PlanConfig) -> list[Step]:
+    """Call 1's benchmark: one process per (encoder, system, compile) leg, each its own table."""
+    run = config.run_dir
+    preset, encoders = ("smoke_legs", ("tiny",)) if config.smoke else ("gpu", ("bert-base", "imdb-recipe"))
+    steps = []
+    for encoder in encoders:
+        for system, compiled in LEG_ORDER:
+            name = leg_name(encoder, system, compiled)
+            argv = [
+                *[PY, "scripts/benchmark.py", "--preset", preset, "--tasks", "pretraining"],
+                *["--data_dir", str(config.data_dir.parent)],  # the presets read <data_dir>/imdb/
+                # The IMDb recipes' architecture (ModernBERT), which the study trains.
+                *["--model_type", "modernbert", "--encoders", encoder, "--systems", system],
+                *["--compile", "on" if compiled else "off"],
+                *["--output_dir", str(run / "benchmark" / "legs"), "--name", name],
+            ]
+            if not steps:  # the first leg: where tunekit's compiled step spends its device time
+                argv += ["--profile_dir", str(run / "benchmark" / "profiles")]
+            steps.append(Step(name, argv, LEG_BUDGET_S[compiled]))
+    return steps
+
+
 def plan_steps(config: PlanConfig) -> tuple[list[Step], list[Step]]:
-    """(steps, finally_steps) for this phase."""
+    """(steps, finally_steps) for this call."""
     run = config.run_dir
     env = Step("env", [PY, "scripts/gpu_run.py", "env", *(["--smoke"] if config.smoke else [])], 60)
-    preset = "smoke" if config.smoke else "gpu"
-    benchmark_argv = [
-        *[PY, "scripts/benchmark.py", "--preset", preset, "--output_dir", str(run / "benchmark")],
-        *["--data_dir", str(config.data_dir.parent)],  # the presets read <data_dir>/imdb/
-        # The IMDb recipes' architecture: the study's pretraining is sized from this measurement
-        # (BERT ran at 0.29x ModernBERT's tokens/s in tunekit on the H200, so it undersized it).
-        *["--model_type", "modernbert"],
-    ]
-    # Eager first (phase 1, sizes the study's pretraining); compiled in phase 2. The eager run also
-    # profiles 3 warm-up steps of every leg (benchmark/profiles/): where the H200's gap to the
-    # Trainer goes, host or device, without a separate call (~2-3 s per leg).
-    profiles = ["--profile_dir", str(run / "benchmark" / "profiles")]
-    eager = [*benchmark_argv, "--compile", "off", "--name", "benchmark_eager", *profiles]
-    benchmark = Step("benchmark", eager, 170)
-    compiled = Step(
-        "benchmark_compiled", [*benchmark_argv, "--compile", "on", "--name", "benchmark_compiled"], 150
-    )
+    if config.phase == 1:
+        legs = benchmark_legs(config)
+        tables = [str(run / "benchmark" / "legs" / f"{leg.name}.json") for leg in legs]
+        merge = Step(
+            "benchmark_table",
+            [PY, "scripts/gpu_run.py", "merge-benchmark", str(run / "benchmark"), BENCHMARK_TABLE, *tables],
+            30,
+        )
+        return [env, *legs], [merge]
 
     def study_argv() -> list[str]:
         if config.smoke:
             return _study_argv(config, 10)
         return _study_argv(config, pretrain_steps(config, tokens_per_step=128 * 256, default=6000))
 
-    # Seed 0 of every arm and label budget first: one complete row of the table is worth more
+    # Seed 0 of both arms and every label budget first: one complete row of the table is worth more
     # than three seeds of the small budgets. The study reuses finished cells, so the second step
     # only adds seeds 1 and 2.
     first_seed = Step("study_seed0", lambda: [*study_argv(), "--seeds", "0"], 10_000)
     study = Step("study", study_argv, 10_000)
     report = Step("study_report", lambda: [*study_argv(), "--report_only", "true"], 60)
-    if config.phase == 1:
-        # The study takes what is left; its argv is built when it starts, after the benchmark has
-        # measured the tokens/s that size its pretraining.
-        return [env, benchmark, first_seed, study], [report]
-    sequence_length = Step(
-        "sequence_length",
-        [
-            *[PY, "scripts/sequence_length.py", "--output_dir", str(run / "sequence_length")],
-            *(SMOKE_SEQUENCE_LENGTH if config.smoke else ["--device", "cuda", "--precision", "bf16"]),
-        ],
-        90,
-    )
-    launcher = "cpu" if config.smoke else "single_gpu"
-    # It also counts the host-device syncs inside its steps (metrics.jsonl: host_syncs, expected 0).
-    single = Step(
-        "accelerate_single_gpu", _launch(config, launcher, "single_gpu", "--debug_host_syncs", "true"), 90
-    )
-    if config.smoke:
-        return [env, single, sequence_length, first_seed, study], [report]
+    # One process on the one GPU (fsdp.yaml says 2, for a two-GPU machine); on CPU, the CPU launcher.
     fsdp = [
-        Step("accelerate_fsdp", _launch(config, "fsdp", "fsdp"), 120),
+        Step("accelerate_fsdp", _launch(config, "cpu" if config.smoke else "fsdp", "fsdp"), 120),
         Step("fsdp_loads", [PY, "scripts/gpu_run.py", "check-load", str(run / "fsdp")], 60),
     ]
-    # Seed 0 of the study first, stopping in time for the FSDP check (~40 s); the single-GPU
-    # launcher and the figure, which passed on the H200 on 2026-11-27, after it.
-    first_seed_then_checks = replace(first_seed, reserve_s=70)
-    bf16 = Step("lstm_bf16", lambda: [*study_argv(), "--lstm_bf16_recurrence", "true"], 10_000)
-    return [env, first_seed_then_checks, *fsdp, single, sequence_length, study, compiled, bf16], [report]
+    return [env, first_seed, study, *fsdp], [report]

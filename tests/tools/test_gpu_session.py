@@ -3,6 +3,7 @@ import json
 import lzma
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from tests.conftest import REPO
 from tests.processes import run_bounded
 from tools import gpu_session
 from tools.gpu_session import (
+    BENCHMARK_TABLE,
     PlanConfig,
     Step,
     compact_jsonl,
@@ -102,39 +104,61 @@ def test_compact_copy_keeps_text_and_label_and_balances_a_sorted_file(tmp_path):
     assert sum(row["label"] for row in rows) == 5
 
 
-def test_pretraining_is_sized_by_the_measured_tokens_per_second(tmp_path):
-    config = PlanConfig(tmp_path, tmp_path, smoke=False, phase=1, pretrain_seconds=100)
+def test_pretraining_is_sized_by_the_measured_eager_tokens_per_second(tmp_path):
+    config = PlanConfig(tmp_path, tmp_path, smoke=False, phase=2, pretrain_seconds=100)
     assert pretrain_steps(config, tokens_per_step=1000, default=77) == 77  # no benchmark yet
     (tmp_path / "benchmark").mkdir()
     rows = [
         {"task": "pretraining", "system": "tunekit", "model": "imdb-recipe", "tokens_per_second": 50_000.0},
+        # The study runs eager: a compiled leg's rate would oversize its pretraining.
+        {
+            "task": "pretraining",
+            "system": "tunekit",
+            "model": "imdb-recipe",
+            "compile": True,
+            "tokens_per_second": 80_000.0,
+        },
         {"task": "pretraining", "system": "Trainer", "model": "imdb-recipe", "tokens_per_second": 90_000.0},
         {"task": "pretraining", "system": "tunekit", "model": "bert-base", "tokens_per_second": 70_000.0},
     ]
-    (tmp_path / "benchmark" / "benchmark_eager.json").write_text(json.dumps({"rows": rows}))
+    (tmp_path / "benchmark" / f"{BENCHMARK_TABLE}.json").write_text(json.dumps({"rows": rows}))
     assert pretrain_steps(config, tokens_per_step=1000, default=77) == 5000
 
 
-def test_phase_two_finishes_seed_zero_then_runs_the_launcher_checks_and_the_figure(tmp_path):
-    for split in ("train", "test"):
-        (tmp_path / f"{split}.jsonl.xz").touch()
-    steps = plan_steps(PlanConfig(tmp_path, tmp_path, smoke=False, phase=2))[0]
-    names = [step.name for step in steps]
-    assert names[:4] == ["env", "study_seed0", "accelerate_fsdp", "fsdp_loads"]
-    assert names[4:6] == ["accelerate_single_gpu", "sequence_length"]
-    assert names[6:] == ["study", "benchmark_compiled", "lstm_bf16"]
-    assert steps[1].reserve_s > 0  # seed 0 stops in time for the FSDP check
+def test_call_one_is_the_benchmark_one_process_per_leg_compiled_tunekit_first(tmp_path):
+    steps, finally_steps = plan_steps(PlanConfig(tmp_path / "run", tmp_path / "imdb", smoke=False, phase=1))
+    legs = [
+        f"bench_{encoder}_{leg}"
+        for encoder in ("bert-base", "imdb-recipe")
+        for leg in ("tunekit_compiled", "trainer_eager", "tunekit_eager", "trainer_compiled")
+    ]
+    assert [step.name for step in steps] == ["env", *legs]  # no study in call 1
+    for step in steps[1:]:
+        argv = step.argv
+        encoder, system = argv[argv.index("--encoders") + 1], argv[argv.index("--systems") + 1]
+        assert step.name == f"bench_{encoder}_{system}_{'compiled' if 'on' in argv else 'eager'}"
+        assert argv[argv.index("--name") + 1] == step.name  # each leg writes its own table
+        assert ("--profile_dir" in argv) == (step is steps[1])  # one profile: the compiled tunekit leg
+    assert sum(step.budget_s for step in steps) > 540  # more than the call holds: by value, the rest skipped
+    [merge] = finally_steps
+    assert merge.argv[2:5] == ["merge-benchmark", str(tmp_path / "run" / "benchmark"), BENCHMARK_TABLE]
+    assert [Path(table).stem for table in merge.argv[5:]] == legs
 
 
-def test_phase_one_runs_seed_zero_of_every_cell_before_more_seeds(tmp_path):
+def test_call_two_trains_the_transformer_cells_seed_zero_first_then_the_fsdp_check(tmp_path):
     for split in ("train", "test", "unsup"):
         (tmp_path / f"{split}.jsonl.xz").touch()
-    steps, _ = plan_steps(PlanConfig(tmp_path, tmp_path, smoke=False, phase=1))
-    assert [step.name for step in steps] == ["env", "benchmark", "study_seed0", "study"]
-    first_seed = steps[2].argv()
-    assert first_seed[-2:] == ["--seeds", "0"] and "--seeds" not in steps[3].argv()
+    steps, finally_steps = plan_steps(PlanConfig(tmp_path, tmp_path, smoke=False, phase=2))
+    assert [step.name for step in steps] == ["env", "study_seed0", "study", "accelerate_fsdp", "fsdp_loads"]
+    assert [step.name for step in finally_steps] == ["study_report"]
+    first_seed, every_seed = steps[1].argv(), steps[2].argv()
+    assert first_seed[-2:] == ["--seeds", "0"] and "--seeds" not in every_seed
+    arms = first_seed.index("--arms")
+    assert first_seed[arms + 1 : arms + 3] == ["transformer_pretrained", "transformer_scratch"]
     pretraining = next(arg for arg in first_seed if arg.startswith("--pretrain_overrides="))
     assert "unsup.jsonl.xz" in pretraining and "--mixed_precision bf16" in " ".join(first_seed)
+    assert "--max_test_samples 25000" in " ".join(first_seed)  # the full test set
+    assert "recipes/accelerate/fsdp.yaml" in steps[3].argv
 
 
 @pytest.mark.slow
@@ -146,15 +170,17 @@ def test_smoke_mode_runs_both_calls_on_cpu_and_the_second_continues_the_first(tm
     run = tmp_path / "run"
 
     def call(phase: int) -> dict[str, str]:
-        # The second call runs in the first one's run directory, as on the machine it left warm.
+        # The second call runs in the first one's run directory, as on the machine it left warm. The
+        # budget is raised so that a machine shared with other work still runs every step (about
+        # 55 s of CPU time per call; under 2 minutes of wall time on an idle machine).
         paths = {"RUN_DIR": str(run), "OUT": str(tmp_path / f"out{phase}"), "PREVIOUS_DIR": "none"}
         done = run_bounded(
             ["bash", "scripts/gpu_run.sh"],
             cwd=REPO,
-            env={**env, **paths, "PHASE": str(phase)},
+            env={**env, **paths, "PHASE": str(phase), "BUDGET_S": "480"},
             capture_output=True,
             text=True,
-            timeout=400,
+            timeout=560,
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert (tmp_path / f"out{phase}" / "gpu_run.tar.gz").is_file()
@@ -162,18 +188,25 @@ def test_smoke_mode_runs_both_calls_on_cpu_and_the_second_continues_the_first(tm
         return {step["name"]: step["status"] for step in steps}
 
     ok = "ok"
-    assert call(1) == {"env": ok, "benchmark": ok, "study_seed0": ok, "study": ok, "study_report": ok}
-    cells = (run / "study" / "results.jsonl").read_text()
-    assert len(cells.splitlines()) == 4 and (run / "study" / "report.md").is_file()
+    legs = ("tunekit_compiled", "trainer_eager", "tunekit_eager", "trainer_compiled")
+    assert call(1) == {"env": ok, **{f"bench_tiny_{leg}": ok for leg in legs}, "benchmark_table": ok}
+    table = json.loads((run / "benchmark" / f"{BENCHMARK_TABLE}.json").read_text())
+    systems = [(row["system"], row["compile"]) for row in table["rows"]]
+    assert systems == [("tunekit", True), ("Trainer", False), ("tunekit", False), ("Trainer", True)]
+    assert all(row["ratios"] for row in table["rows"])  # each tunekit row against its Trainer twin
+    compiled = {row["system"]: row for row in table["rows"] if row["compile"]}
+    assert compiled["tunekit"]["compile_graph_breaks"] == compiled["tunekit"]["compile_recompiles"] == 0
+    assert compiled["Trainer"]["compile_graph_breaks"] is not None  # counted the same way
+    assert not (run / "study").exists()  # no study in call 1
     assert call(2) == {
         "env": ok,
-        "accelerate_single_gpu": ok,
-        "sequence_length": ok,
         "study_seed0": ok,
         "study": ok,
+        "accelerate_fsdp": ok,
+        "fsdp_loads": ok,
         "study_report": ok,
     }
-    # The second call found the first one's cells and had nothing left to train.
-    assert (run / "study" / "results.jsonl").read_text() == cells
-    assert (run / "sequence_length" / "sequence_length.png").is_file()
-    assert (run / "logs" / "phase1" / "benchmark.log").is_file()  # the first call's logs are kept
+    cells = [json.loads(line) for line in (run / "study" / "results.jsonl").read_text().splitlines()]
+    assert sorted(cell["arm"] for cell in cells) == ["transformer_pretrained", "transformer_scratch"]
+    assert (run / "study" / "report.md").is_file()
+    assert (run / "logs" / "phase1" / "bench_tiny_tunekit_compiled.log").is_file()  # call 1's logs kept

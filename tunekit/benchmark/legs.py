@@ -14,7 +14,7 @@ from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassificatio
 
 from tunekit.benchmark.presets import Case
 from tunekit.models.last_layer import query_only_parameters
-from tunekit.training.flops import training_flops_per_token
+from tunekit.training.flops import attention_lengths, describe_attention, training_flops_per_token
 
 MLM_PROBABILITY = 0.15
 LEARNING_RATE = {"pretraining": 5e-4, "finetuning": 1e-4}
@@ -33,6 +33,8 @@ class LegResult:
     peak_memory_mib: float
     optimizer: dict[str, Any] = field(default_factory=dict)
     cpu_seconds: float = 0.0  # process CPU time over the window
+    compile_graph_breaks: int | None = None  # compiled legs: what torch.compile did (compile_stats)
+    compile_recompiles: int | None = None
 
 
 def optimizer_settings(task: str) -> dict[str, float]:
@@ -56,6 +58,12 @@ def describe_optimizer(optimizer: dict[str, Any]) -> str:
 
 def _parameter_count(parameters: Any) -> int:
     return sum(p.numel() for p in {id(p): p for p in parameters}.values())
+
+
+def attention_counted(config: PretrainedConfig, mean_length: float) -> str:
+    """How `flops_per_token` counts each layer's attention at this length (for the table's notes)."""
+    length = round(mean_length)
+    return describe_attention(attention_lengths(config, config.num_hidden_layers, length), length)
 
 
 def flops_per_token(config: PretrainedConfig, case: Case, mean_length: float) -> float:
@@ -84,4 +92,5 @@ def flops_per_token(config: PretrainedConfig, case: Case, mean_length: float) ->
         fraction,
         last_layer_params=query_only_parameters(model),
         last_layer_fraction=last_layer_fraction,
+        attention_spans=attention_lengths(config, config.num_hidden_layers, round(mean_length)),
     )

@@ -31,6 +31,10 @@ class Case:
     compile: bool
     warmup_steps: int
     steps: int
+    compile_backend: str = "inductor"  # torch.compile's backend, for both systems
+    # DataLoader worker processes, the same for both systems: with them, collation (tokenized rows to
+    # padded tensors, MLM masking) runs off the training process and overlaps the step.
+    dataloader_workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ TINY = EncoderSize("tiny", 32, 1, 2, 64, 300)
 
 
 def finetuning_case(
-    encoder: EncoderSize, seq_len: int, batch_size: int, precision: str, examples: int
+    encoder: EncoderSize, seq_len: int, batch_size: int, precision: str, examples: int, workers: int = 0
 ) -> Case:
     """Fine-tuning warms up for one epoch and times the second, whole.
 
@@ -63,18 +67,33 @@ def finetuning_case(
             f"fine-tuning examples ({examples}) must be a multiple of the batch ({batch_size})"
         )
     epoch = examples // batch_size
-    return Case("finetuning", encoder, seq_len, batch_size, precision, False, warmup_steps=epoch, steps=epoch)
+    return Case(
+        "finetuning",
+        encoder,
+        seq_len,
+        batch_size,
+        precision,
+        False,
+        warmup_steps=epoch,
+        steps=epoch,
+        dataloader_workers=workers,
+    )
+
+
+# The device has 16 cores; 4 workers per side keep collation off the training process (issue 29).
+GPU_DATALOADER_WORKERS = 4
 
 
 def _gpu_cases(finetuning_examples: int) -> tuple[Case, ...]:
     cases = []
+    workers = {"dataloader_workers": GPU_DATALOADER_WORKERS}
     for compiled in (False, True):
         cases += [
-            Case("pretraining", BERT_BASE, 512, 32, "bf16", compiled, 10, 30),
-            Case("pretraining", IMDB_RECIPE, 256, 128, "bf16", compiled, 10, 30),
+            Case("pretraining", BERT_BASE, 512, 32, "bf16", compiled, 10, 30, **workers),
+            Case("pretraining", IMDB_RECIPE, 256, 128, "bf16", compiled, 10, 30, **workers),
         ]
     # Fine-tuning is eager only: its padded shapes change from batch to batch.
-    cases.append(finetuning_case(IMDB_RECIPE, 512, 32, "bf16", finetuning_examples))
+    cases.append(finetuning_case(IMDB_RECIPE, 512, 32, "bf16", finetuning_examples, GPU_DATALOADER_WORKERS))
     return tuple(cases)
 
 
@@ -87,6 +106,21 @@ PRESETS = {
         cases=(
             Case("pretraining", TINY, 32, 8, "no", False, 1, 2),
             finetuning_case(TINY, 64, 8, "no", 16),
+        ),
+        validation_texts=8,
+    ),
+    # The device plan's legs at smoke size (SMOKE=1 scripts/gpu_run.sh): one tiny pretraining
+    # case, eager and compiled, so each leg of the GPU plan has its CPU twin.
+    "smoke_legs": Preset(
+        "smoke_legs",
+        data="synthetic",
+        pretraining_texts=150,
+        finetuning_examples=16,
+        cases=(
+            Case("pretraining", TINY, 32, 8, "no", False, 1, 2),
+            # aot_eager captures the graph as inductor does but generates no kernels: a compiled
+            # leg in seconds on a CPU, so the smoke checks the plumbing, not inductor.
+            Case("pretraining", TINY, 32, 8, "no", True, 1, 2, compile_backend="aot_eager"),
         ),
         validation_texts=8,
     ),
@@ -113,10 +147,12 @@ def get_preset(
     tasks: tuple[str, ...] = ("pretraining", "finetuning"),
     compile_modes: tuple[bool, ...] = (False, True),
     finetuning_examples: int | None = None,
+    encoders: tuple[str, ...] | None = None,
 ) -> Preset:
     """A preset by name, keeping the cases of `tasks` and `compile_modes`, optionally with the
     pretraining cases' warm-up and timed steps and the fine-tuning set's size replaced
-    (fine-tuning always warms up for one epoch and times the next)."""
+    (fine-tuning always warms up for one epoch and times the next). `encoders` keeps the cases of
+    those EncoderSize names only."""
     if name not in PRESETS:
         raise TunekitError(f"preset: unknown {name!r} (choose from {', '.join(PRESETS)})")
     preset = PRESETS[name]
@@ -125,7 +161,9 @@ def get_preset(
             raise TunekitError(f"{field_name} must be positive, got {value}")
     examples = finetuning_examples or preset.finetuning_examples
     cases = tuple(
-        finetuning_case(case.encoder, case.seq_len, case.batch_size, case.precision, examples)
+        finetuning_case(
+            case.encoder, case.seq_len, case.batch_size, case.precision, examples, case.dataloader_workers
+        )
         if case.task == "finetuning"
         else replace(
             case,
@@ -133,8 +171,12 @@ def get_preset(
             steps=steps if steps is not None else case.steps,
         )
         for case in preset.cases
-        if case.task in tasks and case.compile in compile_modes
+        if case.task in tasks
+        and case.compile in compile_modes
+        and (encoders is None or case.encoder.name in encoders)
     )
     if not cases:
-        raise TunekitError(f"preset {name}: no case left for tasks {tasks} and compile {compile_modes}")
+        raise TunekitError(
+            f"preset {name}: no case left for tasks {tasks}, compile {compile_modes}, encoders {encoders}"
+        )
     return replace(preset, cases=cases, finetuning_examples=examples)

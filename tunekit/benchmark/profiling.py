@@ -1,17 +1,18 @@
-"""`scripts/benchmark.py --profile_dir DIR`: a few warm-up steps of every leg under torch.profiler.
+"""`scripts/benchmark.py --profile_dir DIR`: the last warm-up steps of every leg under torch.profiler.
 
 The first GPU table put tunekit at 0.46-0.68x the Trainer, with an extra time per step that grew
 with the number of sequences, not the model; telling host time from device time needs one profile
 of each side on the device. This records it within the legs' warm-up, so it costs the timed window
-nothing: steps 3 .. 2 + A of W (A = min(3, W - 3)) are recorded, after the first step's allocation
-and the second's warm-up, and the profile is written when the last of them ends, at least one step
-before the window opens. Steps are counted through torch's global optimizer post-step hook, as the
-window's are, so neither system changes for it.
+nothing, and as late as it can, so that compilation, allocation and autotuning are over: steps
+W - A .. W - 1 of W (A = min(3, W - 3)) are recorded, and the profile is written when the last of
+them ends, one step before the window opens (that step absorbs the writing). Steps are counted
+through torch's global optimizer post-step hook, as the window's are, so neither system changes.
 
-Each leg writes DIR/<case>_<system>.txt: wall time per recorded step, on a GPU the device's busy
-time per step (the self time of its kernels) and the ops by self device time, and everywhere the
-ops by self CPU time (host time, including any wait for the device). Wall time well above device
-time means the GPU waited for the host.
+Each leg writes DIR/<case>_<system>.txt: wall time per recorded step and, on a GPU, the device's
+busy time per step and a table of kernel rows only (the kernels' own time, per step; op rows repeat
+their kernels' time, which the first H200 profiles double-counted). On a CPU, where the ops are the
+device's work, the table holds the ops by self CPU time. Wall time well above device time means
+the GPU waited for the host.
 """
 
 import logging
@@ -42,7 +43,7 @@ def recorded_steps(warmup_steps: int) -> int:
 
 @contextmanager
 def profiled_warmup(path: Path | None, warmup_steps: int, device: torch.device) -> Iterator[None]:
-    """Profile steps 3 .. 2 + A of the optimizer steps taken inside the block; write `path`."""
+    """Profile steps W - A .. W - 1 of the optimizer steps taken inside the block; write `path`."""
     active = recorded_steps(warmup_steps)
     if path is None or active == 0:
         yield
@@ -50,7 +51,7 @@ def profiled_warmup(path: Path | None, warmup_steps: int, device: torch.device) 
     on_gpu = device.type == "cuda"
     activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if on_gpu else [])]
     step_ends: list[float] = []
-    last_step = 2 + active
+    last_step = warmup_steps - 1
 
     def recording_done(finished: profile) -> None:
         if len(step_ends) != last_step:  # the leg ended (or failed) before the recording did
@@ -62,7 +63,8 @@ def profiled_warmup(path: Path | None, warmup_steps: int, device: torch.device) 
 
     profiler = profile(
         activities=activities,
-        schedule=schedule(skip_first=1, wait=0, warmup=1, active=active, repeat=1),
+        # Skipped steps, then one step of the profiler's own warm-up, then the recorded ones.
+        schedule=schedule(skip_first=last_step - active - 1, wait=0, warmup=1, active=active, repeat=1),
         on_trace_ready=recording_done,
     )
 
@@ -94,30 +96,47 @@ def kernel_microseconds(averages: list) -> float:
     """The device's busy time: the kernels' own rows only. An op's row repeats its kernels' time,
     and the GPU-side copy of the step annotation (ProfilerStep*) spans the whole step; counting
     every row put the H200's first profiles at 150-258 % of the wall time."""
-    return sum(
-        event.self_device_time_total
-        for event in averages
-        if event.device_type != DeviceType.CPU and not event.is_user_annotation
+    return sum(event.self_device_time_total for event in averages if _is_kernel(event))
+
+
+def _is_kernel(event: object) -> bool:
+    return event.device_type != DeviceType.CPU and not event.is_user_annotation
+
+
+def kernel_table(averages: list, steps: int, rows: int = ROWS) -> list[str]:
+    """The kernels' rows only, by their own device time per step."""
+    kernels = sorted(
+        (event for event in averages if _is_kernel(event)),
+        key=lambda event: event.self_device_time_total,
+        reverse=True,
     )
+    lines = [f"{'ms/step':>9}  {'calls/step':>10}  kernel"]
+    for event in kernels[:rows]:
+        per_step_ms = event.self_device_time_total / 1e3 / steps
+        lines.append(f"{per_step_ms:9.3f}  {event.count / steps:10.1f}  {event.key}")
+    if len(kernels) > rows:
+        rest = sum(event.self_device_time_total for event in kernels[rows:]) / 1e3 / steps
+        lines.append(f"{rest:9.3f}  {'':10}  ({len(kernels) - rows} more kernels)")
+    return lines
 
 
 def write_profile(path: Path, finished: profile, step_ends: list[float], on_gpu: bool) -> None:
-    """The per-step summary and the op tables; `step_ends` holds the end of the step before the
-    first recorded one, then the end of each recorded step."""
+    """The per-step summary and the kernel (GPU) or op (CPU) table; `step_ends` holds the end of the
+    step before the first recorded one, then the end of each recorded step."""
     steps = len(step_ends) - 1
     averages = finished.key_averages()
     wall_ms = (step_ends[-1] - step_ends[0]) * 1e3 / steps
     lines = [f"recorded optimizer steps: {steps}", f"wall time per step: {wall_ms:.1f} ms"]
-    tables = [("ops by self CPU time (host time, waits for the device included)", "self_cpu_time_total")]
     if on_gpu:
         device_ms = kernel_microseconds(averages) / 1e3 / steps
         lines.append(
             f"device busy per step (self time of its kernels): {device_ms:.1f} ms, "
             f"{device_ms / wall_ms:.0%} of the wall time"
         )
-        tables.insert(0, ("ops by self device time", "self_device_time_total"))
-    for title, sort_by in tables:
-        lines += ["", title, averages.table(sort_by=sort_by, row_limit=ROWS)]
+        lines += ["", "kernels by self device time", *kernel_table(averages, steps)]
+    else:
+        title = "ops by self CPU time (a CPU's ops are its kernels)"
+        lines += ["", title, averages.table(sort_by="self_cpu_time_total", row_limit=ROWS)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 

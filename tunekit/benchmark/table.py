@@ -5,6 +5,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunekit.training.flops import FORMULA
+
 DASH = "—"
 # Short names for the Trainer rows a ratio refers to, when a case has more than one.
 REFERENCE_LABELS = {"Trainer (pad to max)": "pad-max", "Trainer (group_by_length)": "grouped"}
@@ -29,6 +31,10 @@ class Row:
     ratios: dict[str, float] = field(default_factory=dict)  # Trainer system -> throughput ratio
     cpu_seconds: float | None = None  # process CPU time of the window (CPU runs only)
     cpu_ratios: dict[str, float] = field(default_factory=dict)  # the same ratios over CPU time
+    flops_per_token: float | None = None  # the model FLOPs behind `mfu` (tunekit.training.flops)
+    attention_counted: str = ""  # how the FLOPs counted each layer's attention
+    compile_graph_breaks: int | None = None  # compiled legs (tunekit.training.compile_stats)
+    compile_recompiles: int | None = None
 
     @property
     def case_key(self) -> tuple:
@@ -113,6 +119,33 @@ def cells(row: Row) -> list[str]:
         format_ratios(row.ratios),
         format_throughput(row.task, row.cpu_time_throughput),
         format_ratios(row.cpu_ratios),
+    ]
+
+
+def flops_notes(rows: list[Row]) -> list[str]:
+    """The FLOPs formula the MFU column used, and what it came to for each model and length."""
+    cases: dict[tuple[str, int, str], Row] = {}
+    for row in rows:
+        if row.flops_per_token is not None:
+            cases.setdefault((row.model, row.seq_len, row.task), row)
+    if not cases:
+        return []
+    lines = [f"{FORMULA}."]
+    for (model, seq_len, task), row in cases.items():
+        counted = f": {row.attention_counted}" if row.attention_counted else ""
+        lines.append(
+            f"FLOPs, {task} {model} T={seq_len}: {row.flops_per_token / 1e6:.4g} MFLOP/token{counted}."
+        )
+    return lines
+
+
+def compile_notes(rows: list[Row]) -> list[str]:
+    """What torch.compile did in each compiled leg: a break or a recompilation costs the step."""
+    return [
+        f"torch.compile, {row.system} {row.model} T={row.seq_len}: {row.compile_graph_breaks} graph "
+        f"break(s), {row.compile_recompiles} recompilation(s)."
+        for row in rows
+        if row.compile and row.compile_graph_breaks is not None
     ]
 
 

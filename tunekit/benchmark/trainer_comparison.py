@@ -15,7 +15,8 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,16 +26,17 @@ import transformers
 from transformers import AutoTokenizer, PretrainedConfig
 
 from tunekit.benchmark.corpus import BenchmarkFiles, write_benchmark_files
-from tunekit.benchmark.legs import LegResult, describe_optimizer, flops_per_token
+from tunekit.benchmark.legs import LegResult, attention_counted, describe_optimizer, flops_per_token
 from tunekit.benchmark.measure import MEMORY_NOTES
 from tunekit.benchmark.presets import Case, Preset, get_preset
 from tunekit.benchmark.profiling import LegProfiles
-from tunekit.benchmark.table import Row, add_ratios
+from tunekit.benchmark.table import Row, add_ratios, compile_notes, flops_notes
 from tunekit.benchmark.trainer_legs import run_trainer_finetuning, run_trainer_pretraining, trainer_optim
 from tunekit.benchmark.tunekit_legs import LABEL_NAMES, model_arguments, run_tunekit_leg, supports_compile
 from tunekit.data.tokenizer_training import train_wordpiece
 from tunekit.errors import TunekitError
 from tunekit.models.build import transformer_config
+from tunekit.training.compile_stats import CompileWatch
 from tunekit.training.flops import peak_flops, utilisation
 
 logger = logging.getLogger(__name__)
@@ -89,7 +91,8 @@ def reference_config(case: Case, model_type: str, tokenizer_dir: Path) -> Pretra
 def to_row(case: Case, leg: LegResult, config: PretrainedConfig, device: str) -> Row:
     tokens_per_second = leg.tokens / leg.seconds
     mean_length = case.seq_len if case.task == "pretraining" else leg.tokens / max(1, leg.examples)
-    usage = utilisation(flops_per_token(config, case, mean_length), tokens_per_second, device)
+    per_token = flops_per_token(config, case, mean_length)
+    usage = utilisation(per_token, tokens_per_second, device)
     return Row(
         task=case.task,
         model=case.encoder.name,
@@ -106,6 +109,10 @@ def to_row(case: Case, leg: LegResult, config: PretrainedConfig, device: str) ->
         peak_memory_mib=leg.peak_memory_mib,
         optimizer=describe_optimizer(leg.optimizer),
         cpu_seconds=round(leg.cpu_seconds, 3) if device == "cpu" else None,
+        flops_per_token=per_token,
+        attention_counted=attention_counted(config, mean_length),
+        compile_graph_breaks=leg.compile_graph_breaks,
+        compile_recompiles=leg.compile_recompiles,
     )
 
 
@@ -119,6 +126,9 @@ def _tokenizer_dirs(preset: Preset, files: BenchmarkFiles, root: Path) -> dict[i
     return dirs
 
 
+SYSTEMS = ("tunekit", "trainer")
+
+
 def run_case(
     case: Case,
     model_type: str,
@@ -127,28 +137,58 @@ def run_case(
     work: Path,
     device: str,
     profile_dir: Path | None = None,
+    systems: tuple[str, ...] = SYSTEMS,
 ) -> list[Row]:
     """tunekit's leg, then the Trainer's on the same case (with tunekit's AdamW implementation);
-    with `profile_dir`, each leg's warm-up is profiled there (`tunekit.benchmark.profiling`)."""
-    logger.info(
-        "benchmark: %s %s %s compile=%s: tunekit", case.task, case.encoder.name, case.precision, case.compile
-    )
+    with `profile_dir`, each leg's warm-up is profiled there (`tunekit.benchmark.profiling`).
+    `systems` runs one side only: a device run gives each leg a process of its own, so that a
+    failing leg costs only itself (the device plan; `tunekit.benchmark.merge` joins their tables)."""
     profiles = LegProfiles(profile_dir, case, torch.device(device))
-    with profiles("tunekit"):
-        tunekit_leg = run_tunekit_leg(case, model_type, files, tokenizer_dir, work, device)
+    legs: list[LegResult] = []
+    # The AdamW implementation tunekit picks (fused when every parameter is on CUDA, tunekit.optim):
+    # what its leg reports when it runs, and what the Trainer gets when it runs alone.
+    tunekit_optimizer: dict = {"fused": device == "cuda"}
+    if "tunekit" in systems:
+        logger.info(
+            "benchmark: %s %s %s compile=%s: tunekit",
+            case.task,
+            case.encoder.name,
+            case.precision,
+            case.compile,
+        )
+        with profiles("tunekit"), compile_counts(case, legs):
+            legs.append(run_tunekit_leg(case, model_type, files, tokenizer_dir, work, device))
+        tunekit_optimizer = legs[0].optimizer
     config = reference_config(case, model_type, tokenizer_dir)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    optim = trainer_optim(tunekit_leg.optimizer)
-    logger.info("benchmark: the same case under the Trainer (optim=%s)", optim)
-    if case.task == "pretraining":
-        trainer_legs = run_trainer_pretraining(
-            case, config, tokenizer, files.pretraining_train, work, device, optim, profiles
-        )
-    else:
-        trainer_legs = run_trainer_finetuning(
-            case, config, tokenizer, files.finetuning_train, work, device, optim, profiles
-        )
-    return [to_row(case, leg, config, device) for leg in (tunekit_leg, *trainer_legs)]
+    if "trainer" in systems:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        optim = trainer_optim(tunekit_optimizer)
+        logger.info("benchmark: the same case under the Trainer (optim=%s)", optim)
+        with compile_counts(case, legs):
+            if case.task == "pretraining":
+                legs += run_trainer_pretraining(
+                    case, config, tokenizer, files.pretraining_train, work, device, optim, profiles
+                )
+            else:
+                legs += run_trainer_finetuning(
+                    case, config, tokenizer, files.finetuning_train, work, device, optim, profiles
+                )
+    return [to_row(case, leg, config, device) for leg in legs]
+
+
+@contextmanager
+def compile_counts(case: Case, legs: list[LegResult]) -> Iterator[None]:
+    """For a compiled case, what torch.compile did (graphs, breaks, recompiles) during the legs that
+    the block appends to `legs`, recorded on each of them; either system is counted the same way."""
+    if not case.compile:
+        yield
+        return
+    before, watch = len(legs), CompileWatch()
+    yield
+    report = watch.report()
+    for leg in legs[before:]:
+        leg.compile_graph_breaks = int(report["compile_graph_breaks"])
+        leg.compile_recompiles = int(report["compile_recompiles"])
 
 
 def run_benchmark(
@@ -162,10 +202,13 @@ def run_benchmark(
     finetuning_examples: int | None = None,
     on_case_done: Callable[[BenchmarkReport], None] | None = None,
     profile_dir: Path | None = None,
+    systems: tuple[str, ...] = SYSTEMS,
+    encoders: tuple[str, ...] | None = None,
 ) -> BenchmarkReport:
     """Every case of the preset, tunekit then the Trainer. `on_case_done` gets the report so far
-    after each case, so a run stopped from outside (a device call's deadline) keeps what it measured."""
-    preset = get_preset(preset_name, warmup_steps, steps, tasks, compile_modes, finetuning_examples)
+    after each case, so a run stopped from outside (a device call's deadline) keeps what it measured.
+    `systems` and `encoders` (EncoderSize names) keep some legs and cases only."""
+    preset = get_preset(preset_name, warmup_steps, steps, tasks, compile_modes, finetuning_examples, encoders)
     check_preset(preset)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     started, load_before = time.perf_counter(), _load_average()
@@ -188,7 +231,7 @@ def run_benchmark(
                 continue
             tokenizer_dir = tokenizer_dirs[case.encoder.vocab_size]
             work = root / f"case_{index}"
-            rows += run_case(case, model_type, files, tokenizer_dir, work, device, profile_dir)
+            rows += run_case(case, model_type, files, tokenizer_dir, work, device, profile_dir, systems)
             if on_case_done is not None and index + 1 < len(preset.cases):
                 partial = _report(rows, notes, preset, model_type, device, started, load_before)
                 partial.meta["partial"] = f"{index + 1} of {len(preset.cases)} cases"
@@ -217,6 +260,9 @@ def _report(
         f"accelerate {accelerate.__version__}, python {platform.python_version()}",
         "data": f"{preset.data}: {preset.pretraining_texts} pretraining texts, "
         f"{preset.finetuning_examples} fine-tuning reviews",
+        "dataloader workers, each system": ", ".join(
+            str(n) for n in sorted({case.dataloader_workers for case in preset.cases})
+        ),
         "wall time": f"{time.perf_counter() - started:.0f} s",
         # Other work on the machine slows the legs unevenly; the load average says how much there was.
         "load average (1 min) before / after": f"{load_before} / {_load_average()}",
@@ -257,7 +303,7 @@ def _notes(rows: list[Row], device: str) -> list[str]:
         notes.append(f"MFU: {peak_flops(device)[1]}.")
     else:
         notes.append(
-            "MFU: model FLOPs (tunekit.training.flops, PaLM 6N + 12LdT) with the MLM head counted on the "
-            "15 % masked tokens for every system; padding and a dense head count as waste."
+            "MFU: model FLOPs (tunekit.training.flops) with the MLM head counted on the 15 % masked "
+            "tokens for every system; padding and a dense head count as waste."
         )
-    return notes
+    return notes + flops_notes(rows) + compile_notes(rows)

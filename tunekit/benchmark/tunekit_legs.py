@@ -51,7 +51,7 @@ def tunekit_arguments(
         max_seq_length=case.seq_len,
         overwrite_cache=True,
     )
-    extra = {"torch_compile": True} if case.compile else {}
+    extra = {"torch_compile": True, "torch_compile_backend": case.compile_backend} if case.compile else {}
     train_args = TrainArguments(
         output_dir=str(output_dir),
         overwrite_output_dir=True,
@@ -69,6 +69,7 @@ def tunekit_arguments(
         disable_tqdm=True,
         mixed_precision=case.precision,
         use_cpu=device == "cpu",
+        dataloader_num_workers=case.dataloader_workers,
         **optimizer_settings(case.task),
         **extra,
     )

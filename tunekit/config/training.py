@@ -116,6 +116,14 @@ class TrainArguments:
             "recompiles once for a shape-generic graph (see tunekit/training/accelerator.py)."
         ),
     )
+    torch_compile_backend: str = field(
+        default="inductor",
+        metadata=help_meta(
+            "The torch.compile backend: inductor (generated kernels), or aot_eager / eager, which only "
+            "capture the graph (quick to compile; used by the CPU smoke of the GPU plan and by tests).",
+            choices=("inductor", "aot_eager", "eager"),
+        ),
+    )
     group_by_length: bool = field(
         default=True,
         metadata=help_meta(

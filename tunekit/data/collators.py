@@ -10,6 +10,7 @@ from transformers import PreTrainedTokenizerBase
 
 from tunekit.config import ModelArguments
 from tunekit.data.masking import ReplacedTokenCollator, mlm_collator
+from tunekit.data.static_shapes import LENGTH_BUCKET, padded_length
 from tunekit.models.lstm import LENGTHS
 
 
@@ -32,17 +33,17 @@ class PaddingCollator:
         tokenizer: PreTrainedTokenizerBase,
         pad_to_multiple_of: int | None = None,
         with_lengths: bool = False,
+        max_length: int | None = None,
     ) -> None:
         self.pad_token_id = tokenizer.pad_token_id
         self.left = tokenizer.padding_side == "left"
         self.pad_to_multiple_of = pad_to_multiple_of
         self.with_lengths = with_lengths
+        self.max_length = max_length  # rounding up never pads past it
 
     def __call__(self, features: list[dict]) -> dict[str, Any]:
         lengths = [len(feature["input_ids"]) for feature in features]
-        width = max(lengths)
-        if self.pad_to_multiple_of:
-            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        width = padded_length(max(lengths), self.pad_to_multiple_of, self.max_length)
         input_ids = np.full((len(features), width), self.pad_token_id, dtype=np.int64)
         attention_mask = np.zeros((len(features), width), dtype=np.int64)
         for row, (feature, length) in enumerate(zip(features, lengths, strict=True)):
@@ -60,9 +61,16 @@ class PaddingCollator:
 
 
 def padding_collator(
-    tokenizer: PreTrainedTokenizerBase, mixed_precision: str, with_lengths: bool = False
+    tokenizer: PreTrainedTokenizerBase,
+    mixed_precision: str,
+    with_lengths: bool = False,
+    length_buckets: bool = False,
+    max_length: int | None = None,
 ) -> PaddingCollator:
-    return PaddingCollator(tokenizer, None if mixed_precision == "no" else 8, with_lengths)
+    """`length_buckets` pads to multiples of `static_shapes.LENGTH_BUCKET` (a few shapes in all, for
+    torch.compile), up to `max_length`."""
+    multiple = LENGTH_BUCKET if length_buckets else None if mixed_precision == "no" else 8
+    return PaddingCollator(tokenizer, multiple, with_lengths, max_length)
 
 
 def language_model_labels(input_ids: torch.Tensor, bidirectional: bool, pad_token_id: int) -> torch.Tensor:
@@ -94,12 +102,17 @@ class BlockLanguageModelCollator:
 
 
 def pretraining_collator(
-    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int
+    model_args: ModelArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    mlm_probability: float,
+    seed: int,
+    static_shapes: bool = False,
 ) -> Any:
     if model_args.is_lstm or model_args.is_decoder:
         # A decoder is the unidirectional case: next-token targets only, shifted here, not in the model.
         lstm = model_args.is_lstm
         return BlockLanguageModelCollator(tokenizer, lstm, lstm and model_args.bidirectional)
     if model_args.is_replaced_token_detection:  # the MLM batch plus the replacements' seeded draws
+        # Variable width only: the draws are indexed by the masked positions, which static shapes pad.
         return ReplacedTokenCollator(tokenizer=tokenizer, mlm_probability=mlm_probability, seed=seed)
-    return mlm_collator(tokenizer, mlm_probability, seed)
+    return mlm_collator(tokenizer, mlm_probability, seed, static_shapes)

@@ -5,6 +5,7 @@ import hashlib
 import torch
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
+from tunekit.data.static_shapes import static_masked_batch_keys
 from tunekit.data.tokenization import BLOCK_ID
 from tunekit.models.mlm_head import MASKED_POSITIONS, masked_batch_keys
 
@@ -27,6 +28,7 @@ class BlockSeededMLMCollator(DataCollatorForLanguageModeling):
     """
 
     epoch: int = 0
+    static_shapes: bool = False  # pad the masked positions to fixed caps (data.static_shapes)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -68,14 +70,19 @@ class BlockSeededMLMCollator(DataCollatorForLanguageModeling):
         batch = {"input_ids": inputs, "labels": labels}
         # Computed here, on the host, so the masked-only MLM head (and the last layer) never make
         # the host wait for the device to learn how many tokens are masked.
-        batch.update(masked_batch_keys(labels))
+        if self.static_shapes:
+            batch.update(static_masked_batch_keys(labels, self.mlm_probability))
+        else:
+            batch.update(masked_batch_keys(labels))
         return batch
 
 
 def mlm_collator(
-    tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int
+    tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int, static_shapes: bool = False
 ) -> BlockSeededMLMCollator:
-    return BlockSeededMLMCollator(tokenizer=tokenizer, mlm_probability=mlm_probability, seed=seed)
+    collator = BlockSeededMLMCollator(tokenizer=tokenizer, mlm_probability=mlm_probability, seed=seed)
+    collator.static_shapes = static_shapes
+    return collator
 
 
 # Replaced-token detection (tunekit.training.rtd): one uniform in [0, 1) per masked position, in their order.

@@ -36,12 +36,18 @@ from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from tunekit.models.cpu_dropout import attention_with_cpu_dropout
+from tunekit.models.local_attention import windowed_attention
 
 KNOWN_PADDING_SDPA = "tunekit_sdpa"
 
 
 def _sdpa_mask_without_asking(*args: Any, **kwargs: Any) -> Any:
-    """`sdpa_mask`, except that a given padding mask is built rather than tested for all-ones."""
+    """`sdpa_mask`, except that a given padding mask is built rather than tested for all-ones, and
+    that a bidirectional sliding window over a batch without padding is not built at all: the
+    attention applies the window itself (`local_attention`), without a (B, 1, T, T) mask."""
+    unpadded = kwargs.get("attention_mask") is None
+    if unpadded and kwargs.get("local_size") and kwargs.get("allow_is_bidirectional_skip"):
+        return None
     if kwargs.get("attention_mask") is not None:
         kwargs["allow_is_causal_skip"] = False
         kwargs["allow_is_bidirectional_skip"] = False
@@ -69,6 +75,19 @@ def _attention(
     *args: Any,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
+    if attention_mask is None and kwargs.get("sliding_window") and not getattr(module, "is_causal", True):
+        # A ModernBERT local layer on a batch without padding, whose mask was left out above. Its
+        # chunks attend through a band mask, so on CUDA they keep to the masked kernels too.
+        with nullcontext() if query.device.type != "cuda" else sdpa_kernel(WITHOUT_CUDNN):
+            output = windowed_attention(
+                query,
+                key,
+                value,
+                module.config.sliding_window,  # local_attention // 2: the mask's |i - j| <= w
+                kwargs.get("scaling"),
+                kwargs.get("dropout", 0.0),
+            )
+        return output.transpose(1, 2).contiguous(), None
     backends = masked_attention_backends(query, attention_mask)
     with nullcontext() if backends is None else sdpa_kernel(backends):
         return attention_with_cpu_dropout(module, query, key, value, attention_mask, *args, **kwargs)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn.functional import scaled_dot_product_attention
 
+from tunekit.models.local_attention import rows_band_mask
+
 FIRST_TOKEN_POOLING_MODELS = ("BertForSequenceClassification", "RobertaForSequenceClassification")
 
 
@@ -123,7 +125,20 @@ def _modernbert_rows(layer, hidden, mask, position_embeddings, rows: torch.Tenso
     query = _rotate(query.transpose(1, 2), _take(cos, rows), _take(sin, rows))
     key, value = _rotate(key.transpose(1, 2), cos, sin), value.transpose(1, 2)
     dropout = attention.attention_dropout if layer.training else 0.0
-    attended = _attend(query, key, value, mask, rows, dropout, attention.head_dim**-0.5)
+    if mask is None and attention.sliding_window is not None:
+        # An unpadded batch: tunekit's mask builder left the sliding window to the attention
+        # (tunekit.models.local_attention), so the rows get their own band of keys.
+        output = scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            attn_mask=rows_band_mask(rows, seq, layer.config.sliding_window),
+            dropout_p=dropout,
+            scale=attention.head_dim**-0.5,
+        )
+        attended = output.transpose(1, 2).reshape(batch, rows.shape[1], -1)
+    else:
+        attended = _attend(query, key, value, mask, rows, dropout, attention.head_dim**-0.5)
     hidden_at_rows = _take(hidden, rows) + attention.out_drop(attention.Wo(attended))
     return hidden_at_rows + layer.mlp(layer.mlp_norm(hidden_at_rows))
 
@@ -199,6 +214,9 @@ def install_first_token_last_layer(model: torch.nn.Module) -> bool:
     if not pools_first_token(model) or (state := install_query_rows(model)) is None:
         return False
 
+    # Hooks of the outermost module run outside a torch.compile'd forward (dynamo compiles the
+    # forward's own frame); left to dynamo, this one would compile a one-op graph of its own.
+    @torch.compiler.disable
     def set_rows(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         inputs = kwargs.get("input_ids", args[0] if args else None)
         if inputs is None:
@@ -209,6 +227,7 @@ def install_first_token_last_layer(model: torch.nn.Module) -> bool:
             None if dense else torch.zeros(inputs.shape[0], 1, dtype=torch.long, device=inputs.device)
         )
 
+    @torch.compiler.disable
     def clear_rows(module: torch.nn.Module, args: tuple, kwargs: dict, output) -> None:
         state.rows = None
 
@@ -218,19 +237,22 @@ def install_first_token_last_layer(model: torch.nn.Module) -> bool:
     return True
 
 
-def query_layout(labels: torch.Tensor, ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor]:
+def query_layout(
+    labels: torch.Tensor, ignore_index: int = -100, width: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each row's targets sit, for the last layer, and where the flat targets are among them.
 
     Returns `rows` (batch, width): the target positions of each example, left-aligned and padded
     with position 0 (whose output is computed and never read), width = the most targets in a row;
     and `slots` (targets,): for the targets in flat row-major order (the order of
     `mlm_head.masked_positions`), their index into the flattened (batch x width) grid. Computed on
-    the host by the collator, so the device never has to report how many targets a row holds."""
+    the host by the collator, so the device never has to report how many targets a row holds.
+    `width` widens the rows to a fixed size (`tunekit.data.static_shapes`); the extra ones are padding too."""
     targets = labels != ignore_index
     slot = targets.long().cumsum(1) - 1
     example, position = targets.nonzero(as_tuple=True)
     slot = slot[example, position]
-    width = max(int(targets.sum(1).max()) if labels.numel() else 0, 1)
+    width = max(int(targets.sum(1).max()) if labels.numel() else 0, width or 1)
     rows = torch.zeros(labels.shape[0], width, dtype=torch.long)
     rows[example, slot] = position
     return rows, example * width + slot

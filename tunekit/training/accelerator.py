@@ -36,10 +36,10 @@ def make_accelerator(args: TrainArguments) -> Accelerator:
         # feeds blocks of one shape, so it compiles once (the masked-only MLM head adds one dynamic
         # dimension, the number of masked tokens, marked dynamic after its first recompile).
         # Fine-tuning pads each batch to its longest example: dynamo recompiles on the second new
-        # length, then compiles a shape-generic graph; padding to a multiple of 8 (the fine-tuning
-        # collator under mixed precision) bounds the distinct lengths. Saved weights carry no
+        # length, then compiles a shape-generic graph; static shapes (tunekit.data.static_shapes) bound
+        # the distinct shapes. Saved weights carry no
         # `_orig_mod.` prefix: whatever saves or reads the state unwraps with keep_torch_compile=False.
-        dynamo_backend="inductor" if args.torch_compile else None,
+        dynamo_backend=args.torch_compile_backend if args.torch_compile else None,
         log_with="tensorboard" if tracker else None,
         project_config=ProjectConfiguration(
             project_dir=args.output_dir, logging_dir=f"{args.output_dir}/runs"

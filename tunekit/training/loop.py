@@ -34,6 +34,7 @@ from tunekit.training.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
+from tunekit.training.compile_stats import CompileWatch
 from tunekit.training.evaluation import MetricFn, evaluate_model, is_better
 from tunekit.training.host_syncs import HostSyncWatch
 from tunekit.training.preemption import RunGuard
@@ -105,6 +106,7 @@ class TrainingRun:
         self.final_metrics: dict[str, float] = {}
         self.guard = RunGuard(accelerator, args.output_dir)  # SIGTERM/SIGINT and non-finite loss
         self.syncs = HostSyncWatch(args.debug_host_syncs, accelerator.device)
+        self.compiles = CompileWatch() if args.torch_compile else None  # results.json: compile_*
 
     @property
     def model(self) -> torch.nn.Module:
@@ -255,8 +257,10 @@ class TrainingRun:
         prepared, args, progress = self.prepared, self.args, self.progress
         if prepared.eval_dataloader is None:
             return {}
+        # Under torch.compile, evaluation runs the model uncompiled: eval mode, no_grad and the last
+        # short batch would each be a recompilation, and the graphs to keep fast are the training step's.
         metrics = evaluate_model(
-            self.model,
+            self._plain() if args.torch_compile else self.model,
             prepared.eval_dataloader,
             self.accelerator,
             self.metric_fn,
@@ -276,6 +280,8 @@ class TrainingRun:
         self.guard.close()
         self.flush()
         throughput = self.meter.report(self._plain(), window=False, fine_tuning=self.fine_tuning)
+        if self.compiles is not None:
+            throughput |= self.compiles.report()
         if not (args.eval_steps and progress.global_step % args.eval_steps == 0):
             self.final_metrics = self.evaluate()
         if args.load_best_model_at_end and self.best_state is not None:

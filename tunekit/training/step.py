@@ -14,6 +14,7 @@ from accelerate import Accelerator
 from torch.nn.functional import cross_entropy
 
 from tunekit.config import TrainArguments
+from tunekit.data.static_shapes import MASKED_LABELS
 from tunekit.models.mlm_head import MASKED_KEYS, MASKED_POSITIONS, masked_targets
 from tunekit.training.rtd import micro_batch_loss, replaced_token_detection_of
 
@@ -40,14 +41,18 @@ def build_optimizer(model: torch.nn.Module, args: TrainArguments) -> torch.optim
 
 
 def summed_loss(
-    logits: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor | None = None
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    positions: torch.Tensor | None = None,
+    position_labels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-example summed cross-entropy over target positions, and per-example target counts.
 
     `positions` (flat indices into labels) means the logits hold only those rows, in that order (the
     masked-only MLM head). The cross-entropy runs in the logits' own dtype: for 16-bit logits
     log-softmax accumulates in fp32 inside the kernel, so no fp32 copy of the logits is made; the
-    per-row losses are summed in fp32."""
+    per-row losses are summed in fp32. `position_labels` are the targets at `positions` when those
+    are padded to a fixed count (`tunekit.data.static_shapes`): -100 on the padding, which adds nothing."""
     batch = labels.shape[0]
     counts = (labels != -100).view(batch, -1).sum(1)
     flat_logits = logits.reshape(-1, logits.shape[-1])
@@ -55,7 +60,9 @@ def summed_loss(
         per_row = cross_entropy(flat_logits, labels.reshape(-1), ignore_index=-100, reduction="none")
         return per_row.float().view(batch, -1).sum(1), counts
     targets, examples = masked_targets(labels, positions)
-    per_row = cross_entropy(flat_logits, targets, reduction="none").float()
+    if position_labels is not None:
+        targets = position_labels
+    per_row = cross_entropy(flat_logits, targets, ignore_index=-100, reduction="none").float()
     return torch.zeros(batch, device=per_row.device).index_add_(0, examples, per_row), counts
 
 
@@ -63,7 +70,8 @@ def model_forward(
     model: torch.nn.Module, batch: dict[str, torch.Tensor], accelerator: Accelerator, masked_only: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(per-example loss sums, per-example target counts, logits) of one batch."""
-    inputs = {key: value for key, value in batch.items() if key != "labels" and key not in MASKED_KEYS}
+    left_out = {"labels", MASKED_LABELS, *MASKED_KEYS}
+    inputs = {key: value for key, value in batch.items() if key not in left_out}
     positions = batch.get(MASKED_POSITIONS) if masked_only else None
     if positions is not None:
         inputs.update({key: batch[key] for key in MASKED_KEYS if key in batch})
@@ -71,7 +79,8 @@ def model_forward(
     # logits to fp32, is removed in `train_loop`).
     with accelerator.autocast():
         logits = model(**inputs).logits
-    return (*summed_loss(logits, batch["labels"], positions), logits)
+    position_labels = batch.get(MASKED_LABELS) if positions is not None else None
+    return (*summed_loss(logits, batch["labels"], positions, position_labels), logits)
 
 
 @dataclass

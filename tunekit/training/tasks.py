@@ -26,6 +26,7 @@ from tunekit.data.collators import padding_collator, pretraining_collator
 from tunekit.data.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.data.sources import load_raw
 from tunekit.data.splits import prepare_splits
+from tunekit.data.static_shapes import wants_static_shapes
 from tunekit.data.tokenization import load_tokenizer, tokenize_and_pack, tokenize_for_classification
 from tunekit.data.tokenizer_training import train_byte_level_bpe, train_wordpiece
 from tunekit.errors import TunekitError
@@ -192,15 +193,22 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
             load_from_cache=not data_args.overwrite_cache,
         )
         train_blocks, eval_blocks = pack(splits.train), pack(splits.validation)
-    collate = partial(pretraining_collator, model_args, tokenizer, data_args.mlm_probability, train_args.seed)
+    static = wants_static_shapes(train_args.torch_compile, accelerator.device)
+    collate = partial(
+        pretraining_collator, model_args, tokenizer, data_args.mlm_probability, train_args.seed, static
+    )
     # Separate collators: the training one re-masks every epoch, validation keeps fixed masks so
     # its loss is comparable from one evaluation to the next.
+    # With static shapes the short last batch of an epoch would be one more shape (a recompile under
+    # torch.compile): it is dropped, less than one batch of blocks per epoch, when a batch remains.
+    step_blocks = train_args.per_device_train_batch_size * accelerator.num_processes
     train_loader = DataLoader(
         train_blocks,
         **loader_options(train_args, accelerator.device),
         batch_size=train_args.per_device_train_batch_size,
         shuffle=True,
         collate_fn=collate(),
+        drop_last=static and len(train_blocks) >= step_blocks,
     )
     eval_loader = DataLoader(
         eval_blocks,
@@ -258,7 +266,18 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
         )
         train_set, eval_set = encode(splits.train), encode(splits.validation)
         test_set = encode(splits.test) if splits.test is not None else None
-    collator = padding_collator(tokenizer, accelerator.mixed_precision, with_lengths=model_args.is_lstm)
+    # Under torch.compile every new padded length is a recompile (or a shape-generic graph): lengths
+    # come in buckets of 64. Eager, on CUDA too, a length costs nothing to change (masked attention
+    # runs without cuDNN's per-shape graphs there, `attention_masks`), so the tighter padding stays;
+    # and the LSTM packs its rows by length anyway.
+    buckets = train_args.torch_compile and not model_args.is_lstm
+    collator = padding_collator(
+        tokenizer,
+        accelerator.mixed_precision,
+        with_lengths=model_args.is_lstm,
+        length_buckets=buckets,
+        max_length=data_args.max_seq_length,
+    )
     device = accelerator.device
     train_loader = train_dataloader(train_set, collator, train_args, accelerator.num_processes, device)
     metric_fn = partial(classification_metrics, num_labels=len(label_names))

@@ -19,7 +19,7 @@ from accelerate import Accelerator
 
 from tunekit.atomic import atomic_write_text
 from tunekit.models.last_layer import query_only_parameters
-from tunekit.training.flops import training_flops_per_token, utilisation
+from tunekit.training.flops import attention_lengths, training_flops_per_token, utilisation
 
 
 def _layers_and_width(config: object) -> tuple[int, int]:
@@ -62,6 +62,7 @@ def flops_per_token(
         attention=getattr(model.config, "model_type", "") != "lstm",
         last_layer_params=query_only_parameters(model) if last_layer_fraction < 1 else 0,
         last_layer_fraction=last_layer_fraction,
+        attention_spans=attention_lengths(model.config, layers, round(seq_len)),
     )
 
 

@@ -63,3 +63,23 @@ def test_group_texts_cuts_the_concatenation_into_full_blocks_like_run_mlm():
 def test_the_trainer_gets_tunekits_adamw_implementation():
     assert trainer_optim({"fused": True}) == "adamw_torch_fused"
     assert trainer_optim({"fused": False, "foreach": None}) == "adamw_torch"
+
+
+def test_gpu_preset_collates_off_the_training_process_with_equal_workers_on_both_sides(tmp_path):
+    from tunekit.benchmark.corpus import BenchmarkFiles
+    from tunekit.benchmark.presets import GPU_DATALOADER_WORKERS
+    from tunekit.benchmark.trainer_legs import training_arguments
+    from tunekit.benchmark.tunekit_legs import tunekit_arguments
+
+    files = BenchmarkFiles(*(tmp_path / f"{name}.jsonl" for name in ("pt", "pv", "ft", "fv")))
+    for path in vars(files).values():
+        path.write_text('{"text": "a review", "label": 0}\n')
+    cases = get_preset("gpu", finetuning_examples=64).cases
+    assert GPU_DATALOADER_WORKERS > 0 and {case.dataloader_workers for case in cases} == {
+        GPU_DATALOADER_WORKERS
+    }
+    for case in cases:
+        ours = tunekit_arguments(case, "modernbert", files, tmp_path, tmp_path / "out", "cuda")[2]
+        theirs = training_arguments(case, tmp_path / "trainer", "cpu", "adamw_torch", grouped=False)
+        assert ours.dataloader_num_workers == theirs.dataloader_num_workers == GPU_DATALOADER_WORKERS
+    assert {case.dataloader_workers for case in get_preset("cpu").cases} == {0}

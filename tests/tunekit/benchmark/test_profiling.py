@@ -1,4 +1,4 @@
-"""`--profile_dir`: a few warm-up steps of each leg under torch.profiler, never the timed window."""
+"""`--profile_dir`: the last warm-up steps of each leg under torch.profiler, never the timed window."""
 
 import importlib.util
 
@@ -7,7 +7,13 @@ import torch
 
 from tests.conftest import REPO
 from tunekit.benchmark.presets import TINY, Case
-from tunekit.benchmark.profiling import LegProfiles, kernel_microseconds, profiled_warmup, recorded_steps
+from tunekit.benchmark.profiling import (
+    LegProfiles,
+    kernel_microseconds,
+    kernel_table,
+    profiled_warmup,
+    recorded_steps,
+)
 
 
 def train_steps(count: int) -> None:
@@ -19,7 +25,7 @@ def train_steps(count: int) -> None:
         optimizer.zero_grad()
 
 
-def test_steps_three_to_five_of_the_warm_up_are_recorded_and_written(tmp_path):
+def test_with_six_warm_up_steps_steps_three_to_five_are_recorded_and_written(tmp_path):
     path = tmp_path / "leg.txt"
     with profiled_warmup(path, warmup_steps=6, device=torch.device("cpu")):
         train_steps(4)
@@ -30,6 +36,17 @@ def test_steps_three_to_five_of_the_warm_up_are_recorded_and_written(tmp_path):
     assert "ops by self CPU time" in text and "device busy" not in text  # no GPU here
     assert "aten::addmm" in text  # the op table
     train_steps(1)  # the hook is gone: later steps neither fail nor write
+
+
+def test_the_recording_is_the_last_warm_up_steps_but_one(tmp_path):
+    path = tmp_path / "leg.txt"
+    with profiled_warmup(path, warmup_steps=10, device=torch.device("cpu")):
+        train_steps(8)
+        assert not path.exists()  # steps 7, 8 and 9: after compilation and allocation settle
+        train_steps(1)
+        assert path.exists()  # written at the end of step 9; step 10 absorbs the writing
+        train_steps(5)
+    assert "recorded optimizer steps: 3" in path.read_text()
 
 
 @pytest.mark.parametrize(("warmup", "recorded"), [(1, 0), (3, 0), (4, 1), (5, 2), (10, 3)])
@@ -95,3 +112,31 @@ def test_device_busy_time_counts_each_kernel_once():
     averages = [row(DeviceType.CUDA, 720.0, annotation=True), row(DeviceType.CPU, 44.0)]
     averages += [row(DeviceType.CUDA, 44.0), row(DeviceType.CUDA, 10.0), row(DeviceType.CPU, 0.0)]
     assert kernel_microseconds(averages) == 54.0
+
+
+def test_gpu_profiles_hold_kernel_rows_only_per_step():
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    def row(key: str, device: DeviceType, microseconds: float, count: int, annotation=False):
+        return SimpleNamespace(
+            key=key,
+            device_type=device,
+            self_device_time_total=microseconds,
+            count=count,
+            is_user_annotation=annotation,
+        )
+
+    averages = [
+        row("ProfilerStep#7", DeviceType.CUDA, 90_000.0, 3, annotation=True),
+        row("aten::mm", DeviceType.CPU, 30_000.0, 30),  # an op: its kernel's time again
+        row("sm90_xmma_gemm_bf16", DeviceType.CUDA, 30_000.0, 30),
+        row("triton_poi_fused_add_0", DeviceType.CUDA, 3_000.0, 6),
+        row("cudnn_sdpa_fprop", DeviceType.CUDA, 6_000.0, 3),
+    ]
+    lines = kernel_table(averages, steps=3, rows=2)
+    assert lines[1].split() == ["10.000", "10.0", "sm90_xmma_gemm_bf16"]
+    assert lines[2].split() == ["2.000", "1.0", "cudnn_sdpa_fprop"]
+    assert lines[3].split() == ["1.000", "(1", "more", "kernels)"]
+    assert not any("aten::" in line or "ProfilerStep" in line for line in lines)
