@@ -129,4 +129,7 @@ def test_under_torchrun_every_process_refuses_a_busy_output_dir_and_exits(pretra
         lock.release()
     expected = f"error: output_dir {output_dir} is in use by another run (pid {os.getpid()}); "
     refusals = [line for line in err.splitlines() if line.startswith(expected)]
-    assert process.returncode != 0 and len(refusals) == 2, err[-3000:]
+    # The main process always refuses in one line. The other prints the same line when it gets there
+    # first; torchrun stops the remaining worker as soon as one exits non-zero, so under load the
+    # second line may never come (seen once in 110 slow tests): at least one, and the run ended.
+    assert process.returncode != 0 and 1 <= len(refusals) <= 2, err[-3000:]
