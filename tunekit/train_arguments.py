@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from tunekit.errors import TunekitError
 from tunekit.field_checks import clear_none_words, help_meta, require_positive
 
-# Why `padding_free` is refused (README, "Padding-free batches are not available here").
+# Why `padding_free` is refused (docs/design.md, "Padding-free batches are not available here").
 PADDING_FREE_UNAVAILABLE = (
     "padding_free needs attn_implementation=flash_attention_2 (flash-attn is not installed) and a "
     "classifier that pools each flattened sequence; sdpa/flex ignore packed position_ids in "
@@ -125,7 +125,9 @@ class TrainArguments:
     )
     padding_free: bool = field(
         default=False,
-        metadata=help_meta("Flattened batches without padding: not available here (see README); refused."),
+        metadata=help_meta(
+            "Flattened batches without padding: not available here (see docs/design.md); refused."
+        ),
     )
     # Sharing on the Hub (tunekit.hub, tunekit.card).
     push_to_hub: bool = field(
