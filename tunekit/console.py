@@ -53,14 +53,17 @@ class StudyProgress:
     def running(self) -> Iterator[None]:
         """While a cell trains, the loop's info lines (best weights restored...) stay off the console:
         the cell's one line says how it went. Warnings still show."""
-        loop_logger = logging.getLogger("tunekit.train")
-        level = loop_logger.level
-        loop_logger.setLevel(logging.WARNING)
+        # The loop's lines and each run's evaluations and end-of-run block (tunekit.run_summary).
+        quieted = [logging.getLogger(name) for name in ("tunekit.train", "tunekit.run_summary")]
+        levels = [each.level for each in quieted]
+        for each in quieted:
+            each.setLevel(logging.WARNING)
         try:
             with logging_redirect_tqdm():  # log lines above the bar, not through it
                 yield
         finally:
-            loop_logger.setLevel(level)
+            for each, level in zip(quieted, levels, strict=True):
+                each.setLevel(level)
 
     def cell_done(self, row: dict[str, Any]) -> None:
         self._finished(row, f"test accuracy {row['test_accuracy']:.4f} in {row['wall_time']:.0f} s")

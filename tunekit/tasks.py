@@ -37,6 +37,7 @@ from tunekit.metrics import classification_metrics
 from tunekit.models import build_classifier, build_pretraining_model, count_parameters
 from tunekit.preflight import check_model_fits, check_run, save_run_recipe
 from tunekit.run_lock import LOCK_FILE, holds_output_dir_lock
+from tunekit.run_summary import log_run_summary
 from tunekit.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.splits import prepare_splits
 from tunekit.tokenization import (
@@ -126,6 +127,7 @@ def _finish(
     results = {
         **extra,
         **loop.final_metrics,
+        "train_loss": loop.train_loss,
         "global_step": loop.progress.global_step,
         "epochs": loop.progress.epoch,
         "tokens_seen": loop.progress.tokens_seen,
@@ -155,8 +157,11 @@ def _finish(
     accelerator.wait_for_everyone()
     # Last: besides closing trackers, this tears down the process group.
     accelerator.end_training()
+    pushed_url = None
     if train_args.push_to_hub and is_main_process:
-        push_output_dir(output_dir, target_from_args(train_args, output_dir))
+        pushed_url = push_output_dir(output_dir, target_from_args(train_args, output_dir))
+    if is_main_process:
+        log_run_summary(results, output_dir, pushed_url)
     return results
 
 

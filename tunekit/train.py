@@ -37,6 +37,7 @@ from tunekit.errors import TunekitError
 from tunekit.evaluation import MetricFn, evaluate_model, is_better
 from tunekit.host_syncs import HostSyncWatch
 from tunekit.preemption import RunGuard
+from tunekit.run_summary import log_evaluation
 from tunekit.step import LossWindow, optimizer_step
 from tunekit.throughput import MetricsLog, ThroughputMeter, postfix
 
@@ -51,6 +52,7 @@ class LoopResult:
     progress: Progress
     final_metrics: dict[str, float]
     throughput: dict[str, Any]  # tokens/s, MFU, peak memory over the run's optimizer steps
+    train_loss: float | None = None  # the mean loss of the last logging window
 
 
 def train_loop(
@@ -103,6 +105,7 @@ class TrainingRun:
         )
         self.window = LossWindow(accelerator.device)
         self.final_metrics: dict[str, float] = {}
+        self.last_train_loss: float | None = None
         self.guard = RunGuard(accelerator, args.output_dir)  # SIGTERM/SIGINT and non-finite loss
         self.syncs = HostSyncWatch(args.debug_host_syncs, accelerator.device)
 
@@ -216,6 +219,7 @@ class TrainingRun:
     def _log_step(self) -> None:
         self.guard.check_finite()
         record = {"epoch": self.progress.epoch, "loss": self.flush()}
+        self.last_train_loss = record["loss"]
         record |= {
             "learning_rate": self.prepared.scheduler.get_last_lr()[0],
             "tokens_seen": self.progress.tokens_seen,
@@ -263,6 +267,8 @@ class TrainingRun:
             masked_only=prepared.masked_only,
         )
         self.log.write({"epoch": progress.epoch, **metrics}, progress.global_step)
+        if self.accelerator.is_main_process:
+            log_evaluation(progress.global_step, metrics)
         value = metrics.get(f"eval_{args.metric_for_best_model}")
         if value is not None and is_better(value, progress.best_metric, args.metric_for_best_model):
             progress.best_metric, progress.best_step = value, progress.global_step
@@ -288,7 +294,7 @@ class TrainingRun:
             )
         progress.train_runtime = time.perf_counter() - self.started
         self.bar.close()
-        return LoopResult(self.model, progress, self.final_metrics, throughput)
+        return LoopResult(self.model, progress, self.final_metrics, throughput, self.last_train_loss)
 
     def _plain(self) -> torch.nn.Module:
         return plain_model(self.accelerator, self.model)
