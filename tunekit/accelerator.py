@@ -17,6 +17,7 @@ from tunekit.attention_masks import install_known_padding_masks, skip_pad_token_
 from tunekit.config import TrainArguments
 from tunekit.cpu_dropout import install_cpu_dropout
 from tunekit.fsdp import configure_fsdp_wrapping
+from tunekit.gradient_checkpointing import enable_gradient_checkpointing
 from tunekit.last_layer import has_query_rows, install_first_token_last_layer
 from tunekit.mlm_head import install_masked_only_head
 from tunekit.optim import build_optimizer, configure_matmul, resolve_mixed_precision
@@ -91,6 +92,8 @@ class PreparedTraining:
         # Dropout that draws a quarter of torch's random numbers where it runs on a CPU, uncompiled;
         # like the attention, each call decides, so on CUDA or under compile it is torch's.
         install_cpu_dropout(model)
+        if args.gradient_checkpointing:
+            enable_gradient_checkpointing(model)
         # On the device before the optimizer is built, so it can pick the fused CUDA kernel.
         optimizer = build_optimizer(model.to(accelerator.device), args)
         configure_fsdp_wrapping(accelerator, model)
@@ -107,7 +110,7 @@ class PreparedTraining:
         scheduler = get_scheduler(
             args.lr_scheduler_type,
             optimizer,
-            num_warmup_steps=int(args.warmup_ratio * total_steps),
+            num_warmup_steps=args.warmup_steps_for(total_steps),
             num_training_steps=total_steps,
         )
         accelerator.register_for_checkpointing(scheduler)

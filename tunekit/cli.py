@@ -12,6 +12,7 @@ from tunekit.config import RECIPE_DATACLASSES, ModelArguments, parse_recipe
 from tunekit.console import quiet_expected_warnings
 from tunekit.errors import TunekitError
 from tunekit.preemption import RunStopped, stop_signals
+from tunekit.recipe_aliases import config_flag_given
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ def run_script(
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("TUNEKIT_DEBUG", "").lower() in ("1", "true", "yes")
     argv = [item for item in argv if item != "--debug"]
-    use_default = bool(default_recipe) and (not argv or argv[0].startswith("-"))
+    recipe_given = (argv and not argv[0].startswith("-")) or config_flag_given(argv)
+    use_default = bool(default_recipe) and not recipe_given
     if use_default and not {"-h", "--help"} & set(argv):
         argv = [str(default_recipe), *_default_recipe_adjustments(argv)]
     try:

@@ -22,6 +22,7 @@ from tunekit.arguments import DataArguments, ModelArguments
 from tunekit.checkpoint import resolve_checkpoint
 from tunekit.config import recipe_dict, save_recipe
 from tunekit.errors import TunekitError
+from tunekit.gradient_checkpointing import check_gradient_checkpointing
 from tunekit.hub import check_can_push, target_from_args
 from tunekit.lstm import LSTMConfig
 from tunekit.run_lock import LOCK_FILE, lock_output_dir
@@ -56,13 +57,14 @@ def check_run(
     """Everything that can be checked before loading data; raises TunekitError on the first problem."""
     model_config = None
     if model_args.model_name_or_path:
-        model_config = check_model_source(model_args.model_name_or_path)
+        model_config = check_model_source(model_args.model_name_or_path, model_args.trust_remote_code)
         check_model_type(model_args, model_config)
     if model_args.tokenizer_name_or_path:
         check_local_source(model_args.tokenizer_name_or_path, "tokenizer_name_or_path", _TOKENIZER_FILES)
     elif model_config is not None and Path(model_args.model_name_or_path).is_dir():
         check_local_source(model_args.model_name_or_path, "model_name_or_path", _TOKENIZER_FILES)
     check_positions(model_args, data_args, model_config)
+    check_gradient_checkpointing(model_args, train_args)
     # Before the emptiness check: a directory another run is filling is refused naming that run.
     lock_output_dir(train_args.output_dir, accelerator)
     check_output_dir(train_args)
@@ -108,11 +110,11 @@ def check_local_source(value: str, field: str, needs: tuple[str, ...]) -> None:
         )
 
 
-def check_model_source(value: str) -> Any:
+def check_model_source(value: str, trust_remote_code: bool = False) -> Any:
     """The saved model's config (read early: its type and positions are checked before any data)."""
     check_local_source(value, "model_name_or_path", ("config.json",))
     try:
-        return AutoConfig.from_pretrained(value)
+        return AutoConfig.from_pretrained(value, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         raise TunekitError(
             f"model_name_or_path: cannot load {value} ({str(error).splitlines()[0]})"

@@ -82,7 +82,7 @@ def get_tokenizer(
     source = model_args.tokenizer_name_or_path or model_args.model_name_or_path
     if source:
         field = "tokenizer_name_or_path" if model_args.tokenizer_name_or_path else "model_name_or_path"
-        return load_tokenizer(source, field)
+        return load_tokenizer(source, field, trust_remote_code=model_args.trust_remote_code)
     if accelerator.is_main_process:
         train_tokenizer = train_byte_level_bpe if model_args.is_decoder else train_wordpiece
         tokenizer = train_tokenizer(

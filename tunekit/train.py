@@ -173,6 +173,7 @@ class TrainingRun:
             if not micro_batches:  # the epoch ran out of batches
                 progress.epoch += 1
                 progress.batches_in_epoch = 0
+                self._after_epoch()
                 return
             self._after_step()
 
@@ -215,6 +216,16 @@ class TrainingRun:
             if not saved:
                 self.save()
             raise self.guard.preempted(step)
+
+    def _after_epoch(self) -> None:
+        """eval_strategy / save_strategy `epoch`, at the end of each epoch the run goes on after (the
+        last one ends in the final evaluation and the saved model)."""
+        if self.args.eval_strategy == "epoch":
+            self.meter.pause(sync=True)
+            self.final_metrics = self.evaluate()
+            self.meter.resume()
+        if self.args.save_strategy == "epoch":
+            self.save()
 
     def _log_step(self) -> None:
         self.guard.check_finite()
