@@ -26,6 +26,7 @@ from tunekit.gradient_checkpointing import check_gradient_checkpointing
 from tunekit.hub import check_can_push, target_from_args
 from tunekit.lstm import LSTMConfig
 from tunekit.run_lock import LOCK_FILE, lock_output_dir
+from tunekit.schedule_extension import check_horizon
 from tunekit.train_arguments import TrainArguments
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ RESUME_MAY_CHANGE = frozenset(
         "preprocessing_num_workers",
         "overwrite_cache",
         "per_device_eval_batch_size",
+        # A longer (or shorter) horizon extends the run; tunekit.schedule_extension rebuilds its schedule.
+        "max_steps",
+        "num_train_epochs",
     }
 )
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -78,6 +82,7 @@ def check_run(
         check_resume_recipe(
             recipe_of_run(checkpoint, train_args.output_dir), recipe_dict(model_args, data_args, train_args)
         )
+        check_horizon(checkpoint, train_args.max_steps)
 
 
 def _is_hub_id(value: str) -> bool:

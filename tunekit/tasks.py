@@ -144,6 +144,8 @@ def _finish(
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
         "framework_versions": framework_versions(uses_peft=is_lora(model)),
     }
+    if loop.progress.schedule_extensions:
+        results["schedule_extensions"] = loop.progress.schedule_extensions
     accelerator.wait_for_everyone()
     if train_args.save_model:  # results.json, written after the model, marks the run done
         _save_model(accelerator, model, tokenizer, output_dir, configs[0])

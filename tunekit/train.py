@@ -38,6 +38,7 @@ from tunekit.evaluation import MetricFn, evaluate_model, is_better
 from tunekit.host_syncs import HostSyncWatch
 from tunekit.preemption import RunGuard
 from tunekit.run_summary import log_evaluation
+from tunekit.schedule_extension import rebuild_schedule_at
 from tunekit.step import LossWindow, optimizer_step
 from tunekit.throughput import MetricsLog, ThroughputMeter, postfix
 
@@ -89,6 +90,7 @@ class TrainingRun:
         self.best_state: dict[str, torch.Tensor] | None = None
         if args.resume_from_checkpoint:
             self._resume()
+        self.progress.total_steps = self.total_steps
         self.log = MetricsLog(accelerator, args.output_dir)
         if accelerator.is_main_process:
             accelerator.init_trackers("tunekit", init_kwargs=self._forget_steps_past_the_checkpoint())
@@ -136,6 +138,12 @@ class TrainingRun:
         self.progress = Progress.load(checkpoint)
         self.best_state = load_best_state(checkpoint)
         logger.info("resumed from %s at step %d", checkpoint, self.progress.global_step)
+        old_total = self.progress.total_steps
+        if old_total is not None and old_total != self.total_steps:  # --max_steps changed: extend
+            scheduler, step = self.prepared.scheduler, self.progress.global_step
+            self.progress.schedule_extensions.append(
+                rebuild_schedule_at(scheduler, step, old_total, self.total_steps)
+            )
 
     def _forget_steps_past_the_checkpoint(self) -> dict[str, Any]:
         """A run killed after its last checkpoint logged steps it will now train again: metrics.jsonl
