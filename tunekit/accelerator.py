@@ -1,7 +1,6 @@
 """The Accelerator every run gets, what it prepares for the loop, and the plain model behind its
 wrappers."""
 
-import importlib.util
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +20,11 @@ from tunekit.gradient_checkpointing import enable_gradient_checkpointing
 from tunekit.last_layer import has_query_rows, install_first_token_last_layer
 from tunekit.mlm_head import install_masked_only_head
 from tunekit.optim import build_optimizer, configure_matmul, resolve_mixed_precision
+from tunekit.trackers import trackers_for
 
 
 def make_accelerator(args: TrainArguments) -> Accelerator:
-    tracker = args.report_to == "tensorboard" and importlib.util.find_spec("tensorboard") is not None
+    trackers = trackers_for(args.report_to)
     # Every run (a demo stage, a study cell) brings its own precision; accelerate keeps one global
     # state per process, so it is reset here. The process group (PartialState) is kept.
     AcceleratorState._reset_state()
@@ -34,7 +34,7 @@ def make_accelerator(args: TrainArguments) -> Accelerator:
         # accelerate compiles the model in `prepare` (after wrapping it for DDP); see optim.py for
         # what that does with fine-tuning's variable shapes.
         dynamo_backend="inductor" if args.torch_compile else None,
-        log_with="tensorboard" if tracker else None,
+        log_with=trackers or None,
         project_config=ProjectConfiguration(
             project_dir=args.output_dir, logging_dir=f"{args.output_dir}/runs"
         ),

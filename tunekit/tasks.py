@@ -24,7 +24,7 @@ from tunekit.accelerator import make_accelerator, plain_model
 from tunekit.atomic import atomic_write_json
 from tunekit.card import write_model_card
 from tunekit.card_recipe import framework_versions
-from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
+from tunekit.config import DataArguments, ModelArguments, TrainArguments, recipe_dict, save_recipe
 from tunekit.data import load_raw
 from tunekit.errors import TunekitError
 from tunekit.evaluation import evaluate_model
@@ -238,7 +238,8 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
         collate_fn=collate(),
     )
     save_run_recipe(output_dir, accelerator, model_args, data_args, train_args)
-    loop = train_loop(model, train_loader, eval_loader, train_args, accelerator)
+    recipe = recipe_dict(model_args, data_args, train_args)
+    loop = train_loop(model, train_loader, eval_loader, train_args, accelerator, recipe=recipe)
     extra = {
         "task": "language-model"
         if model_args.is_lstm
@@ -295,6 +296,7 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
         train_args,
         accelerator,
         metric_fn,
+        recipe=recipe_dict(model_args, data_args, train_args),
     )
     extra: dict[str, Any] = {
         "task": "sequence-classification",

@@ -41,6 +41,7 @@ from tunekit.run_summary import log_evaluation
 from tunekit.schedule_extension import rebuild_schedule_at
 from tunekit.step import LossWindow, optimizer_step
 from tunekit.throughput import MetricsLog, ThroughputMeter, postfix
+from tunekit.trackers import tracker_config
 
 __all__ = ["LoopResult", "train_loop"]
 
@@ -63,13 +64,15 @@ def train_loop(
     args: TrainArguments,
     accelerator: Accelerator,
     metric_fn: MetricFn | None = None,
+    recipe: dict[str, Any] | None = None,
 ) -> LoopResult:
     """Train, evaluating every `eval_steps` and at the end; return progress and final eval metrics.
 
-    Pass dataloaders that are not yet prepared; the loop prepares them with the model.
+    Pass dataloaders that are not yet prepared; the loop prepares them with the model. `recipe` (the
+    resolved recipe) goes to the trackers as the run's config.
     """
     prepared = PreparedTraining.build(model, train_dataloader, eval_dataloader, args, accelerator)
-    return TrainingRun(prepared, args, accelerator, metric_fn).run()
+    return TrainingRun(prepared, args, accelerator, metric_fn, recipe).run()
 
 
 class TrainingRun:
@@ -82,6 +85,7 @@ class TrainingRun:
         args: TrainArguments,
         accelerator: Accelerator,
         metric_fn: MetricFn | None,
+        recipe: dict[str, Any] | None = None,
     ) -> None:
         self.prepared = prepared
         self.args, self.accelerator, self.metric_fn = args, accelerator, metric_fn
@@ -93,7 +97,11 @@ class TrainingRun:
         self.progress.total_steps = self.total_steps
         self.log = MetricsLog(accelerator, args.output_dir)
         if accelerator.is_main_process:
-            accelerator.init_trackers("tunekit", init_kwargs=self._forget_steps_past_the_checkpoint())
+            accelerator.init_trackers(
+                "tunekit",
+                config=tracker_config(recipe) if recipe else None,
+                init_kwargs=self._forget_steps_past_the_checkpoint(),
+            )
         self.bar = tqdm(
             total=self.total_steps,
             initial=self.progress.global_step,

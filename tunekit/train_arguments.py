@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from tunekit.errors import TunekitError
 from tunekit.field_checks import clear_none_words, help_meta, require_positive
+from tunekit.trackers import normalize_report_to
 
 # Why `padding_free` is refused (docs/design.md, "Padding-free batches are not available here").
 PADDING_FREE_UNAVAILABLE = (
@@ -104,11 +105,12 @@ class TrainArguments:
     metric_for_best_model: str = field(
         default="loss", metadata=help_meta("Validation metric for model selection: loss, accuracy, f1, ...")
     )
-    report_to: str = field(
-        default="tensorboard",
+    report_to: list[str] = field(
+        default_factory=lambda: ["tensorboard"],
         metadata=help_meta(
-            "Tracker for accelerate: tensorboard (used when installed) or none.",
-            choices=("tensorboard", "none"),
+            "Trackers, through accelerate: all, none, or any of tensorboard (the default, used when "
+            "installed), wandb, mlflow, trackio, comet_ml, aim, clearml, dvclive, swanlab; each logs the "
+            "metrics and the resolved recipe. Optional extras: pip install 'tunekit[wandb]'."
         ),
     )
     dataloader_num_workers: int = field(
@@ -183,6 +185,7 @@ class TrainArguments:
 
     def __post_init__(self) -> None:
         clear_none_words(self, "hub_model_id", "hub_token", "license")
+        self.report_to = normalize_report_to(self.report_to)
         if self.push_to_hub and not self.save_model:
             raise TunekitError("push_to_hub needs save_model true: there is no model to push")
         require_positive(
