@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.config import RECIPE_DATACLASSES, ModelArguments, parse_recipe
-from tunekit.console import quiet_expected_warnings
+from tunekit.console import disable_tqdm_bars, is_launcher_main_process, quiet_expected_warnings
 from tunekit.errors import TunekitError
 from tunekit.preemption import RunStopped, stop_signals
 from tunekit.recipe_aliases import config_flag_given
@@ -18,8 +18,13 @@ logger = logging.getLogger(__name__)
 
 
 def setup_logging() -> None:
+    # Under torchrun / accelerate launch, info lines and progress bars come from the main process
+    # only (RANK is set before the process starts); every process still warns.
+    main_process = is_launcher_main_process()
     logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.INFO
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        level=logging.INFO if main_process else logging.WARNING,
     )
     # The libraries' per-call chatter (weight-loading bars, shard writes) drowns the training log.
     for name in ("transformers", "datasets", "accelerate"):
@@ -32,6 +37,8 @@ def setup_logging() -> None:
         transformers.utils.logging.set_verbosity_warning()
         transformers.utils.logging.disable_progress_bar()
         datasets.utils.logging.set_verbosity_warning()
+        if not main_process:
+            datasets.disable_progress_bars()
     except ImportError:  # pragma: no cover - both are dependencies
         pass
 
@@ -61,7 +68,8 @@ def run_script(
             configs = parse_recipe(argv, dataclass_types)
             if use_default:
                 _check_default_recipe_model(configs, argv)
-            task(*configs)
+            with disable_tqdm_bars(configs):
+                task(*configs)
     except TunekitError as error:
         if debug:
             traceback.print_exc()

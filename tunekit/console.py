@@ -7,6 +7,7 @@ an ETA, plus one line per finished cell.
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -92,6 +93,19 @@ class _TiedWeightsNote(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "Removed shared tensor" not in record.getMessage()
+
+
+def is_launcher_main_process() -> bool:
+    """Rank 0 of a torchrun / accelerate launch, or a process started alone (read from the launcher's
+    RANK, before any process group exists)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def disable_tqdm_bars(configs: tuple[Any, ...]) -> contextlib.AbstractContextManager:
+    """`--disable_tqdm true` hides datasets' tokenize/map bars too, not only the training bar."""
+    if any(getattr(config, "disable_tqdm", False) for config in configs):
+        return quiet_runs()
+    return contextlib.nullcontext()
 
 
 def quiet_expected_warnings() -> None:

@@ -107,7 +107,7 @@ class TrainingRun:
             initial=self.progress.global_step,
             desc="training",
             dynamic_ncols=True,
-            disable=args.disable_tqdm or not accelerator.is_local_main_process,
+            disable=args.disable_tqdm or not accelerator.is_main_process,
         )
         self.started = time.perf_counter() - self.progress.train_runtime
         self.meter = ThroughputMeter(
