@@ -4,13 +4,13 @@
 embedded default, recipes/tiny/finetune_pretrained.yaml. `--help` lists every field.
 """
 
-import sys
 from pathlib import Path
 
 from tunekit.cli import run_script
 from tunekit.tasks import run_finetuning
+from tunekit.teardown import exit_process
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "finetune_pretrained.yaml"
 
 if __name__ == "__main__":
-    sys.exit(run_script(run_finetuning, default_recipe=str(DEFAULT_RECIPE)))
+    exit_process(run_script(run_finetuning, default_recipe=str(DEFAULT_RECIPE)))

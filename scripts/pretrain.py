@@ -4,13 +4,13 @@
 embedded default, recipes/tiny/pretrain.yaml. `--help` lists every field.
 """
 
-import sys
 from pathlib import Path
 
 from tunekit.cli import run_script
 from tunekit.tasks import run_pretraining
+from tunekit.teardown import exit_process
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "pretrain.yaml"
 
 if __name__ == "__main__":
-    sys.exit(run_script(run_pretraining, default_recipe=str(DEFAULT_RECIPE)))
+    exit_process(run_script(run_pretraining, default_recipe=str(DEFAULT_RECIPE)))

@@ -11,6 +11,7 @@ from pathlib import Path
 from tunekit.cli import run_script
 from tunekit.hub import redact_token
 from tunekit.study import Study, StudyArguments
+from tunekit.teardown import exit_process
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "study.yaml"
 
@@ -20,4 +21,4 @@ def main(args: StudyArguments) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_script(main, default_recipe=str(DEFAULT_RECIPE), dataclass_types=(StudyArguments,)))
+    exit_process(run_script(main, default_recipe=str(DEFAULT_RECIPE), dataclass_types=(StudyArguments,)))

@@ -2,7 +2,6 @@ import gzip
 import json
 import lzma
 import os
-import subprocess
 import sys
 
 import pytest
@@ -12,6 +11,7 @@ from tunekit.device_plan import PlanConfig, plan_steps, pretrain_steps
 from tunekit.device_run import Step, compact_jsonl, pack, restore_previous, run_plan, run_step
 
 from .conftest import REPO
+from .processes import run_bounded
 
 
 def test_a_step_over_its_cap_is_stopped_and_the_plan_goes_on(tmp_path, monkeypatch):
@@ -140,7 +140,7 @@ def test_smoke_mode_runs_both_calls_on_cpu_and_the_second_continues_the_first(tm
     def call(phase: int) -> dict[str, str]:
         # The second call runs in the first one's run directory, as on the machine it left warm.
         paths = {"RUN_DIR": str(run), "OUT": str(tmp_path / f"out{phase}"), "PREVIOUS_DIR": "none"}
-        done = subprocess.run(
+        done = run_bounded(
             ["bash", "scripts/gpu_run.sh"],
             cwd=REPO,
             env={**env, **paths, "PHASE": str(phase)},

@@ -3,7 +3,6 @@
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from tunekit.hub import HubTarget, files_to_push, push_command, push_output_dir,
 from tunekit.tasks import run_finetuning, run_pretraining
 
 from .fake_hub import ENDPOINT, FakeHub
+from .processes import run_bounded
 
 RUN_FILES = {
     "config.json",
@@ -217,7 +217,7 @@ def test_hf_endpoint_is_honoured(finished_run):
     from .conftest import REPO
 
     env = {**os.environ, "HF_ENDPOINT": "https://mirror.example", "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
+    done = run_bounded(
         [sys.executable, "-c", PUSH_IN_A_FRESH_PROCESS, str(finished_run)],
         capture_output=True,
         text=True,

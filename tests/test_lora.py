@@ -1,6 +1,5 @@
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tunekit.tasks import run_finetuning, run_pretraining
 from tunekit.tokenizer_training import train_byte_level_bpe, train_wordpiece
 
 from .conftest import QUIET, REPO, TINY_MODEL, TINY_RECIPE
+from .processes import run_bounded
 from .test_train import _free_port
 
 TEXTS = ["a good film, truly good", "a bad movie, really bad", "good acting and a fine plot"] * 10
@@ -187,6 +187,7 @@ def test_lora_run_writes_adapter_counts_and_trains_only_adapters(pretrained_enco
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 def test_lora_under_two_process_ddp_matches_one_process(pretrained_encoder, corpus_files, tmp_path):
     """torchrun + gloo: 2 processes x batch 4 reach the adapter of 1 process x batch 8."""
     recipe = tmp_path / "lora.yaml"
@@ -209,7 +210,7 @@ def test_lora_under_two_process_ddp_matches_one_process(pretrained_encoder, corp
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     launch += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
     for command, name, batch in ([[sys.executable], "one", 8], [launch, "two", 4]):
-        done = subprocess.run(
+        done = run_bounded(
             [*command, script, str(recipe), f"--output_dir={tmp_path / name}"]
             + [f"--per_device_train_batch_size={batch}"],
             capture_output=True,

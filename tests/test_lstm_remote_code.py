@@ -13,6 +13,8 @@ import tunekit  # noqa: F401  (registers the LSTM for this process's own load)
 from tunekit.config import parse_recipe
 from tunekit.tasks import run_finetuning
 
+from .processes import run_bounded
+
 TEXTS = ["a wonderful film", "dull and awful", "the plot was fine"]
 
 # Runs in a fresh `python -I` (no PYTHONPATH, no cwd on sys.path); the meta-path hook refuses
@@ -75,7 +77,7 @@ def test_an_lstm_classifier_loads_and_predicts_without_tunekit(finetune_argv, tm
 
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env |= {"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
+    done = run_bounded(
         [sys.executable, "-I", "-c", FRESH_PROCESS, str(output_dir), json.dumps(TEXTS)],
         stdin=subprocess.DEVNULL,
         capture_output=True,

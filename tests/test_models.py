@@ -1,4 +1,3 @@
-import subprocess
 import sys
 
 import pytest
@@ -13,6 +12,8 @@ from tunekit.lstm_lm import LSTMForLanguageModeling
 from tunekit.models import build_classifier, build_pretraining_model
 from tunekit.tokenization import PaddingCollator
 from tunekit.tokenizer_training import train_wordpiece
+
+from .processes import run_bounded
 
 TEXTS = ["a truly gravolen film", "the plot was not tesmirak", "i watched it with my sister"] * 20
 
@@ -127,7 +128,7 @@ def test_saved_classifier_works_in_pipeline_without_tunekit(tokenizer, tmp_path)
         "assert all(o['label'] in ('negative', 'positive') for o in out), out\n"
         "assert 'tunekit' not in sys.modules\nprint('ok')\n"
     )
-    result = subprocess.run(
+    result = run_bounded(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,

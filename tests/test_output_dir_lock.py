@@ -20,6 +20,7 @@ from tunekit.run_lock import LOCK_FILE, OutputDirLock
 from tunekit.tasks import prepare_output_dir, run_pretraining
 
 from .conftest import REPO
+from .processes import bounded_popen, run_bounded
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
 # A process that takes a run's lock and holds it, as a run would, until it is killed.
@@ -55,11 +56,10 @@ def test_a_second_run_into_a_busy_output_dir_is_refused_and_the_first_runs_on(
     output_dir = tmp_path / "pretrain"
     first_argv = [*pretrain_argv, "--max_steps", "300", "--seed", "5"]
     command = [sys.executable, str(REPO / "scripts" / "pretrain.py"), *first_argv]
-    with (tmp_path / "first.log").open("w") as log:
-        first = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True
-        )
-    try:
+    with (
+        (tmp_path / "first.log").open("w") as log,
+        bounded_popen(command, stdout=log, stderr=subprocess.STDOUT, env=ENV) as first,
+    ):
         wait_until(lambda: logged_steps(output_dir), first, "the first run's first step")
         capsys.readouterr()
         status = run_script(run_pretraining, [*pretrain_argv, "--max_steps", "2", "--seed", "6"])
@@ -70,10 +70,6 @@ def test_a_second_run_into_a_busy_output_dir_is_refused_and_the_first_runs_on(
             "wait for it to end or choose another output_dir"
         )
         assert first.wait(timeout=300) == 0, (tmp_path / "first.log").read_text()[-3000:]
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait()
     assert logged_steps(output_dir) == list(range(1, 301))  # the first run's log alone
     assert yaml.safe_load((output_dir / "recipe.yaml").read_text())["seed"] == 5
     assert json.loads((output_dir / "results.json").read_text())["global_step"] == 300
@@ -82,10 +78,7 @@ def test_a_second_run_into_a_busy_output_dir_is_refused_and_the_first_runs_on(
 
 def test_the_lock_of_a_run_killed_with_sigkill_is_stale(pretrain_argv, tmp_path, capsys):
     output_dir = tmp_path / "pretrain"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(output_dir)], env=ENV, start_new_session=True
-    )
-    try:
+    with bounded_popen([sys.executable, "-c", HOLD_LOCK, str(output_dir)], env=ENV) as holder:
         lock_file = output_dir / LOCK_FILE
         wait_until(lambda: lock_file.is_file() and lock_file.read_text().strip(), holder, "the lock")
         capsys.readouterr()
@@ -93,10 +86,6 @@ def test_the_lock_of_a_run_killed_with_sigkill_is_stale(pretrain_argv, tmp_path,
         assert f"(pid {holder.pid})" in error_line(capsys)
         holder.send_signal(signal.SIGKILL)
         assert holder.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if holder.poll() is None:
-            os.killpg(holder.pid, signal.SIGKILL)
-            holder.wait()
     assert lock_file.read_text().strip() == str(holder.pid)  # the dead run's file is still there
 
     results = run_pretraining(*parse_recipe([*pretrain_argv, "--max_steps", "2"]))
@@ -166,6 +155,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 def test_under_torchrun_every_process_refuses_a_busy_output_dir_and_exits(pretrain_argv, tmp_path):
     """Only the main process takes the lock; the other learns the outcome from it, so both stop with
     the same line instead of one waiting forever at the next collective."""
@@ -175,20 +165,8 @@ def test_under_torchrun_every_process_refuses_a_busy_output_dir_and_exits(pretra
     command = [*torchrun, str(REPO / "scripts" / "pretrain.py"), *pretrain_argv, "--max_steps", "2"]
     lock = OutputDirLock.acquire(output_dir)
     try:
-        process = subprocess.Popen(
-            [*command, "--use_cpu", "true"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=ENV,
-            start_new_session=True,
-        )
-        try:
-            _, err = process.communicate(timeout=300)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.communicate()
+        process = run_bounded([*command, "--use_cpu", "true"], capture_output=True, text=True, env=ENV)
+        err = process.stderr
         assert [p.name for p in output_dir.iterdir()] == [LOCK_FILE]
     finally:
         lock.release()

@@ -34,6 +34,7 @@ from tunekit.preemption import (
 from tunekit.tasks import run_pretraining
 
 from .conftest import QUIET, REPO, TINY_MODEL
+from .processes import bounded_popen, run_bounded
 
 KILL_SEED = int(os.environ.get("TUNEKIT_KILL_SEED", "1127"))
 ENV = {
@@ -70,7 +71,7 @@ def script_command(task: str, argv: list[str]) -> list[str]:
 
 def run_to_end(command: list[str], log: Path) -> None:
     with log.open("a") as out:
-        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=ENV, timeout=600)
+        done = run_bounded(command, stdout=out, stderr=subprocess.STDOUT, env=ENV, timeout=300)
     assert done.returncode == 0, log.read_text()[-3000:]
 
 
@@ -114,8 +115,11 @@ def test_sigkill_at_a_random_step_then_resume_latest_is_bitwise_identical(
     kill_at = random.Random(f"{KILL_SEED}-{task}").randint(8, STEPS - 8)
     output_dir, log = tmp_path / task, tmp_path / "run.log"
     argv = [*task_argv(task, corpus_files), *COMMON, "--output_dir", str(output_dir)]
-    with log.open("w") as out:
-        process = subprocess.Popen(script_command(task, argv), stdout=out, stderr=subprocess.STDOUT, env=ENV)
+    command = script_command(task, argv)
+    with (
+        log.open("w") as out,
+        bounded_popen(command, stdout=out, stderr=subprocess.STDOUT, env=ENV) as process,
+    ):
         reached = wait_for_step(output_dir, kill_at, process, log)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -138,10 +142,11 @@ def test_sigterm_checkpoints_logs_the_resume_command_and_exits_75(corpus_files, 
     stop_at = random.Random(f"{KILL_SEED}-sigterm").randint(4, STEPS - 8)
     output_dir, log = tmp_path / "pretrain", tmp_path / "run.log"
     argv = [*task_argv("pretrain", corpus_files), *COMMON, "--output_dir", str(output_dir)]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            script_command("pretrain", argv), stdout=out, stderr=subprocess.STDOUT, env=ENV
-        )
+    command = script_command("pretrain", argv)
+    with (
+        log.open("w") as out,
+        bounded_popen(command, stdout=out, stderr=subprocess.STDOUT, env=ENV) as process,
+    ):
         reached = wait_for_step(output_dir, stop_at, process, log)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=300)
@@ -173,6 +178,7 @@ def torchrun(argv: list[str]) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 def test_sigterm_to_one_ddp_process_stops_both_and_resumes_bitwise(corpus_files, tmp_path):
     """torchrun, 2 processes, gloo: the signal reaches rank 1 only; both stop after the same step."""
     argv = [*task_argv("pretrain", corpus_files), *COMMON, "--use_cpu", "true"]
@@ -180,10 +186,11 @@ def test_sigterm_to_one_ddp_process_stops_both_and_resumes_bitwise(corpus_files,
     run_to_end(torchrun([*argv, "--output_dir", str(tmp_path / "reference")]), log)
     output_dir = tmp_path / "stopped"
     stop_at = random.Random(f"{KILL_SEED}-ddp").randint(4, STEPS - 10)
-    with log.open("a") as out:
-        launcher = subprocess.Popen(
-            torchrun([*argv, "--output_dir", str(output_dir)]), stdout=out, stderr=subprocess.STDOUT, env=ENV
-        )
+    command = torchrun([*argv, "--output_dir", str(output_dir)])
+    with (
+        log.open("a") as out,
+        bounded_popen(command, stdout=out, stderr=subprocess.STDOUT, env=ENV) as launcher,
+    ):
         reached = wait_for_step(output_dir, stop_at, launcher, log)
         workers = psutil.Process(launcher.pid).children(recursive=True)
         rank_one = next(p for p in workers if p.environ().get("RANK") == "1")

@@ -8,12 +8,13 @@ import sys
 import pytest
 
 from .conftest import REPO, TINY_MODEL
+from .processes import run_bounded
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
 
 
 def run(script: str, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return run_bounded(
         [sys.executable, str(REPO / "scripts" / script), *argv],
         capture_output=True,
         text=True,
@@ -74,9 +75,7 @@ def test_pretrain_then_finetune_from_the_tiny_recipes(tmp_path, corpus_files):
         f"clf = pipeline('text-classification', model={str(tmp_path / 'ft')!r})\n"
         "print(clf('the plot was not good')[0]['label'])"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120
-    )
+    loaded = run_bounded([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
     assert loaded.returncode == 0 and loaded.stdout.strip() in ("negative", "positive"), loaded.stderr[-2000:]
 
     lstm = run(
@@ -96,9 +95,7 @@ def test_pretrain_then_finetune_from_the_tiny_recipes(tmp_path, corpus_files):
         "import tunekit\nfrom transformers import AutoModelForSequenceClassification as A\n"
         f"print(type(A.from_pretrained({str(tmp_path / 'lstm')!r})).__name__)"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120
-    )
+    loaded = run_bounded([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
     assert loaded.stdout.strip() == "LSTMForSequenceClassification", loaded.stderr[-2000:]
 
 

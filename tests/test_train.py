@@ -2,7 +2,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from tunekit.errors import TunekitError
 from tunekit.tasks import run_finetuning, run_pretraining
 
 from .conftest import REPO
+from .processes import run_bounded
 
 
 def weights(output_dir: Path) -> dict[str, torch.Tensor]:
@@ -151,12 +151,13 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_process_ddp_matches_one_process(pretrain_argv, tmp_path):
     """torchrun + gloo on CPU: 2 processes x batch 4 must reach the weights of 1 process x batch 8."""
     common = [*pretrain_argv, "--max_steps", "4", "--use_cpu", "true"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     script = str(REPO / "scripts" / "pretrain.py")
-    single = subprocess.run(
+    single = run_bounded(
         [sys.executable, script, *common, "--output_dir", str(tmp_path / "one")],
         capture_output=True,
         text=True,
@@ -164,7 +165,7 @@ def test_two_process_ddp_matches_one_process(pretrain_argv, tmp_path):
         timeout=300,
     )
     assert single.returncode == 0, single.stderr[-3000:]
-    ddp = subprocess.run(
+    ddp = run_bounded(
         [
             sys.executable,
             "-m",

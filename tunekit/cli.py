@@ -13,6 +13,7 @@ from tunekit.console import disable_tqdm_bars, is_launcher_main_process, quiet_e
 from tunekit.errors import TunekitError
 from tunekit.preemption import RunStopped, stop_signals
 from tunekit.recipe_aliases import config_flag_given
+from tunekit.teardown import arm_exit_watchdog_if_distributed, end_run
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,9 @@ def run_script(
 
     A TunekitError becomes one line on stderr and exit status 2; `--debug` or TUNEKIT_DEBUG=1
     prints its traceback first. A run stopped by a signal or a non-finite loss exits with
-    `preemption.EXIT_PREEMPTED` (75) or `EXIT_NON_FINITE_LOSS` (3).
+    `preemption.EXIT_PREEMPTED` (75) or `EXIT_NON_FINITE_LOSS` (3); any other exception prints its
+    traceback and returns 1. The process group, if any, is
+    destroyed before it returns (`tunekit.teardown`); scripts end with `teardown.exit_process`.
     """
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -70,14 +73,25 @@ def run_script(
                 _check_default_recipe_model(configs, argv)
             with disable_tqdm_bars(configs):
                 task(*configs)
+        status = 0
     except TunekitError as error:
         if debug:
             traceback.print_exc()
         print("error: " + " ".join(str(error).split("\n")), file=sys.stderr)
-        return 2
+        status = 2
     except RunStopped as stop:  # already logged, with the resume command
-        return stop.exit_code
-    return 0
+        status = stop.exit_code
+    except Exception:  # a bug or a library's error: reported as Python would, then the same teardown
+        traceback.print_exc()
+        status = 1
+    except BaseException:  # a signal outside the training loop: the process is on its way out
+        arm_exit_watchdog_if_distributed()
+        raise
+    # Out of the `except` blocks, the run's frames (and the wrapped model they hold) are gone. Every
+    # rank stops together when the run finished or was stopped (the stop vote), so only then is there a
+    # final barrier; the watchdog bounds this teardown on any rank that still gets stuck in it.
+    end_run(synchronize=status not in (1, 2))
+    return status
 
 
 def _default_recipe_adjustments(argv: list[str]) -> list[str]:

@@ -127,6 +127,11 @@ def _cpu_group() -> dist.ProcessGroup | None:
     return None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
 
 
+def forget_cpu_group() -> None:
+    """Before the process group is destroyed: a later group gets its own side group."""
+    _cpu_group.cache_clear()
+
+
 class RunGuard:
     """The loop's view of stop requests and of the loss's health."""
 

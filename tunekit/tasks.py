@@ -40,6 +40,7 @@ from tunekit.run_lock import LOCK_FILE, holds_output_dir_lock
 from tunekit.run_summary import log_run_summary
 from tunekit.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.splits import prepare_splits
+from tunekit.teardown import release_training_state
 from tunekit.tokenization import (
     load_tokenizer,
     mlm_collator,
@@ -154,11 +155,10 @@ def _finish(
         atomic_write_json(output_dir / "results.json", results)
         write_model_card(output_dir, train_args.hub_model_id if train_args.push_to_hub else None)
     is_main_process = accelerator.is_main_process
-    # Every process enters the teardown together: a rank that tears down its process group while the
-    # main one is still writing files was seen to hang there once (gloo, 2 CPU processes, in CI).
+    # Every process has saved its part before any lets go of the model; the process group itself is
+    # destroyed after this run's frames are gone (tunekit.teardown, in the order that cannot hang).
     accelerator.wait_for_everyone()
-    # Last: besides closing trackers, this tears down the process group.
-    accelerator.end_training()
+    release_training_state(accelerator)
     pushed_url = None
     if train_args.push_to_hub and is_main_process:
         pushed_url = push_output_dir(output_dir, target_from_args(train_args, output_dir))

@@ -18,6 +18,7 @@ from tunekit.cli import run_script
 from tunekit.tasks import run_finetuning, run_pretraining
 
 from ..conftest import QUIET, REPO, TINY_MODEL
+from ..processes import run_bounded
 from .data_cases import DATA_CASES
 from .model_cases import MODEL_AND_RUN_CASES
 from .recipe_cases import RECIPE_CASES
@@ -107,7 +108,7 @@ def test_bad_input_is_one_line_exit_2_and_harms_nothing(
 
 
 def run_script_process(script: str, *argv: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return run_bounded(
         [sys.executable, str(REPO / "scripts" / script), *argv],
         capture_output=True,
         text=True,
