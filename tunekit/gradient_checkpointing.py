@@ -36,7 +36,7 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
         inner.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
     else:
         inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
-    if has_query_rows(inner):
+    if has_query_rows(model) or has_query_rows(inner):
         # tunekit runs the last layer at the rows its head reads (tunekit.last_layer), chosen by hooks
         # around the model's forward; a recompute in the backward pass would run after them, at every
         # row, and draw other dropout masks. That layer keeps its (row-sized) activations instead.
