@@ -12,6 +12,7 @@ The step loop waits for the device only in `TrainingRun.flush` (logging steps, c
 in evaluation: a step's loss, token counts and finiteness check stay on the device until then.
 """
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from tunekit.accelerator import PreparedTraining, plain_model
 from tunekit.checkpoint import (
@@ -169,9 +171,11 @@ class TrainingRun:
     def run(self) -> LoopResult:
         self.model.train()
         self.meter.resume()
-        while self.progress.global_step < self.total_steps:
-            self._run_epoch()
-        return self._finish()
+        # Log lines (each evaluation's) print above the training bar, not glued to its end.
+        with logging_redirect_tqdm() if not self.bar.disable else contextlib.nullcontext():
+            while self.progress.global_step < self.total_steps:
+                self._run_epoch()
+            return self._finish()
 
     def _run_epoch(self) -> None:
         progress, loader = self.progress, self.prepared.train_dataloader
