@@ -17,8 +17,8 @@ from tunekit.benchmark.presets import PRESETS
 from tunekit.benchmark.table import format_text, write_outputs
 from tunekit.benchmark.trainer_comparison import BenchmarkReport, run_benchmark
 from tunekit.cli import setup_logging
-from tunekit.console import quiet_runs
 from tunekit.errors import TunekitError
+from tunekit.training.console import quiet_runs
 
 
 def default_data_dir() -> Path | None:

@@ -13,8 +13,8 @@ import datasets
 import torch
 
 from tunekit.benchmark.collation import format_markdown, format_padding_markdown, time_collators, time_padding
-from tunekit.synthetic import build_synthetic_corpus
-from tunekit.tokenizer_training import train_wordpiece
+from tunekit.data.synthetic import build_synthetic_corpus
+from tunekit.data.tokenizer_training import train_wordpiece
 
 
 def main(argv: list[str]) -> int:

@@ -7,8 +7,8 @@ embedded default, recipes/tiny/finetune_pretrained.yaml. `--help` lists every fi
 from pathlib import Path
 
 from tunekit.cli import run_script
-from tunekit.tasks import run_finetuning
-from tunekit.teardown import exit_process
+from tunekit.training.tasks import run_finetuning
+from tunekit.training.teardown import exit_process
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "finetune_pretrained.yaml"
 

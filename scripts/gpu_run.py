@@ -1,6 +1,6 @@
 """The prepared GPU run (issue: the GPU run). `bash scripts/gpu_run.sh` calls this; see its header.
 
-`python scripts/gpu_run.py run --phase 1|2 [--smoke]`: the plan in tunekit.device_plan under one
+`python scripts/gpu_run.py run --phase 1|2 [--smoke]`: the plan in tools.gpu_session under one
 wall-clock budget, then the archive in $OUT. `env` prints versions and the device (fails in one line
 if something is missing); `check-load DIR` loads a saved model with plain transformers.
 """
@@ -11,9 +11,18 @@ import os
 import sys
 from pathlib import Path
 
-from tunekit.device_plan import PlanConfig, plan_steps
-from tunekit.device_run import environment_report, pack, restore_previous, run_plan
-from tunekit.errors import TunekitError
+# tools/ sits beside scripts/ and is not installed with tunekit: import it from this checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.gpu_session import (  # noqa: E402
+    PlanConfig,
+    environment_report,
+    pack,
+    plan_steps,
+    restore_previous,
+    run_plan,
+)
+from tunekit.errors import TunekitError  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU run, prepared so that one or two device calls get it done (see tunekit/device_plan.py).
+# The GPU run, prepared so that one or two device calls get it done (see tools/gpu_session.py).
 #
 # Here, once:   bash scripts/prepare_gpu_run.sh      (wheels -> .whl/, compact IMDb -> device_data/)
 # Smoke on CPU: SMOKE=1 bash scripts/gpu_run.sh       (tiny sizes, a slice of the local data, < 2 min)

@@ -8,7 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from tunekit.device_run import compact_jsonl
+# tools/ sits beside scripts/ and is not installed with tunekit: import it from this checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.gpu_session import compact_jsonl  # noqa: E402
 
 
 def main() -> int:

@@ -12,9 +12,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from tunekit.arguments import TOKENIZER_TRAINING_CHARS
-from tunekit.errors import TunekitError
-from tunekit.preprocess_memory import measure_preprocessing_memory
+# tools/ sits beside scripts/ and is not installed with tunekit: import it from this checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.preprocess_memory import measure_preprocessing_memory  # noqa: E402
+from tunekit.config.arguments import TOKENIZER_TRAINING_CHARS  # noqa: E402
+from tunekit.errors import TunekitError  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -7,8 +7,8 @@ embedded default, recipes/tiny/pretrain.yaml. `--help` lists every field.
 from pathlib import Path
 
 from tunekit.cli import run_script
-from tunekit.tasks import run_pretraining
-from tunekit.teardown import exit_process
+from tunekit.training.tasks import run_pretraining
+from tunekit.training.teardown import exit_process
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "pretrain.yaml"
 

@@ -12,8 +12,8 @@ import sys
 
 from tunekit.cli import setup_logging
 from tunekit.config import DataArguments
-from tunekit.data import load_raw
-from tunekit.splits import prepare_splits, stratified_subset
+from tunekit.data.sources import load_raw
+from tunekit.data.splits import prepare_splits, stratified_subset
 from tunekit.study.arms import pretraining_named
 from tunekit.study.probes import probe_pretrained
 

@@ -9,7 +9,7 @@ token file. HF_ENDPOINT picks another Hub endpoint.
 import sys
 
 from tunekit.cli import setup_logging
-from tunekit.hub import push_command
+from tunekit.hub.push import push_command
 
 if __name__ == "__main__":
     setup_logging()

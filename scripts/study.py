@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from tunekit.cli import run_script
-from tunekit.hub import redact_token
+from tunekit.hub.push import redact_token
 from tunekit.study import Study, StudyArguments
-from tunekit.teardown import exit_process
+from tunekit.training.teardown import exit_process
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "study.yaml"
 

@@ -13,36 +13,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY_MODEL = [
-    "--model_type",
-    "modernbert",
-    "--vocab_size",
-    "300",
-    "--hidden_size",
-    "32",
-    "--num_hidden_layers",
-    "1",
-    "--num_attention_heads",
-    "2",
-    "--intermediate_size",
-    "64",
-    "--max_position_embeddings",
-    "64",
-    "--dropout",
-    "0.0",
-]
+# The one tiny transformer every test builds, in each form a test needs it: config sizes (TINY_SIZES),
+# recipe fields (TINY_FIELDS), recipe YAML values (TINY_RECIPE) and command-line flags (TINY_MODEL,
+# TINY_SIZE_FLAGS without a model type). A test that needs a second layer says so (TWO_LAYERS).
+TINY_SIZES = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+TWO_LAYERS = {**TINY_SIZES, "num_hidden_layers": 2}
+TINY_FIELDS = {**TINY_SIZES, "max_position_embeddings": 64, "dropout": 0.0}
+TINY_SIZE_FLAGS = ["--vocab_size", "300", *(f"--{name}={value}" for name, value in TINY_FIELDS.items())]
+TINY_MODEL = ["--model_type", "modernbert", *TINY_SIZE_FLAGS]
 QUIET = ["--disable_tqdm", "true", "--report_to", "none"]
 # The same tiny model and quiet logging, as recipe YAML values.
-TINY_RECIPE = {
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 64,
-    "dropout": 0.0,
-    "report_to": "none",
-    "disable_tqdm": True,
-}
+TINY_RECIPE = {**TINY_FIELDS, "report_to": "none", "disable_tqdm": True}
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -53,7 +34,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 @pytest.fixture(scope="session")
 def corpus_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A small slice of the synthetic corpus as jsonl files: unlabeled, train, validation, test."""
-    from tunekit.synthetic import build_synthetic_corpus
+    from tunekit.data.synthetic import build_synthetic_corpus
 
     corpus = build_synthetic_corpus(seed=0, num_unlabeled=400, num_train=64, num_validation=32, num_test=32)
     root = tmp_path_factory.mktemp("corpus")
@@ -111,3 +92,28 @@ def finetune_argv(corpus_files: dict[str, Path], tmp_path: Path) -> list[str]:
         "--seed",
         "1",
     ]
+
+
+@pytest.fixture(scope="module")
+def pretrained_encoder(corpus_files, tmp_path_factory) -> Path:
+    """A tiny ModernBERT after a few MLM steps: the base that LoRA adapts."""
+    output_dir = tmp_path_factory.mktemp("lora") / "pretrain"
+    argv = ["--train_file", str(corpus_files["unlabeled"]), "--train_split", "train", *TINY_MODEL, *QUIET]
+    from tunekit.config import parse_recipe
+    from tunekit.training.tasks import run_pretraining
+
+    run_pretraining(
+        *parse_recipe([*argv, "--max_seq_length=32", "--max_steps=3", f"--output_dir={output_dir}"])
+    )
+    return output_dir
+
+
+INTEGRATION = REPO / "tests" / "integration"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/integration/ (end-to-end scripts, multi-process runs, whole pipelines)
+    is marked `integration`: `pytest -m "not integration"` runs the unit tree alone."""
+    for item in items:
+        if INTEGRATION in item.path.parents:
+            item.add_marker(pytest.mark.integration)

@@ -3,7 +3,7 @@
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from tunekit.errors import TunekitError
-from tunekit.lstm import LSTMConfig, LSTMForSequenceClassification
+from tunekit.models.lstm import LSTMConfig, LSTMForSequenceClassification
 
 __version__ = "0.1.0"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.config import RECIPE_DATACLASSES, ModelArguments, parse_recipe
-from tunekit.console import disable_tqdm_bars, is_launcher_main_process, quiet_expected_warnings
+from tunekit.config.aliases import config_flag_given
 from tunekit.errors import TunekitError
-from tunekit.preemption import RunStopped, stop_signals
-from tunekit.recipe_aliases import config_flag_given
-from tunekit.teardown import arm_exit_watchdog_if_distributed, end_run
+from tunekit.training.console import disable_tqdm_bars, is_launcher_main_process, quiet_expected_warnings
+from tunekit.training.preemption import RunStopped, stop_signals
+from tunekit.training.teardown import arm_exit_watchdog_if_distributed, end_run
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def run_script(
     prints its traceback first. A run stopped by a signal or a non-finite loss exits with
     `preemption.EXIT_PREEMPTED` (75) or `EXIT_NON_FINITE_LOSS` (3); any other exception prints its
     traceback and returns 1. The process group, if any, is
-    destroyed before it returns (`tunekit.teardown`); scripts end with `teardown.exit_process`.
+    destroyed before it returns (`tunekit.training.teardown`); scripts end with `teardown.exit_process`.
     """
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -24,8 +24,10 @@ from transformers import (
     default_data_collator,
 )
 
+from tunekit.data.collators import PaddingCollator
+from tunekit.data.masking import mlm_collator
+from tunekit.data.tokenization import tokenize_and_pack
 from tunekit.errors import TunekitError
-from tunekit.tokenization import PaddingCollator, mlm_collator, tokenize_and_pack
 
 
 @dataclass

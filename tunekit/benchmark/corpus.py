@@ -54,7 +54,7 @@ def _imdb_rows(
 
 
 def _synthetic_rows(pretraining_texts: int, finetuning_examples: int, validation: int) -> tuple[list, list]:
-    from tunekit.synthetic import build_synthetic_corpus
+    from tunekit.data.synthetic import build_synthetic_corpus
 
     corpus = build_synthetic_corpus(
         num_unlabeled=pretraining_texts + validation,

@@ -1,6 +1,6 @@
 """What every leg shares: its result, the training settings both systems get, and model FLOPs.
 
-FLOPs per token come from `tunekit.flops.training_flops_per_token` with the MLM head, and the last
+FLOPs per token come from `tunekit.training.flops.training_flops_per_token` with the MLM head, and the last
 layer but its keys and values, counted on the masked share of tokens (a classifier's last layer on
 its first token) for every system: that is the work the loss needs. A system that runs
 the head on every token (BertForMaskedLM under the Trainer) does the rest as waste, like padding.
@@ -13,8 +13,8 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, PretrainedConfig
 
 from tunekit.benchmark.presets import Case
-from tunekit.flops import training_flops_per_token
-from tunekit.last_layer import query_only_parameters
+from tunekit.models.last_layer import query_only_parameters
+from tunekit.training.flops import training_flops_per_token
 
 MLM_PROBABILITY = 0.15
 LEARNING_RATE = {"pretraining": 5e-4, "finetuning": 1e-4}

@@ -18,7 +18,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel
 
 from tunekit.errors import TunekitError
-from tunekit.lstm import LSTMConfig, LSTMForSequenceClassification
+from tunekit.models.lstm import LSTMConfig, LSTMForSequenceClassification
 
 logger = logging.getLogger(__name__)
 

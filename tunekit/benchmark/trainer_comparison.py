@@ -32,10 +32,10 @@ from tunekit.benchmark.profiling import LegProfiles
 from tunekit.benchmark.table import Row, add_ratios
 from tunekit.benchmark.trainer_legs import run_trainer_finetuning, run_trainer_pretraining, trainer_optim
 from tunekit.benchmark.tunekit_legs import LABEL_NAMES, model_arguments, run_tunekit_leg, supports_compile
+from tunekit.data.tokenizer_training import train_wordpiece
 from tunekit.errors import TunekitError
-from tunekit.flops import peak_flops, utilisation
-from tunekit.models import transformer_config
-from tunekit.tokenizer_training import train_wordpiece
+from tunekit.models.build import transformer_config
+from tunekit.training.flops import peak_flops, utilisation
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ def _notes(rows: list[Row], device: str) -> list[str]:
         notes.append(f"MFU: {peak_flops(device)[1]}.")
     else:
         notes.append(
-            "MFU: model FLOPs (tunekit.flops, PaLM 6N + 12LdT) with the MLM head counted on the "
+            "MFU: model FLOPs (tunekit.training.flops, PaLM 6N + 12LdT) with the MLM head counted on the "
             "15 % masked tokens for every system; padding and a dense head count as waste."
         )
     return notes

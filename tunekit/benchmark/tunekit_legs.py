@@ -17,7 +17,7 @@ from tunekit.benchmark.legs import SEED, WARMUP_RATIO, LegResult, optimizer_sett
 from tunekit.benchmark.measure import StepWindow, optimizer_steps_timed, peak_memory
 from tunekit.benchmark.presets import Case
 from tunekit.config import DataArguments, ModelArguments, TrainArguments
-from tunekit.tasks import run_finetuning, run_pretraining
+from tunekit.training.tasks import run_finetuning, run_pretraining
 
 LABEL_NAMES = ["negative", "positive"]
 

@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
 from tunekit.errors import TunekitError
-from tunekit.lstm_lm import LSTMForLanguageModeling
+from tunekit.models.lstm_lm import LSTMForLanguageModeling
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from tunekit.errors import TunekitError
-from tunekit.lstm_lm import LSTMForLanguageModeling
+from tunekit.models.lstm_lm import LSTMForLanguageModeling
 
 
 def input_gradient_norms(

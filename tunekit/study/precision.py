@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
+from tunekit.data.tokenization import load_tokenizer
 from tunekit.errors import TunekitError
-from tunekit.lstm import LSTMConfig, LSTMModel
-from tunekit.lstm_lm import LSTMForLanguageModeling
+from tunekit.models.lstm import LSTMConfig, LSTMModel
+from tunekit.models.lstm_lm import LSTMForLanguageModeling
 from tunekit.study.gradient_flow import input_gradient_norms, plot_gradient_flow
 from tunekit.study.report import bf16_effect, load_results, summarize
-from tunekit.tokenization import load_tokenizer
 
 # The CPU study's WordPiece size: the speed table times an embedding of the same size.
 SPEED_VOCAB_SIZE = 8192

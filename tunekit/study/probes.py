@@ -36,9 +36,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tunekit import synthetic
+from tunekit.data import synthetic
+from tunekit.data.tokenization import load_tokenizer
 from tunekit.study.arms import Probe
-from tunekit.tokenization import load_tokenizer
 
 
 def _device(model: torch.nn.Module) -> torch.device:

@@ -8,9 +8,9 @@ with it. The card is also written into the cell's own README.md, so the local co
 import logging
 from pathlib import Path
 
-from tunekit.card import build_model_card
 from tunekit.errors import TunekitError
-from tunekit.hub import HubTarget, check_can_push, push_output_dir
+from tunekit.hub.card import build_model_card
+from tunekit.hub.push import HubTarget, check_can_push, push_output_dir
 from tunekit.study.arguments import StudyArguments
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def repo_id_for(args: StudyArguments, arm: str) -> str:
 
 
 def check_study_can_push(args: StudyArguments) -> None:
-    """Before the first cell: what would make the pushes at the study's end fail (tunekit.hub)."""
+    """Before the first cell: what would make the pushes at the study's end fail (tunekit.hub.push)."""
     for arm in args.arms:
         target = HubTarget(repo_id_for(args, arm), private=args.hub_private_repo, token=args.hub_token)
         check_can_push(target, named=bool(args.hub_model_id))

@@ -20,12 +20,10 @@ from accelerate import PartialState
 
 from tunekit.atomic import append_line, atomic_write_json, atomic_write_text
 from tunekit.config import recipe_dict
-from tunekit.console import StudyProgress, quiet_runs
-from tunekit.data import load_raw
+from tunekit.data.sources import load_raw
+from tunekit.data.splits import prepare_splits, stratified_subset
+from tunekit.data.tokenizer_training import train_wordpiece
 from tunekit.errors import TunekitError
-from tunekit.preemption import NonFiniteLoss, set_resume_command
-from tunekit.run_lock import lock_output_dir, release_output_dir
-from tunekit.splits import prepare_splits, stratified_subset
 from tunekit.study import budgets
 from tunekit.study.arguments import CellOverride, StudyArguments, cell_flags
 from tunekit.study.arms import (
@@ -51,8 +49,10 @@ from tunekit.study.report import (
     write_report,
 )
 from tunekit.study.stages import at_least_min_steps, examples_per_step, match_tokens, stage_args
-from tunekit.tasks import run_finetuning, run_pretraining
-from tunekit.tokenizer_training import train_wordpiece
+from tunekit.training.console import StudyProgress, quiet_runs
+from tunekit.training.preemption import NonFiniteLoss, set_resume_command
+from tunekit.training.run_lock import lock_output_dir, release_output_dir
+from tunekit.training.tasks import run_finetuning, run_pretraining
 
 logger = logging.getLogger(__name__)
 

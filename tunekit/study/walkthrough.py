@@ -8,11 +8,11 @@ import logging
 from pathlib import Path
 
 from tunekit.config import parse_recipe
-from tunekit.tasks import run_finetuning, run_pretraining
+from tunekit.training.tasks import run_finetuning, run_pretraining
 
 logger = logging.getLogger(__name__)
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "tiny"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "tiny"  # tunekit/study/ -> the repository
 STAGES = (
     ("pretrain", "pretrain.yaml", run_pretraining),
     ("transformer, pretrained", "finetune_pretrained.yaml", run_finetuning),

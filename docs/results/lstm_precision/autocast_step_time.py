@@ -14,8 +14,9 @@ import time
 import torch
 from torch.nn.functional import cross_entropy
 
-from tunekit.lstm import LSTMConfig
-from tunekit.lstm_lm import LSTMForLanguageModeling, language_model_labels
+from tunekit.data.collators import language_model_labels
+from tunekit.models.lstm import LSTMConfig
+from tunekit.models.lstm_lm import LSTMForLanguageModeling
 
 VOCAB, TOKENS_PER_STEP = 8192, 4096
 

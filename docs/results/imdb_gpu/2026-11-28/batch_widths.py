@@ -10,9 +10,9 @@ runs with a 1 x 32 encoder to be quick; the lengths are read where the loop call
 
 import sys
 
-import tunekit.step as step
+import tunekit.training.step as step
 from tunekit.cli import run_script
-from tunekit.tasks import run_finetuning
+from tunekit.training.tasks import run_finetuning
 
 SMALL = "--hidden_size 32 --num_hidden_layers 1 --num_attention_heads 2 --intermediate_size 64"
 QUICK = (

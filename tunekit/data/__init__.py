@@ -1,0 +1,2 @@
+"""Text in, batches out: sources (Hub | files | synthetic), splits, tokenizers, packing, collators,
+MLM masking."""

@@ -1,0 +1,1 @@
+"""Sharing a finished run: its model card (`card`) and the push to the Hugging Face Hub (`push`)."""

@@ -1,0 +1,355 @@
+"""The model card: README.md in every output dir, and the card a Hub push sends.
+
+Built from what the run left on disk (`recipe.yaml`, `results.json`, the tokenizer's config), so
+a finished run can be carded again for another repository id without retraining. The YAML front
+matter is `huggingface_hub.ModelCardData` with a `model-index` of `EvalResult`s; the body says
+what the model is, how it was trained, what it scored and how to load it.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from tunekit.atomic import atomic_write_text
+from tunekit.errors import TunekitError
+from tunekit.hub.card_recipe import flops_description, framework_versions_section, resolved_recipe_yaml
+
+PIPELINE_TAGS = {
+    "sequence-classification": "text-classification",
+    "masked-lm": "fill-mask",
+    "causal-lm": "text-generation",
+}
+# Validation metrics are logged as `eval_*`, the test split's as `test_*`.
+SPLIT_PREFIXES = {"validation": "eval_", "test": "test_"}
+METRICS = {
+    "sequence-classification": {
+        "accuracy": ("accuracy", "Accuracy", None),
+        "f1": ("f1", "Macro-F1", "macro"),
+    },
+    "masked-lm": {"perplexity": ("perplexity", "Perplexity", None), "loss": ("loss", "Loss", None)},
+    "language-model": {"perplexity": ("perplexity", "Perplexity", None), "loss": ("loss", "Loss", None)},
+    "causal-lm": {"perplexity": ("perplexity", "Perplexity", None), "loss": ("loss", "Loss", None)},
+}
+# What the model-index calls each task (the LSTM language model predicts next and previous tokens).
+TASK_TYPES = {**PIPELINE_TAGS, "language-model": "text-generation"}
+
+
+def read_run(output_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The resolved recipe and the results of a finished run."""
+    recipe_path, results_path = output_dir / "recipe.yaml", output_dir / "results.json"
+    if not results_path.is_file() or not recipe_path.is_file():
+        raise TunekitError(f"{output_dir} is not a finished tunekit run (no results.json or recipe.yaml)")
+    return yaml.safe_load(recipe_path.read_text()) or {}, json.loads(results_path.read_text())
+
+
+def hub_dataset_id(recipe: dict[str, Any]) -> str | None:
+    """The recipe's dataset as a Hub id; None for the synthetic corpus or local files."""
+    name = recipe.get("dataset_name")
+    if not name or name == "synthetic" or recipe.get("train_file"):
+        return None
+    if name.startswith(("/", ".", "~")) or Path(name).exists():
+        return None
+    return name
+
+
+def base_model_of(recipe: dict[str, Any]) -> str | None:
+    """The Hub id this run started from: a Hub model, or a tunekit pretraining that was pushed."""
+    init = recipe.get("model_name_or_path")
+    if not init:
+        return None
+    init_dir = Path(init)
+    if not init_dir.exists():
+        return init  # not on disk: a Hub name, which is what from_pretrained loaded
+    saved = init_dir / "recipe.yaml"
+    parent = (yaml.safe_load(saved.read_text()) or {}) if saved.is_file() else {}
+    hub_id = parent.get("hub_model_id")
+    return hub_id if parent.get("push_to_hub") and hub_id and "/" in hub_id else None
+
+
+def _data_description(recipe: dict[str, Any], results: dict[str, Any]) -> str:
+    if (hub_id := hub_dataset_id(recipe)) is not None:
+        config = f" (config `{recipe['dataset_config_name']}`)" if recipe.get("dataset_config_name") else ""
+        data = f"the Hub dataset [`{hub_id}`](https://huggingface.co/datasets/{hub_id}){config}"
+    elif recipe.get("train_file"):
+        names = [Path(path).name for path in recipe["train_file"]]
+        data = f"local files ({', '.join(f'`{name}`' for name in names)})"
+    else:
+        data = f"tunekit's built-in synthetic review corpus (seed {recipe.get('synthetic_seed', 0)})"
+    if results.get("train_examples") is not None:
+        data += f", {results['train_examples']:,} labelled training examples"
+    return data
+
+
+def eval_results(results: dict[str, Any], recipe: dict[str, Any], model_name: str) -> list[EvalResult]:
+    task = results.get("task", "")
+    hub_id = hub_dataset_id(recipe)
+    dataset_name = hub_id or ("synthetic" if not recipe.get("train_file") else "local files")
+    found = []
+    for split, prefix in SPLIT_PREFIXES.items():
+        for key, (metric_type, metric_name, average) in METRICS.get(task, {}).items():
+            if (value := results.get(prefix + key)) is None:
+                continue
+            found.append(
+                EvalResult(
+                    task_type=TASK_TYPES[task],
+                    dataset_type=hub_id or dataset_name,
+                    dataset_name=dataset_name,
+                    dataset_config=recipe.get("dataset_config_name") if hub_id else None,
+                    dataset_split=split,
+                    metric_type=metric_type,
+                    metric_name=metric_name,
+                    metric_value=round(float(value), 4),
+                    metric_args={"average": average} if average else None,
+                )
+            )
+    return found
+
+
+def card_metadata(recipe: dict[str, Any], results: dict[str, Any], model_name: str) -> ModelCardData:
+    task = results.get("task", "")
+    is_lstm = recipe.get("model_type") == "lstm"
+    hub_id = hub_dataset_id(recipe)
+    found = eval_results(results, recipe, model_name)
+    # The LSTM is transformers code shipped in the repository: the Hub's convention for such models
+    # is library transformers with the custom_code tag (trust_remote_code=True).
+    tags = ["tunekit", recipe.get("model_type", "model"), task, *(["custom_code"] if is_lstm else [])]
+    return ModelCardData(
+        model_name=model_name,
+        library_name="transformers",
+        pipeline_tag=PIPELINE_TAGS.get(task),
+        tags=tags,
+        datasets=[hub_id] if hub_id else None,
+        metrics=list(METRICS.get(task, {})) or None,
+        license=recipe.get("license"),
+        base_model=base_model_of(recipe),
+        eval_results=found or None,
+    )
+
+
+def _what_it_is(recipe: dict[str, Any], results: dict[str, Any]) -> str:
+    model_type = recipe.get("model_type")
+    direction = "bidirectional " if recipe.get("bidirectional", True) else ""
+    kind = f"a {direction}LSTM" if model_type == "lstm" else f"a `{model_type}` encoder"
+    if model_type in ("llama", "gpt2"):
+        kind = f"a `{model_type}` decoder"
+    parameters = (
+        f"{results['num_parameters']:,} parameters" if results.get("num_parameters") else "a small model"
+    )
+    task = results.get("task")
+    init = recipe.get("model_name_or_path")
+    pretrained = (
+        f"continued pretraining of `{base_model_of(recipe) or init}`" if init else "pretrained from scratch"
+    )
+    if task == "sequence-classification":
+        labels = ", ".join(f"`{label}`" for label in results.get("labels", []))
+        start = f"fine-tuned from `{base_model_of(recipe) or init}`" if init else "trained from scratch"
+        return f"A text classifier ({labels}): {kind} with {parameters}, {start} with tunekit."
+    if task == "masked-lm":
+        return f"A masked language model: {kind} with {parameters}, {pretrained} by tunekit."
+    if task == "causal-lm":
+        return f"A causal language model: {kind} with {parameters}, {pretrained} by tunekit."
+    return (
+        f"A language model: {kind} with {parameters}, {pretrained} by tunekit, to predict the next token "
+        "(and, when bidirectional, the previous one), ULMFiT-style, to be fine-tuned as a classifier."
+    )
+
+
+def _training(recipe: dict[str, Any], results: dict[str, Any], output_dir: Path) -> str:
+    def number(key: str, unit: str = "") -> str:
+        value = results.get(key)
+        return "n/a" if value is None else f"{value:,}{unit}"
+
+    flops = results.get("train_flops")
+    lines = [
+        f"- **Data:** {_data_description(recipe, results)}; "
+        f"sequences of at most {recipe.get('max_seq_length')} tokens.",
+        f"- **Steps:** {number('global_step')} optimizer steps ({number('epochs')} epoch(s)), "
+        f"{number('tokens_seen')} tokens seen, learning rate {recipe.get('learning_rate')} "
+        f"({recipe.get('lr_scheduler_type')}), batch {recipe.get('per_device_train_batch_size')} per device "
+        f"x {results.get('num_processes', 1)} process(es) x {recipe.get('gradient_accumulation_steps')} "
+        "accumulation.",
+        f"- **Compute:** {number('wall_time', ' s')} wall time "
+        f"({number('train_runtime', ' s')} in the training loop), "
+        f"{'n/a' if flops is None else f'{flops:.3g}'} training FLOPs ({flops_description(recipe)}, "
+        "x the tokens trained), "
+        f"device `{results.get('device')}` ({results.get('machine')}), "
+        f"mixed precision `{results.get('mixed_precision')}` (`no` = fp32).",
+        f"- **Seed:** {recipe.get('seed')}.",
+    ]
+    recipe_text = resolved_recipe_yaml(recipe, results, output_dir)
+    return "\n".join(lines) + (
+        "\n\nThe recipe (`recipe.yaml` as given; here a comment marks each value the run resolved "
+        "otherwise or did not use; `results.json` and `metrics.jsonl` hold the numbers and the "
+        "training log):\n\n<details><summary>recipe.yaml</summary>\n\n"
+        f"```yaml\n{recipe_text}```\n\n</details>\n\n"
+        f"### Framework versions\n\n{framework_versions_section(results)}"
+    )
+
+
+def _results_table(found: list[EvalResult]) -> str:
+    if not found:
+        return "No evaluation results were recorded."
+    rows = ["| Split | Metric | Value |", "|---|---|---|"]
+    rows += [f"| {r.dataset_split} | {r.metric_name} | {r.metric_value:.4f} |" for r in found]
+    return "\n".join(rows)
+
+
+def _limitations(recipe: dict[str, Any], results: dict[str, Any]) -> str:
+    notes = [
+        "A small model trained on one corpus: expect it to do well only on text like its training data, "
+        "and to carry that data's biases.",
+        f"Inputs longer than {recipe.get('max_seq_length')} tokens were truncated in training.",
+    ]
+    if hub_dataset_id(recipe) is None:
+        notes.append("It was trained on data that is not on the Hub (synthetic or local files).")
+    if results.get("task") == "sequence-classification":
+        notes.append("The model was selected on the validation split; the test split was evaluated once.")
+    return "\n".join(f"- {note}" for note in notes)
+
+
+def build_model_card(
+    output_dir: str | Path, repo_id: str | None = None, note: str | None = None
+) -> ModelCard:
+    """The card for a finished run, naming `repo_id` (or the output dir, for a local card)."""
+    output_dir = Path(output_dir)
+    recipe, results = read_run(output_dir)
+    model_id = repo_id or str(output_dir)
+    data = card_metadata(recipe, results, model_name=repo_id or output_dir.name)
+    sections = [
+        f"# {repo_id or output_dir.name}",
+        _what_it_is(recipe, results),
+        f"## How it was trained\n\n{_training(recipe, results, output_dir)}",
+        f"## Results\n\n{_results_table(data.eval_results or [])}",
+        f"## How to use\n\n{how_to_load(output_dir, recipe, results, model_id)}",
+        f"## Limitations\n\n{_limitations(recipe, results)}",
+    ]
+    if note:
+        sections.insert(5, note)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
+
+
+def write_model_card(output_dir: str | Path, repo_id: str | None = None) -> Path:
+    """README.md in the output dir; every run writes one after its results.json, atomically (a crash
+    leaves the previous card or none, never a truncated one)."""
+    path = Path(output_dir) / "README.md"
+    atomic_write_text(path, str(build_model_card(output_dir, repo_id)))
+    return path
+
+
+# The "How to use" section: the exact lines that load each kind of tunekit model.
+
+
+def _mask_token(output_dir: Path) -> str:
+    config = output_dir / "tokenizer_config.json"
+    saved = json.loads(config.read_text()) if config.is_file() else {}
+    return saved.get("mask_token") or "[MASK]"
+
+
+# The exact lines a user runs; MODEL is replaced by the repository id (or the local output dir).
+_LOAD_CLASSIFIER = """```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+classifier = pipeline("text-classification", model="MODEL")
+print(classifier("A wonderful, moving film."))
+
+tokenizer = AutoTokenizer.from_pretrained("MODEL")
+model = AutoModelForSequenceClassification.from_pretrained("MODEL")
+```"""
+_LOAD_LSTM_CLASSIFIER = """With tunekit installed (importing it registers the LSTM with the Auto classes):
+
+```python
+import tunekit
+from transformers import pipeline
+
+classifier = pipeline("text-classification", model="MODEL")
+print(classifier("A wonderful, moving film."))
+```
+
+Without tunekit: the repository carries the model code (`lstm.py`, which imports only torch and
+transformers), so `trust_remote_code=True` loads it:
+
+```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+classifier = pipeline("text-classification", model="MODEL", trust_remote_code=True)
+tokenizer = AutoTokenizer.from_pretrained("MODEL", trust_remote_code=True)
+model = AutoModelForSequenceClassification.from_pretrained("MODEL", trust_remote_code=True)
+```"""
+_LOAD_MASKED_LM = """```python
+from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+
+fill = pipeline("fill-mask", model="MODEL")
+print(fill("This film is MASK."))
+
+tokenizer = AutoTokenizer.from_pretrained("MODEL")
+model = AutoModelForMaskedLM.from_pretrained("MODEL")
+```
+
+Fine-tune it as a classifier with tunekit:
+`python scripts/finetune.py RECIPE --model_name_or_path MODEL`."""
+_LOAD_LSTM_LM = """The LSTM language model loads with tunekit:
+
+```python
+from transformers import AutoTokenizer
+from tunekit.lstm_lm import LSTMForLanguageModeling
+
+tokenizer = AutoTokenizer.from_pretrained("MODEL")
+model = LSTMForLanguageModeling.from_pretrained("MODEL")
+```
+
+Fine-tune it as a classifier:
+`python scripts/finetune.py RECIPE --model_type lstm --model_name_or_path MODEL`."""
+
+
+_LOAD_CAUSAL_LM = """```python
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+generate = pipeline("text-generation", model="MODEL")
+print(generate("This film is", max_new_tokens=20))
+
+tokenizer = AutoTokenizer.from_pretrained("MODEL")
+model = AutoModelForCausalLM.from_pretrained("MODEL")
+```
+
+Fine-tune it as a classifier (last-token pooling) with tunekit:
+`python scripts/finetune.py RECIPE --model_name_or_path MODEL`."""
+
+
+def _adapter_base(output_dir: Path) -> str:
+    """For a LoRA run: what `base_model_name_or_path` is, an absolute local path or a Hub id."""
+    base = json.loads((output_dir / "adapter_config.json").read_text()).get("base_model_name_or_path", "")
+    peft_line = (
+        "\n\n```python\nfrom peft import AutoPeftModelForSequenceClassification\n\n"
+        'model = AutoPeftModelForSequenceClassification.from_pretrained("MODEL")\n```'
+    )
+    if Path(base).is_absolute():
+        where = (
+            f"the absolute local path `{base}`: the base this run saved in `base/` (the unadapted "
+            "weights under the fine-tuned config, with its labels and pooling). It loads on the machine "
+            "that trained it; elsewhere, point `base_model_name_or_path` in `adapter_config.json` at "
+            "your copy of `base/`"
+        )
+    else:
+        where = (
+            f"the Hub id `{base}` (set with `lora_base_model_id`); its config must carry this "
+            "adapter's labels and pooling"
+        )
+    return f"This is a LoRA adapter. Its `base_model_name_or_path` is {where}. peft loads it too:{peft_line}"
+
+
+def how_to_load(output_dir: Path, recipe: dict[str, Any], results: dict[str, Any], model_id: str) -> str:
+    task, is_lstm = results.get("task"), recipe.get("model_type") == "lstm"
+    if task == "sequence-classification":
+        template = _LOAD_LSTM_CLASSIFIER if is_lstm else _LOAD_CLASSIFIER
+    elif task == "masked-lm":
+        template = _LOAD_MASKED_LM.replace("MASK.", f"{_mask_token(output_dir)}.")
+    elif task == "causal-lm":
+        template = _LOAD_CAUSAL_LM
+    else:
+        template = _LOAD_LSTM_LM
+    if (output_dir / "adapter_config.json").is_file():
+        template += "\n\n" + _adapter_base(output_dir)
+    return template.replace("MODEL", model_id)

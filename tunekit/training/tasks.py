@@ -1,0 +1,279 @@
+"""What the scripts run: MLM pretraining and sequence-classification fine-tuning.
+
+Each function goes recipe -> data -> tokenizer -> model -> the one loop -> a self-describing
+output directory: the model and tokenizer (`from_pretrained` loads them), `recipe.yaml`,
+`metrics.jsonl` and `results.json`.
+"""
+
+import logging
+import platform
+import shutil
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from datasets import Dataset
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from tunekit.atomic import atomic_write_json
+from tunekit.config import DataArguments, ModelArguments, TrainArguments, recipe_dict, save_recipe
+from tunekit.data.collators import padding_collator, pretraining_collator
+from tunekit.data.sampling import eval_dataloader, loader_options, train_dataloader
+from tunekit.data.sources import load_raw
+from tunekit.data.splits import prepare_splits
+from tunekit.data.tokenization import load_tokenizer, tokenize_and_pack, tokenize_for_classification
+from tunekit.data.tokenizer_training import train_byte_level_bpe, train_wordpiece
+from tunekit.errors import TunekitError
+from tunekit.hub.card import write_model_card
+from tunekit.hub.card_recipe import framework_versions
+from tunekit.hub.push import push_output_dir, target_from_args
+from tunekit.models.build import build_classifier, build_pretraining_model, count_parameters
+from tunekit.models.lora import apply_lora, is_lora, parameter_counts, save_lora
+from tunekit.training.accelerator import make_accelerator, plain_model
+from tunekit.training.evaluation import evaluate_model
+from tunekit.training.fsdp import save_whole_model
+from tunekit.training.loop import LoopResult, train_loop
+from tunekit.training.metrics import classification_metrics
+from tunekit.training.preflight import check_model_fits, check_run, save_run_recipe
+from tunekit.training.run_lock import LOCK_FILE, holds_output_dir_lock
+from tunekit.training.summary import log_run_summary
+from tunekit.training.teardown import release_training_state
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_output_dir(args: TrainArguments, accelerator: Accelerator) -> Path:
+    """Create output_dir, or empty it when asked to overwrite (check_run has refused every other
+    non-empty one, on every process, before any process deletes anything)."""
+    output_dir = Path(args.output_dir)
+    replace = args.overwrite_output_dir and not args.resume_from_checkpoint
+    if accelerator.is_main_process and replace and output_dir.is_dir():
+        for entry in output_dir.iterdir():
+            if entry.name == LOCK_FILE:  # this run's lock stays held, on the same file
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    accelerator.wait_for_everyone()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return output_dir
+
+
+def get_tokenizer(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    texts: Dataset,
+    output_dir: Path,
+    accelerator: Accelerator,
+) -> PreTrainedTokenizerBase:
+    """Load the named tokenizer, or the init model's, or train one (main process; others load it)."""
+    source = model_args.tokenizer_name_or_path or model_args.model_name_or_path
+    if source:
+        field = "tokenizer_name_or_path" if model_args.tokenizer_name_or_path else "model_name_or_path"
+        return load_tokenizer(source, field, trust_remote_code=model_args.trust_remote_code)
+    if accelerator.is_main_process:
+        train_tokenizer = train_byte_level_bpe if model_args.is_decoder else train_wordpiece
+        tokenizer = train_tokenizer(
+            texts,
+            model_args.vocab_size,
+            model_args.max_position_embeddings,
+            data_args.text_column,
+            model_args.tokenizer_training_chars,
+        )
+        tokenizer.save_pretrained(output_dir)
+    accelerator.wait_for_everyone()
+    return tokenizer if accelerator.is_main_process else load_tokenizer(str(output_dir))
+
+
+def _save_model(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    output_dir: Path,
+    model_args: ModelArguments,
+) -> None:
+    """Every process calls it: a whole model's weights are gathered from all of them (FSDP shards
+    them); a LoRA adapter is written by the main process alone."""
+    if not is_lora(model):
+        save_whole_model(accelerator, model, tokenizer, output_dir)
+    elif accelerator.is_main_process:
+        tokenizer.save_pretrained(output_dir)
+        save_lora(model, output_dir, model_args, tokenizer)
+
+
+def _finish(
+    accelerator: Accelerator,
+    loop: LoopResult,
+    tokenizer: PreTrainedTokenizerBase,
+    started: float,
+    configs: tuple[ModelArguments, DataArguments, TrainArguments],
+    output_dir: Path,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    model = plain_model(accelerator, loop.model)
+    train_args = configs[2]
+    results = {
+        **extra,
+        **loop.final_metrics,
+        "train_loss": loop.train_loss,
+        "global_step": loop.progress.global_step,
+        "epochs": loop.progress.epoch,
+        "tokens_seen": loop.progress.tokens_seen,
+        "train_runtime": round(loop.progress.train_runtime, 2),
+        "wall_time": round(time.perf_counter() - started, 2),
+        "num_parameters": count_parameters(model),
+        **parameter_counts(model),
+        # PaLM model FLOPs (tunekit.training.flops): flops_per_token x the tokens trained in this run's steps.
+        "train_flops": loop.throughput["flops_per_token"] * loop.progress.tokens_seen,
+        **loop.throughput,
+        "mixed_precision": accelerator.mixed_precision,
+        "num_processes": accelerator.num_processes,
+        "device": str(accelerator.device),
+        "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
+        "framework_versions": framework_versions(uses_peft=is_lora(model)),
+    }
+    if loop.progress.schedule_extensions:
+        results["schedule_extensions"] = loop.progress.schedule_extensions
+    accelerator.wait_for_everyone()
+    if train_args.save_model:  # results.json, written after the model, marks the run done
+        _save_model(accelerator, model, tokenizer, output_dir, configs[0])
+    if accelerator.is_main_process:
+        save_recipe(output_dir / "recipe.yaml", *configs)
+        atomic_write_json(output_dir / "results.json", results)
+        write_model_card(output_dir, train_args.hub_model_id if train_args.push_to_hub else None)
+    is_main_process = accelerator.is_main_process
+    # Every process has saved its part before any lets go of the model; the process group itself is
+    # destroyed after this run's frames are gone (tunekit.training.teardown, in the order that cannot hang).
+    accelerator.wait_for_everyone()
+    release_training_state(accelerator)
+    pushed_url = None
+    if train_args.push_to_hub and is_main_process:
+        pushed_url = push_output_dir(output_dir, target_from_args(train_args, output_dir))
+    if is_main_process:
+        log_run_summary(results, output_dir, pushed_url)
+    return results
+
+
+@holds_output_dir_lock
+def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
+    """Pretraining on packed blocks of the training text: masked LM for encoders, causal LM for
+    decoders, a bidirectional language model for the LSTM."""
+    if model_args.use_lora:
+        raise TunekitError("use_lora: LoRA is for fine-tuning; pretraining trains every weight")
+    started = time.perf_counter()
+    accelerator = make_accelerator(train_args)
+    check_run(model_args, data_args, train_args, accelerator)
+    set_seed(train_args.seed)
+    with accelerator.main_process_first():
+        splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=False)
+    output_dir = prepare_output_dir(train_args, accelerator)
+    with accelerator.main_process_first():
+        tokenizer = get_tokenizer(model_args, data_args, splits.train, output_dir, accelerator)
+        model = build_pretraining_model(model_args, tokenizer)
+        check_model_fits(model, tokenizer, model_args)
+        pack = partial(
+            tokenize_and_pack,
+            tokenizer=tokenizer,
+            text_column=data_args.text_column,
+            block_size=data_args.max_seq_length,
+            num_proc=data_args.preprocessing_num_workers,
+            load_from_cache=not data_args.overwrite_cache,
+        )
+        train_blocks, eval_blocks = pack(splits.train), pack(splits.validation)
+    collate = partial(pretraining_collator, model_args, tokenizer, data_args.mlm_probability, train_args.seed)
+    # Separate collators: the training one re-masks every epoch, validation keeps fixed masks so
+    # its loss is comparable from one evaluation to the next.
+    train_loader = DataLoader(
+        train_blocks,
+        **loader_options(train_args, accelerator.device),
+        batch_size=train_args.per_device_train_batch_size,
+        shuffle=True,
+        collate_fn=collate(),
+    )
+    eval_loader = DataLoader(
+        eval_blocks,
+        **loader_options(train_args, accelerator.device),
+        batch_size=train_args.per_device_eval_batch_size,
+        collate_fn=collate(),
+    )
+    save_run_recipe(output_dir, accelerator, model_args, data_args, train_args)
+    recipe = recipe_dict(model_args, data_args, train_args)
+    loop = train_loop(model, train_loader, eval_loader, train_args, accelerator, recipe=recipe)
+    extra = {
+        "task": "language-model"
+        if model_args.is_lstm
+        else "causal-lm"
+        if model_args.is_decoder
+        else "masked-lm",
+        "pretraining_texts_dropped_as_test_copies": splits.dropped_test_copies,
+        "model_type": model_args.model_type,
+        "train_blocks": len(train_blocks),
+        "block_size": data_args.max_seq_length,
+    }
+    return _finish(
+        accelerator, loop, tokenizer, started, (model_args, data_args, train_args), output_dir, extra
+    )
+
+
+@holds_output_dir_lock
+def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
+    """Sequence classification: a transformer from a pretrained dir or from scratch, or the LSTM."""
+    started = time.perf_counter()
+    accelerator = make_accelerator(train_args)
+    check_run(model_args, data_args, train_args, accelerator)
+    set_seed(train_args.seed)
+    with accelerator.main_process_first():
+        splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=True)
+    label_names = splits.train.features[data_args.label_column].names
+    output_dir = prepare_output_dir(train_args, accelerator)
+    with accelerator.main_process_first():
+        tokenizer = get_tokenizer(model_args, data_args, splits.train, output_dir, accelerator)
+        model = build_classifier(model_args, tokenizer, label_names)
+        check_model_fits(model, tokenizer, model_args)
+        if model_args.use_lora:
+            model = apply_lora(model, model_args)
+        encode = partial(
+            tokenize_for_classification,
+            tokenizer=tokenizer,
+            text_column=data_args.text_column,
+            label_column=data_args.label_column,
+            max_length=data_args.max_seq_length,
+            num_proc=data_args.preprocessing_num_workers,
+            load_from_cache=not data_args.overwrite_cache,
+        )
+        train_set, eval_set = encode(splits.train), encode(splits.validation)
+        test_set = encode(splits.test) if splits.test is not None else None
+    collator = padding_collator(tokenizer, accelerator.mixed_precision, with_lengths=model_args.is_lstm)
+    device = accelerator.device
+    train_loader = train_dataloader(train_set, collator, train_args, accelerator.num_processes, device)
+    metric_fn = partial(classification_metrics, num_labels=len(label_names))
+    save_run_recipe(output_dir, accelerator, model_args, data_args, train_args)
+    loop = train_loop(
+        model,
+        train_loader,
+        eval_dataloader(eval_set, collator, train_args, device),
+        train_args,
+        accelerator,
+        metric_fn,
+        recipe=recipe_dict(model_args, data_args, train_args),
+    )
+    extra: dict[str, Any] = {
+        "task": "sequence-classification",
+        "model_type": model_args.model_type,
+        "init": model_args.model_name_or_path or "scratch",
+        "train_examples": len(train_set),
+        "labels": label_names,
+    }
+    if test_set is not None:
+        test_loader = accelerator.prepare(eval_dataloader(test_set, collator, train_args, device))
+        # The test split is touched once, after training and model selection on validation.
+        extra |= evaluate_model(loop.model, test_loader, accelerator, metric_fn, prefix="test")
+    return _finish(
+        accelerator, loop, tokenizer, started, (model_args, data_args, train_args), output_dir, extra
+    )
