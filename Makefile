@@ -40,9 +40,11 @@ study: demo
 #   make imdb-cpu STUDY_FLAGS="--seeds 0 1 2 3 4 --pretrain_budgets 725 1450 2900 11600 23200"
 # (about 2½ more hours on 2 cores: the 47.5M-token budget where the transformer's gain clears its interval).
 IMDB_DATA ?= ../shared/data/imdb
+# IMDB_STUDY=recipes/imdb_cpu/objectives.yaml: MLM 15 % / 40 % and RTD at equal FLOPs (issue 33).
+IMDB_STUDY ?= recipes/imdb_cpu/study.yaml
 STUDY_FLAGS ?=
 imdb-cpu: $(STAMP)
-	$(BIN)/python scripts/study.py recipes/imdb_cpu/study.yaml \
+	$(BIN)/python scripts/study.py $(IMDB_STUDY) \
 	  --pretrain_overrides="--train_file $(IMDB_DATA)/unsup.jsonl.gz $(IMDB_DATA)/train.jsonl.gz --train_split train --test_file $(IMDB_DATA)/test.jsonl.gz" \
 	  --finetune_overrides="--train_file $(IMDB_DATA)/train.jsonl.gz --test_file $(IMDB_DATA)/test.jsonl.gz" \
 	  $(STUDY_FLAGS)

@@ -9,15 +9,29 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
+import psutil
+
 # Generous for 2 shared CPU cores; the pytest-timeout in pyproject.toml bounds the whole test above it.
 DEFAULT_TIMEOUT = 300
 
 
 def kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL everything in the process's group (the child and all it started), then reap the child."""
+    """SIGKILL the child, its process group and every process it started, then reap the child.
+
+    The group alone is not enough: torchrun starts each rank with `start_new_session=True`, so the
+    ranks sit in groups of their own; they are found as descendants before anything is killed (a
+    rank whose launcher is gone is reparented and could no longer be found)."""
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
     with suppress(ProcessLookupError):  # the group is already empty
         os.killpg(process.pid, signal.SIGKILL)
+    for descendant in descendants:
+        with suppress(psutil.NoSuchProcess):
+            descendant.kill()
     process.wait()
+    psutil.wait_procs(descendants, timeout=30)
 
 
 @contextmanager

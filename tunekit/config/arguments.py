@@ -101,9 +101,23 @@ class ModelArguments(LoraArguments):
     objective: str | None = field(
         default=None,
         metadata=help_meta(
-            "Pretraining objective: mlm (encoders) or clm (next-token, decoders llama/gpt2); "
-            "unset = the model type's own.",
-            choices=("mlm", "clm"),
+            "Pretraining objective: mlm (encoders), rtd (replaced-token detection, ELECTRA: encoders) "
+            "or clm (next-token, decoders llama/gpt2); unset = the model type's own.",
+            choices=("mlm", "rtd", "clm"),
+        ),
+    )
+    generator_size_ratio: float = field(
+        default=0.25,
+        metadata=help_meta(
+            "objective rtd: the generator's hidden size, feed-forward size and heads as a fraction of "
+            "the discriminator's (same depth; ELECTRA's 1/4 for small models)."
+        ),
+    )
+    rtd_discriminator_weight: float = field(
+        default=50.0,
+        metadata=help_meta(
+            "objective rtd: lambda, the weight of the discriminator's mean per-token loss against the "
+            "generator's mean MLM loss (ELECTRA's 50)."
         ),
     )
 
@@ -149,8 +163,18 @@ class ModelArguments(LoraArguments):
         self._check_objective_and_lora()
 
     def _check_objective_and_lora(self) -> None:
+        if not 0.0 < self.generator_size_ratio <= 1.0:
+            raise TunekitError(f"generator_size_ratio must be in (0, 1], got {self.generator_size_ratio}")
+        if self.rtd_discriminator_weight <= 0:
+            raise TunekitError(
+                f"rtd_discriminator_weight must be positive, got {self.rtd_discriminator_weight}"
+            )
         natural = "clm" if self.is_decoder else "mlm"
-        if self.objective is not None and not self.is_lstm and self.objective != natural:
+        if self.objective == "rtd" and self.model_type not in ENCODER_TYPES:
+            raise TunekitError(
+                f"objective=rtd needs model_type {' or '.join(ENCODER_TYPES)}, got {self.model_type}"
+            )
+        if self.objective not in (None, "rtd") and not self.is_lstm and self.objective != natural:
             kinds = DECODER_TYPES if self.objective == "clm" else ENCODER_TYPES
             raise TunekitError(
                 f"objective={self.objective} needs model_type {' or '.join(kinds)}, got {self.model_type}"
@@ -172,6 +196,10 @@ class ModelArguments(LoraArguments):
     @property
     def is_decoder(self) -> bool:
         return self.model_type in DECODER_TYPES
+
+    @property
+    def is_replaced_token_detection(self) -> bool:
+        return self.objective == "rtd"
 
 
 @dataclass

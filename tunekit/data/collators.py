@@ -9,7 +9,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from tunekit.config import ModelArguments
-from tunekit.data.masking import mlm_collator
+from tunekit.data.masking import ReplacedTokenCollator, mlm_collator
 from tunekit.models.lstm import LENGTHS
 
 
@@ -100,4 +100,6 @@ def pretraining_collator(
         # A decoder is the unidirectional case: next-token targets only, shifted here, not in the model.
         lstm = model_args.is_lstm
         return BlockLanguageModelCollator(tokenizer, lstm, lstm and model_args.bidirectional)
+    if model_args.is_replaced_token_detection:  # the MLM batch plus the replacements' seeded draws
+        return ReplacedTokenCollator(tokenizer=tokenizer, mlm_probability=mlm_probability, seed=seed)
     return mlm_collator(tokenizer, mlm_probability, seed)

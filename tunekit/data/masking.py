@@ -6,7 +6,7 @@ import torch
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
 from tunekit.data.tokenization import BLOCK_ID
-from tunekit.models.mlm_head import masked_batch_keys
+from tunekit.models.mlm_head import MASKED_POSITIONS, masked_batch_keys
 
 
 class BlockSeededMLMCollator(DataCollatorForLanguageModeling):
@@ -76,3 +76,27 @@ def mlm_collator(
     tokenizer: PreTrainedTokenizerBase, mlm_probability: float, seed: int
 ) -> BlockSeededMLMCollator:
     return BlockSeededMLMCollator(tokenizer=tokenizer, mlm_probability=mlm_probability, seed=seed)
+
+
+# Replaced-token detection (tunekit.training.rtd): one uniform in [0, 1) per masked position, in their order.
+REPLACEMENT_DRAWS = "replacement_draws"
+
+
+class ReplacedTokenCollator(BlockSeededMLMCollator):
+    """The seeded MLM batch plus one uniform draw per masked position, made by the block's own
+    generator (seeded by seed, epoch and block id, on a stream apart from the masks') so that the
+    generator's samples do not depend on batching, processes or resumes."""
+
+    def draws_generator(self, block_id: int) -> torch.Generator:
+        key = repr(("replacements", self.seed, self.epoch, block_id)).encode()
+        seed = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") & (2**63 - 1)
+        return torch.Generator().manual_seed(seed)
+
+    def torch_call(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        batch = super().torch_call(examples)
+        length = batch["input_ids"].shape[1]
+        draws = torch.cat(
+            [torch.rand(length, generator=self.draws_generator(example[BLOCK_ID])) for example in examples]
+        )
+        batch[REPLACEMENT_DRAWS] = draws.index_select(0, batch[MASKED_POSITIONS])
+        return batch

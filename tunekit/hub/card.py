@@ -21,6 +21,8 @@ PIPELINE_TAGS = {
     "sequence-classification": "text-classification",
     "masked-lm": "fill-mask",
     "causal-lm": "text-generation",
+    # An encoder without a task head: features, or a classifier fine-tuned from it.
+    "replaced-token-detection": "feature-extraction",
 }
 # Validation metrics are logged as `eval_*`, the test split's as `test_*`.
 SPLIT_PREFIXES = {"validation": "eval_", "test": "test_"}
@@ -32,6 +34,10 @@ METRICS = {
     "masked-lm": {"perplexity": ("perplexity", "Perplexity", None), "loss": ("loss", "Loss", None)},
     "language-model": {"perplexity": ("perplexity", "Perplexity", None), "loss": ("loss", "Loss", None)},
     "causal-lm": {"perplexity": ("perplexity", "Perplexity", None), "loss": ("loss", "Loss", None)},
+    "replaced-token-detection": {
+        "discriminator_accuracy": ("accuracy", "Replaced-token detection accuracy", None),
+        "loss": ("loss", "Loss (generator + lambda x discriminator)", None),
+    },
 }
 # What the model-index calls each task (the LSTM language model predicts next and previous tokens).
 TASK_TYPES = {**PIPELINE_TAGS, "language-model": "text-generation"}
@@ -151,9 +157,30 @@ def _what_it_is(recipe: dict[str, Any], results: dict[str, Any]) -> str:
         return f"A masked language model: {kind} with {parameters}, {pretrained} by tunekit."
     if task == "causal-lm":
         return f"A causal language model: {kind} with {parameters}, {pretrained} by tunekit."
+    if task == "replaced-token-detection":
+        return _replaced_token_detection(kind, results)
     return (
         f"A language model: {kind} with {parameters}, {pretrained} by tunekit, to predict the next token "
         "(and, when bidirectional, the previous one), ULMFiT-style, to be fine-tuned as a classifier."
+    )
+
+
+def _replaced_token_detection(kind: str, results: dict[str, Any]) -> str:
+    """How an ELECTRA-style pretraining was done, and what was kept of it."""
+    parameters = results.get("discriminator_parameters")
+    size = f"{parameters:,} parameters" if parameters else "a small model"
+    generator = results.get("generator_saved_in", "generator")
+    return (
+        f"A text encoder: {kind} with {size}, pretrained from scratch by tunekit with replaced-token "
+        "detection (ELECTRA, Clark et al. 2020; `objective: rtd`). A generator masked LM "
+        f"({results.get('generator_parameters', 0):,} parameters, hidden size "
+        f"{results.get('generator_hidden_size')}, `generator_size_ratio` "
+        f"{results.get('generator_size_ratio')} of this encoder's) filled the masked tokens with samples "
+        "from its softmax, sharing this encoder's token embeddings; this encoder learned to tell every "
+        "token original or replaced, its loss weighted by lambda = "
+        f"{results.get('rtd_discriminator_weight')} against the generator's. This directory holds the "
+        "encoder without its 1-logit detection head (fine-tuning adds its own head); the generator "
+        f"is saved beside it in `{generator}/`, a masked LM that loads with `AutoModelForMaskedLM`."
     )
 
 
@@ -290,6 +317,20 @@ model = AutoModelForMaskedLM.from_pretrained("MODEL")
 
 Fine-tune it as a classifier with tunekit:
 `python scripts/finetune.py RECIPE --model_name_or_path MODEL`."""
+_LOAD_DISCRIMINATOR = """```python
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+features = pipeline("feature-extraction", model="MODEL")
+print(len(features("A wonderful, moving film.")[0]))  # one vector per token
+
+tokenizer = AutoTokenizer.from_pretrained("MODEL")
+encoder = AutoModel.from_pretrained("MODEL")
+classifier = AutoModelForSequenceClassification.from_pretrained("MODEL", num_labels=2)  # a new head
+```
+
+Fine-tune it as a classifier with tunekit:
+`python scripts/finetune.py RECIPE --model_name_or_path MODEL`. The generator loads as a masked LM
+from the `generator` folder (`AutoModelForMaskedLM`, `pipeline("fill-mask", ...)`)."""
 _LOAD_LSTM_LM = """The LSTM language model loads with tunekit:
 
 ```python
@@ -348,6 +389,8 @@ def how_to_load(output_dir: Path, recipe: dict[str, Any], results: dict[str, Any
         template = _LOAD_MASKED_LM.replace("MASK.", f"{_mask_token(output_dir)}.")
     elif task == "causal-lm":
         template = _LOAD_CAUSAL_LM
+    elif task == "replaced-token-detection":
+        template = _LOAD_DISCRIMINATOR
     else:
         template = _LOAD_LSTM_LM
     if (output_dir / "adapter_config.json").is_file():

@@ -122,7 +122,11 @@ class StudyArguments:
         },
     )
     pretrain_budget_unit: str = field(
-        default="steps", metadata={"help": "Unit of pretrain_budgets: 'steps' (optimizer steps) or 'tokens'."}
+        default="steps",
+        metadata={
+            "help": "Unit of pretrain_budgets: 'steps' (optimizer steps), 'tokens', or 'flops' (training "
+            "FLOPs, so objectives of different cost per token compare at equal compute)."
+        },
     )
 
     decoder_pretrain_recipe: str = field(
@@ -171,9 +175,9 @@ class StudyArguments:
             if arm not in self.arms or REGISTRY[arm].pretraining is None
         ]:
             raise TunekitError(f"pretrain_budget_arms: {stray} are not pretrained arms of this study")
-        if self.pretrain_budget_unit not in ("steps", "tokens"):
+        if self.pretrain_budget_unit not in ("steps", "tokens", "flops"):
             raise TunekitError(
-                f"pretrain_budget_unit: {self.pretrain_budget_unit!r} is neither 'steps' nor 'tokens'"
+                f"pretrain_budget_unit: {self.pretrain_budget_unit!r} is not 'steps', 'tokens' or 'flops'"
             )
         if not self.seeds:
             raise TunekitError("seeds: give at least one seed")

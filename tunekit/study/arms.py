@@ -12,10 +12,11 @@ the plots and the probes read everything they need from the `Arm`.
 from dataclasses import dataclass
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
 
 from tunekit.errors import TunekitError
 from tunekit.models.lstm_lm import LSTMForLanguageModeling
+from tunekit.study.objectives import OBJECTIVE_CHANGES
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Probe:
     model: str  # the report's words for the pretrained model, e.g. "masked-LM encoder"
     model_class: type[torch.nn.Module]  # loads the saved pretraining (`from_pretrained`)
     left_to_right: bool  # the word probe asks for the next word (not for a masked one)
+    word_probe: bool = True  # False: the saved model has no LM head to ask (an RTD encoder)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Pretraining:
     # With match_lstm_pretraining_tokens, it trains on as many tokens as this pretraining saw.
     matches_tokens_of: str | None = None
     bf16: bool = False  # pretrained with a bf16 recurrence (bf16_recurrence)
+    # Recipe fields it changes (tunekit.study.objectives: another objective for the same encoder).
+    recipe_changes: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ _LSTM_LM_BF16 = Probe(
     "LSTM language model pretrained with its recurrence in bf16", LSTMForLanguageModeling, left_to_right=True
 )
 _CLM = Probe("causal-LM decoder", AutoModelForCausalLM, left_to_right=True)
+_RTD = Probe("replaced-token-detection encoder", AutoModel, left_to_right=False, word_probe=False)
 
 _TRANSFORMER, _LSTM, _LSTM_BF16, _DECODER = (
     Pretraining("transformer", "transformer_pretrain_recipe", _MLM, "transformer_finetune_recipe"),
@@ -104,6 +109,25 @@ _TRANSFORMER, _LSTM, _LSTM_BF16, _DECODER = (
     ),
 )
 
+# The same encoder pretrained by other objectives, each at its own `pretrain/<name>`
+# (tunekit.study.objectives); all of them are compared with `transformer_scratch`.
+_TRANSFORMER_MLM40, _TRANSFORMER_RTD = (
+    Pretraining(
+        "transformer_mlm40",
+        "transformer_pretrain_recipe",
+        _MLM,
+        "transformer_finetune_recipe",
+        recipe_changes=tuple(OBJECTIVE_CHANGES["mlm40"].items()),
+    ),
+    Pretraining(
+        "transformer_rtd",
+        "transformer_pretrain_recipe",
+        _RTD,
+        "transformer_finetune_recipe",
+        recipe_changes=tuple(OBJECTIVE_CHANGES["rtd"].items()),
+    ),
+)
+
 # The report, its tables and the plot legend list arms in this order.
 REGISTRY: dict[str, Arm] = {
     arm.name: arm
@@ -114,6 +138,22 @@ REGISTRY: dict[str, Arm] = {
             "transformer_finetune_recipe",
             _TRANSFORMER,
             PlotStyle("#08519c", "-"),
+            scratch_twin="transformer_scratch",
+        ),
+        Arm(
+            "transformer_pretrained_mlm40",
+            "transformer",
+            "transformer_finetune_recipe",
+            _TRANSFORMER_MLM40,
+            PlotStyle("#9467bd", "-"),
+            scratch_twin="transformer_scratch",
+        ),
+        Arm(
+            "transformer_pretrained_rtd",
+            "transformer",
+            "transformer_finetune_recipe",
+            _TRANSFORMER_RTD,
+            PlotStyle("#2ca02c", "-", "D"),
             scratch_twin="transformer_scratch",
         ),
         Arm(

@@ -1,7 +1,8 @@
 """The pretraining-budget axis: how much pretraining it takes before it pays.
 
 With `pretrain_budgets` set, every pretraining of the study runs once per budget (in optimizer
-steps or training tokens), and each pretrained arm is fine-tuned from each of them at every label
+steps, training tokens, or training FLOPs: `tunekit.study.objectives`, for objectives that cost
+different amounts per token), and each pretrained arm is fine-tuned from each of them at every label
 budget and seed; scratch arms do not depend on pretraining and run once. The gain of a budget is
 pretrained minus scratch, paired over seeds, at each label budget.
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from tunekit.study.arms import REGISTRY
 from tunekit.study.stats import difference_ci
 
-UNITS = ("steps", "tokens")
+UNITS = ("steps", "tokens", "flops")
 
 
 def budget_dir(root: Path, name: str, budget: int | None, unit: str) -> Path:
@@ -73,6 +74,7 @@ class BudgetGain:
     half_width: float
     method: str
     seeds: int
+    pretrain_flops: float = 0.0  # what the pretraining spent (its train_flops); 0 for older rows
 
     @property
     def above_zero(self) -> bool:
@@ -106,6 +108,7 @@ def budget_gains(rows: list[dict]) -> list[BudgetGain]:
                 arm=arm,
                 pretrain_budget=pretrain_budget,
                 pretrain_tokens=max(int(row.get("pretrain_tokens") or 0) for row in mine),
+                pretrain_flops=max(float(row.get("pretrain_flops") or 0) for row in mine),
                 label_budget=int(label_budget) if label_budget.isdigit() else label_budget,
                 difference=difference,
                 half_width=half_width,
@@ -129,7 +132,8 @@ def crossover(gains: list[BudgetGain], unit: str) -> list[str]:
         if first is not None:
             sentences.append(
                 f"{where}: the gain's 95% interval first lies above zero at {first.pretrain_budget:,} "
-                f"{unit} ({first.pretrain_tokens:,} pretraining tokens): {_signed(first)} points."
+                f"{unit} ({first.pretrain_tokens:,} pretraining tokens{_flops_of(first)}): "
+                f"{_signed(first)} points."
             )
         elif any(math.isnan(g.half_width) for g in curve):
             sentences.append(f"{where}: no interval with one seed, so no crossover can be stated.")
@@ -137,7 +141,7 @@ def crossover(gains: list[BudgetGain], unit: str) -> list[str]:
             largest = curve[-1]
             sentences.append(
                 f"{where}: crossover not reached; at the largest budget ({largest.pretrain_tokens:,} "
-                f"tokens) the gain is {_signed(largest)} points."
+                f"tokens{_flops_of(largest)}) the gain is {_signed(largest)} points."
             )
     return sentences
 
@@ -154,17 +158,25 @@ def report_section(gains: list[BudgetGain], unit: str, plot_name: str) -> list[s
         "the seeds match, else Welch t).",
         "",
     ]
-    header = ["arm", "labels", f"pretraining {unit}", "pretraining tokens", "gain (points)", "seeds"]
+    flops = any(g.pretrain_flops for g in gains)  # rows from before FLOPs were recorded have none
+    header = ["arm", "labels", f"pretraining {unit}", "pretraining tokens"]
+    header += [*(["pretraining FLOPs"] if flops else []), "gain (points)", "seeds"]
     body = [
         [f"`{g.arm}`", str(g.label_budget), f"{g.pretrain_budget:,}", f"{g.pretrain_tokens:,}"]
+        + ([f"{g.pretrain_flops:.3g}" if g.pretrain_flops else "—"] if flops else [])
         + [_signed(g), str(g.seeds)]
         for g in gains
     ]
     out += ["| " + " | ".join(row) + " |" for row in [header, ["---"] * len(header), *body]] + [""]
     out += ["**Crossover** (first budget whose gain interval lies above zero):", ""]
     out += [f"- {sentence}" for sentence in crossover(gains, unit)] + [""]
-    out += [f"![gain against pretraining tokens]({plot_name})", ""]
+    x_axis = "FLOPs" if unit == "flops" else "tokens"
+    out += [f"![gain against pretraining {x_axis}]({plot_name})", ""]
     return out
+
+
+def _flops_of(gain: BudgetGain) -> str:
+    return f", {gain.pretrain_flops:.3g} FLOPs" if gain.pretrain_flops else ""
 
 
 def _signed(gain: BudgetGain) -> str:

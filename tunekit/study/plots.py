@@ -64,9 +64,10 @@ def _short_count(count: float) -> str:
     return f"{count / 1e3:.0f}k" if count >= 1e3 else f"{count:.0f}"
 
 
-def plot_pretraining_gain(path: str | Path, gains: list, title: str) -> None:
-    """Gain of pretraining (points, pretrained minus scratch, 95% CI) against pretraining tokens (log x),
-    one line per pretrained arm and label budget; `gains` are `budgets.BudgetGain`s."""
+def plot_pretraining_gain(path: str | Path, gains: list, title: str, x_axis: str = "tokens") -> None:
+    """Gain of pretraining (points, pretrained minus scratch, 95% CI) against pretraining tokens, or
+    with `x_axis="flops"` the training FLOPs each pretraining spent (log x), one line per pretrained
+    arm and label budget; `gains` are `budgets.BudgetGain`s."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
 
@@ -74,14 +75,18 @@ def plot_pretraining_gain(path: str | Path, gains: list, title: str) -> None:
         raise TunekitError(f"no pretraining-budget gains to plot in {path}")
     figure = Figure(figsize=(8.5, 5), dpi=150)
     ax = figure.add_subplot()
+
+    def x(gain) -> float:
+        return gain.pretrain_flops if x_axis == "flops" else gain.pretrain_tokens
+
+    if x_axis == "flops" and not all(g.pretrain_flops for g in gains):
+        raise TunekitError(f"no pretraining FLOPs recorded for every gain to plot in {path}")
     curves = dict.fromkeys((g.arm, g.label_budget) for g in gains)
     for i, (arm, labels) in enumerate(curves):
-        curve = sorted(
-            (g for g in gains if (g.arm, g.label_budget) == (arm, labels)), key=lambda g: g.pretrain_tokens
-        )
+        curve = sorted((g for g in gains if (g.arm, g.label_budget) == (arm, labels)), key=x)
         style = {**dataclasses.asdict(arm_named(arm).style), "linestyle": ("-", "--", ":", "-.")[i % 4]}
         ax.errorbar(
-            [g.pretrain_tokens for g in curve],
+            [x(g) for g in curve],
             [100 * g.difference for g in curve],
             yerr=[100 * np.nan_to_num(g.half_width) for g in curve],
             label=f"{arm_named(arm).label}, {labels} labels",
@@ -93,10 +98,14 @@ def plot_pretraining_gain(path: str | Path, gains: list, title: str) -> None:
     ax.axhline(0, color="0.4", linewidth=1)
     ax.set_xscale("log")
     # Label the budgets themselves: log-axis minor labels (3x10^6, 4x10^6, ...) overprint each other.
-    tokens = sorted({g.pretrain_tokens for g in gains})
-    ax.set_xticks(tokens, [_short_count(t) for t in tokens])
+    ticks = sorted({x(g) for g in gains})
+    if x_axis == "flops":  # FLOPs budgets differ between objectives by a few percent: small labels
+        ax.set_xticks(ticks, [f"{t:.2g}" for t in ticks], fontsize=7, rotation=30)
+    else:
+        ax.set_xticks(ticks, [_short_count(t) for t in ticks])
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set(xlabel="pretraining tokens (log scale)", ylabel="gain over scratch (accuracy points)", title=title)
+    xlabel = "pretraining FLOPs (log scale)" if x_axis == "flops" else "pretraining tokens (log scale)"
+    ax.set(xlabel=xlabel, ylabel="gain over scratch (accuracy points)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(title="mean ± 95% CI", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=9)
     figure.tight_layout()

@@ -188,7 +188,7 @@ def probe_pretrained(
     model = probe.model_class.from_pretrained(model_dir).to(PartialState().device)
     tokenizer = load_tokenizer(str(model_dir))
     probes = {"linear_probe_accuracy": linear_probe(model, tokenizer, *train, *test, max_length=max_length)}
-    if synthetic_seed is not None:
+    if synthetic_seed is not None and probe.word_probe:  # an RTD encoder has no LM head to ask
         name, word_probe = (
             ("next_word_probe_accuracy", next_word_probe)
             if probe.left_to_right

@@ -38,6 +38,7 @@ from tunekit.study.arms import (
     report_order,
 )
 from tunekit.study.divergence import diverged_record, read_diverged
+from tunekit.study.objectives import with_flops_budget
 from tunekit.study.plots import plot_learning_curve, plot_pretraining_gain
 from tunekit.study.probes import describe_probes, probe_pretrained
 from tunekit.study.publish import check_study_can_push, push_best_models
@@ -135,6 +136,7 @@ class Study:
         }
         if pretraining.bf16:
             changes |= bf16_recurrence(self.args.lstm_bf16_rounded)
+        changes |= dict(pretraining.recipe_changes)  # another objective (tunekit.study.objectives)
         if any(output_dir.glob("checkpoints/step_*/progress.json")):
             changes["resume_from_checkpoint"] = "latest"
         recipe = getattr(self.args, pretraining.recipe)
@@ -142,7 +144,11 @@ class Study:
         if budget is not None:
             per_step = examples_per_step(run_args[2]) * run_args[1].max_seq_length
             unit = self.args.pretrain_budget_unit
-            run_args = (*run_args[:2], budgets.with_budget(run_args[2], budget, unit, per_step))
+            if unit == "flops":  # the steps that spend the budget at this model's FLOPs per token
+                train_args = with_flops_budget(run_args, budget, per_step, str(self.tokenizer_dir))
+            else:
+                train_args = budgets.with_budget(run_args[2], budget, unit, per_step)
+            run_args = (*run_args[:2], train_args)
         # The LSTM LM and the decoder see as many tokens as the encoder did.
         if (reference := pretraining.matches_tokens_of) and self.args.match_lstm_pretraining_tokens:
             # Off the axis, match the reference's longest pretraining.
@@ -204,10 +210,12 @@ class Study:
         results = run_finetuning(*run_args)
         axis = {}
         if pretrain_budget is not None and pretrained_dir is not None:
+            pretrained = json.loads((pretrained_dir / "results.json").read_text())
             axis = {
                 "pretrain_budget": pretrain_budget,
                 "pretrain_budget_unit": self.args.pretrain_budget_unit,
-                "pretrain_tokens": json.loads((pretrained_dir / "results.json").read_text())["tokens_seen"],
+                "pretrain_tokens": pretrained["tokens_seen"],
+                "pretrain_flops": pretrained.get("train_flops"),
             }
         row = axis | {
             "arm": arm.name,
@@ -377,8 +385,9 @@ class Study:
             sections=budgets.report_section(gains, self.args.pretrain_budget_unit, "pretraining_gain.png"),
         )
         if gains:
-            title = "Gain of pretraining against pretraining tokens"
-            plot_pretraining_gain(self.root / "pretraining_gain.png", gains, title=title)
+            x_axis = "flops" if self.args.pretrain_budget_unit == "flops" else "tokens"
+            title = f"Gain of pretraining against pretraining {'FLOPs' if x_axis == 'flops' else 'tokens'}"
+            plot_pretraining_gain(self.root / "pretraining_gain.png", gains, title=title, x_axis=x_axis)
         plot_learning_curve(
             self.root / "learning_curve.png", rows, title="Test accuracy vs labels: pretrained vs scratch"
         )

@@ -21,6 +21,7 @@ from tunekit.models.last_layer import has_query_rows, install_first_token_last_l
 from tunekit.models.mlm_head import install_masked_only_head
 from tunekit.training.fsdp import configure_fsdp_wrapping
 from tunekit.training.precision import configure_matmul, resolve_mixed_precision
+from tunekit.training.rtd import replaced_token_detection_of
 from tunekit.training.step import build_optimizer
 
 
@@ -84,7 +85,8 @@ class PreparedTraining:
         args: TrainArguments,
         accelerator: Accelerator,
     ) -> "PreparedTraining":
-        masked_only = install_masked_only_head(model)
+        # Replaced-token detection installs it on its generator: its targets are the masked tokens too.
+        masked_only = install_masked_only_head(model) or replaced_token_detection_of(model) is not None
         # The last layer runs only where the head reads it: the targets, or a classifier's position 0.
         first_token = install_first_token_last_layer(model)
         last_layer_rows = (

@@ -8,6 +8,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from tunekit.training.metrics import language_model_metrics
+from tunekit.training.rtd import evaluate_detection, replaced_token_detection_of
 from tunekit.training.step import model_forward
 
 MetricFn = Callable[[np.ndarray, np.ndarray], dict[str, float]]
@@ -23,6 +24,8 @@ def evaluate_model(
 ) -> dict[str, float]:
     """Exact distributed evaluation: per-example sums go through `gather_for_metrics`, which drops
     the duplicates that even batches add on the last step."""
+    if replaced_token_detection_of(model) is not None:  # its own terms and accuracies (tunekit.rtd)
+        return evaluate_detection(model, dataloader, accelerator, prefix)
     model.eval()
     sums, counts, predictions, references = [], [], [], []
     with torch.no_grad():

@@ -15,6 +15,7 @@ from torch.nn.functional import cross_entropy
 
 from tunekit.config import TrainArguments
 from tunekit.models.mlm_head import MASKED_KEYS, MASKED_POSITIONS, masked_targets
+from tunekit.training.rtd import micro_batch_loss, replaced_token_detection_of
 
 
 def build_optimizer(model: torch.nn.Module, args: TrainArguments) -> torch.optim.AdamW:
@@ -97,18 +98,28 @@ def optimizer_step(
 
     Items (masked tokens, or examples) are counted over the whole optimizer step and all processes
     (an all-reduce, which the host does not wait on), so the gradient is the exact per-item mean."""
-    local_items = sum((b["labels"] != -100).sum() for b in window)
-    items = accelerator.reduce(local_items.clone(), "sum").clamp(min=1)
+    detection = replaced_token_detection_of(model)
+    if detection is None:
+        local_items = sum((b["labels"] != -100).sum() for b in window)
+        items = accelerator.reduce(local_items.clone(), "sum").clamp(min=1)
+    else:  # two loss terms, two denominators (masked and real tokens), both counted over the step
+        counts = detection.step_counts(window)
+        local_items, items = counts[0], accelerator.reduce(counts.clone(), "sum").clamp(min=1)
     step_loss = torch.zeros((), device=accelerator.device)
     tokens = torch.zeros((), dtype=torch.long, device=accelerator.device)
     for index, batch in enumerate(window):
         last = index == len(window) - 1
         with nullcontext() if last else accelerator.no_sync(model):
-            loss_sum, _, _ = model_forward(model, batch, accelerator, masked_only)
-            # DDP averages gradients over processes; multiplying back makes the result the
-            # global per-item mean.
-            accelerator.backward(loss_sum.sum() * accelerator.num_processes / items)
-        step_loss += loss_sum.sum().detach()
+            if detection is not None:
+                share = micro_batch_loss(model, detection, batch, accelerator, items)
+                accelerator.backward(share * accelerator.num_processes)
+                step_loss += share.detach()  # already divided by the step's counts
+            else:
+                loss_sum, _, _ = model_forward(model, batch, accelerator, masked_only)
+                # DDP averages gradients over processes; multiplying back makes the result the
+                # global per-item mean.
+                accelerator.backward(loss_sum.sum() * accelerator.num_processes / items)
+                step_loss += loss_sum.sum().detach()
         tokens += batch["attention_mask"].sum() if "attention_mask" in batch else batch["input_ids"].numel()
     if args.max_grad_norm > 0:
         accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -117,7 +128,7 @@ def optimizer_step(
     optimizer.zero_grad(set_to_none=True)
     shapes = [batch["input_ids"].shape for batch in window]
     return StepWork(
-        loss=step_loss / items,
+        loss=step_loss if detection is not None else step_loss / items,
         tokens=tokens,
         targets=local_items,
         examples=sum(shape[0] for shape in shapes),

@@ -40,6 +40,13 @@ from tunekit.training.fsdp import save_whole_model
 from tunekit.training.loop import LoopResult, train_loop
 from tunekit.training.metrics import classification_metrics
 from tunekit.training.preflight import check_model_fits, check_run, save_run_recipe
+from tunekit.training.rtd import TASK as RTD_TASK
+from tunekit.training.rtd import (
+    build_replaced_token_detection,
+    detection_results,
+    replaced_token_detection_of,
+    save_replaced_token_detection,
+)
 from tunekit.training.run_lock import LOCK_FILE, holds_output_dir_lock
 from tunekit.training.summary import log_run_summary
 from tunekit.training.teardown import release_training_state
@@ -100,7 +107,9 @@ def _save_model(
 ) -> None:
     """Every process calls it: a whole model's weights are gathered from all of them (FSDP shards
     them); a LoRA adapter is written by the main process alone."""
-    if not is_lora(model):
+    if replaced_token_detection_of(model) is not None:  # discriminator + generator/ (tunekit.rtd)
+        save_replaced_token_detection(accelerator, model, tokenizer, output_dir)
+    elif not is_lora(model):
         save_whole_model(accelerator, model, tokenizer, output_dir)
     elif accelerator.is_main_process:
         tokenizer.save_pretrained(output_dir)
@@ -175,7 +184,11 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     output_dir = prepare_output_dir(train_args, accelerator)
     with accelerator.main_process_first():
         tokenizer = get_tokenizer(model_args, data_args, splits.train, output_dir, accelerator)
-        model = build_pretraining_model(model_args, tokenizer)
+        model = (
+            build_replaced_token_detection(model_args, tokenizer)
+            if model_args.is_replaced_token_detection
+            else build_pretraining_model(model_args, tokenizer)
+        )
         check_model_fits(model, tokenizer, model_args)
         pack = partial(
             tokenize_and_pack,
@@ -210,12 +223,16 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
         if model_args.is_lstm
         else "causal-lm"
         if model_args.is_decoder
+        else RTD_TASK
+        if model_args.is_replaced_token_detection
         else "masked-lm",
         "pretraining_texts_dropped_as_test_copies": splits.dropped_test_copies,
         "model_type": model_args.model_type,
         "train_blocks": len(train_blocks),
         "block_size": data_args.max_seq_length,
     }
+    if model_args.is_replaced_token_detection:
+        extra |= detection_results(loop.model, model_args)
     return _finish(
         accelerator, loop, tokenizer, started, (model_args, data_args, train_args), output_dir, extra
     )

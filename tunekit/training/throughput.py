@@ -36,7 +36,11 @@ def flops_per_token(
     N leaves out the input embedding tables (lookups). For a masked LM the head (transform and the
     vocabulary decoder, tied or not) counts on `head_fraction` of the tokens: the masked share when
     the head runs on masked positions only. The last layer counts on `last_layer_fraction` of them
-    when it runs only where its output is read (`tunekit.models.last_layer`)."""
+    when it runs only where its output is read (`tunekit.models.last_layer`). A model made of several
+    (replaced-token detection: generator + discriminator) counts itself, with `head_fraction` the
+    masked share."""
+    if (own_count := getattr(model, "training_flops_per_token", None)) is not None:
+        return own_count(seq_len, head_fraction)
     embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     body = getattr(model, "base_model", model)
     body_ids = {id(p) for p in body.parameters()}

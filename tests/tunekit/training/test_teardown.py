@@ -92,11 +92,14 @@ def test_ending_a_run_without_a_process_group_arms_nothing():
     assert not exit_watchdog.armed
 
 
-def test_a_timed_out_child_is_killed_with_the_grandchild_it_started(tmp_path: Path):
+# new_session: the grandchild leaves the child's process group, as torchrun's ranks do.
+@pytest.mark.parametrize("new_session", [False, True], ids=["same-group", "own-session"])
+def test_a_timed_out_child_is_killed_with_the_grandchild_it_started(tmp_path: Path, new_session: bool):
     pid_file = tmp_path / "grandchild.pid"
     spawner = (
         "import subprocess, sys, time\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],"
+        f" start_new_session={new_session})\n"
         f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
         "time.sleep(600)\n"
     )
