@@ -30,7 +30,9 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
     """On the model as built; under LoRA, on the transformers model peft wraps."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft's wrapper
     if not getattr(inner, "supports_gradient_checkpointing", False):
-        raise TunekitError(LSTM_REFUSAL)
+        raise TunekitError(
+            f"gradient_checkpointing: {type(inner).__name__} does not support it (transformers models do)"
+        )
     options = {"use_reentrant": False}
     if hasattr(inner, "activation_checkpointing_enable"):  # transformers >= 5.25's name
         inner.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
