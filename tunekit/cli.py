@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.config import RECIPE_DATACLASSES, ModelArguments, parse_recipe
+from tunekit.config.aliases import config_flag_given
 from tunekit.errors import TunekitError
-from tunekit.training.console import quiet_expected_warnings
+from tunekit.training.console import disable_tqdm_bars, is_launcher_main_process, quiet_expected_warnings
 from tunekit.training.preemption import RunStopped, stop_signals
 from tunekit.training.teardown import arm_exit_watchdog_if_distributed, end_run
 
@@ -18,8 +19,13 @@ logger = logging.getLogger(__name__)
 
 
 def setup_logging() -> None:
+    # Under torchrun / accelerate launch, info lines and progress bars come from the main process
+    # only (RANK is set before the process starts); every process still warns.
+    main_process = is_launcher_main_process()
     logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.INFO
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        level=logging.INFO if main_process else logging.WARNING,
     )
     # The libraries' per-call chatter (weight-loading bars, shard writes) drowns the training log.
     for name in ("transformers", "datasets", "accelerate"):
@@ -32,6 +38,8 @@ def setup_logging() -> None:
         transformers.utils.logging.set_verbosity_warning()
         transformers.utils.logging.disable_progress_bar()
         datasets.utils.logging.set_verbosity_warning()
+        if not main_process:
+            datasets.disable_progress_bars()
     except ImportError:  # pragma: no cover - both are dependencies
         pass
 
@@ -54,7 +62,8 @@ def run_script(
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("TUNEKIT_DEBUG", "").lower() in ("1", "true", "yes")
     argv = [item for item in argv if item != "--debug"]
-    use_default = bool(default_recipe) and (not argv or argv[0].startswith("-"))
+    recipe_given = (argv and not argv[0].startswith("-")) or config_flag_given(argv)
+    use_default = bool(default_recipe) and not recipe_given
     if use_default and not {"-h", "--help"} & set(argv):
         argv = [str(default_recipe), *_default_recipe_adjustments(argv)]
     try:
@@ -62,7 +71,8 @@ def run_script(
             configs = parse_recipe(argv, dataclass_types)
             if use_default:
                 _check_default_recipe_model(configs, argv)
-            task(*configs)
+            with disable_tqdm_bars(configs):
+                task(*configs)
         status = 0
     except TunekitError as error:
         if debug:

@@ -44,6 +44,20 @@ class ModelArguments(LoraArguments):
         default=None,
         metadata=help_meta("Load this tokenizer (dir or Hub name); unset = train one on the training text."),
     )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata=help_meta(
+            "Allow model_name_or_path / tokenizer_name_or_path to run the Python code their repository "
+            "ships (transformers' trust_remote_code)."
+        ),
+    )
+    attn_implementation: str | None = field(
+        default=None,
+        metadata=help_meta(
+            "A transformer's attention: eager, sdpa, flex_attention, flash_attention_2, ... (transformers' "
+            "attn_implementation); unset = sdpa, with tunekit's padded-batch masks."
+        ),
+    )
     vocab_size: int = field(default=4096, metadata=help_meta("Vocabulary size when training a tokenizer."))
     tokenizer_training_chars: int = field(
         default=TOKENIZER_TRAINING_CHARS,
@@ -113,6 +127,7 @@ class ModelArguments(LoraArguments):
             "model_name_or_path",
             "tokenizer_name_or_path",
             "objective",
+            "attn_implementation",
             "lstm_recurrence_rounding",
         )
         require_positive(
@@ -163,6 +178,10 @@ class ModelArguments(LoraArguments):
             kinds = DECODER_TYPES if self.objective == "clm" else ENCODER_TYPES
             raise TunekitError(
                 f"objective={self.objective} needs model_type {' or '.join(kinds)}, got {self.model_type}"
+            )
+        if self.attn_implementation is not None and self.is_lstm:
+            raise TunekitError(
+                "attn_implementation: the LSTM has no attention; leave it unset for model_type lstm"
             )
         if self.use_lora and self.is_lstm:
             raise TunekitError(

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
+from tunekit.config import aliases as recipe_aliases
 from tunekit.config.arguments import MODEL_TYPES, TRANSFORMER_TYPES, DataArguments, ModelArguments
 from tunekit.config.lora import PEFT_SECTION_KEYS
 from tunekit.config.training import SECRET_FIELDS, TrainArguments
@@ -131,19 +132,25 @@ def parse_recipe(
     The recipe gives values, later command-line flags override them, and every value goes
     through the same argparse type check. Unknown keys and bad values raise TunekitError.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _RecipeParser(dataclass_types, allow_abbrev=False)
+    # The Trainer's and TRL's spellings (bf16, use_peft, --config, ...) become tunekit's fields here.
+    argv = recipe_aliases.take_config_flag(list(sys.argv[1:] if argv is None else argv))
+    parser = _RecipeParser(dataclass_types, allow_abbrev=False, epilog=recipe_aliases.HELP)
     known = {f.name for cls in dataclass_types for f in dataclasses.fields(cls)}
+    recipe_path = argv.pop(0) if argv and not argv[0].startswith("-") else None
+    command_line, given = recipe_aliases.resolve_command_line(_attach_negative_numbers(argv), known)
     recipe_argv: list[str] = []
-    if argv and not argv[0].startswith("-"):
-        recipe_path = argv.pop(0)
+    if recipe_path is not None:
         defaults = {f.name: f.default for cls in dataclass_types for f in dataclasses.fields(cls)}
-        recipe_argv = _yaml_to_argv(load_recipe_file(recipe_path, known), defaults)
+        aliases = {alias for alias, target in recipe_aliases.ALIASES.items() if target in known}
+        values = recipe_aliases.resolve_layer(
+            load_recipe_file(recipe_path, known | aliases), known, recipe_path
+        )
+        recipe_argv = _yaml_to_argv(recipe_aliases.drop_replaced(values, given), defaults)
         try:
             parser.parse_known_args(recipe_argv)
         except TunekitError as error:
             raise TunekitError(f"{recipe_path}: {error}") from None
-    namespace, unknown = parser.parse_known_args(recipe_argv + _attach_negative_numbers(argv))
+    namespace, unknown = parser.parse_known_args(recipe_argv + command_line)
     if unknown:
         flag = next((item for item in unknown if item.startswith("-")), unknown[0])
         name = flag.lstrip("-").split("=")[0].replace("-", "_")

@@ -7,9 +7,10 @@ TunekitError with one line that names the field.
 from dataclasses import dataclass, field
 
 from tunekit.config.fields import clear_none_words, help_meta, require_positive
+from tunekit.config.trackers import normalize_report_to
 from tunekit.errors import TunekitError
 
-# Why `padding_free` is refused (README, "Padding-free batches are not available here").
+# Why `padding_free` is refused (docs/design.md, "Padding-free batches are not available here").
 PADDING_FREE_UNAVAILABLE = (
     "padding_free needs attn_implementation=flash_attention_2 (flash-attn is not installed) and a "
     "classifier that pools each flattened sequence; sdpa/flex ignore packed position_ids in "
@@ -53,6 +54,13 @@ class TrainArguments:
     warmup_ratio: float = field(
         default=0.06, metadata=help_meta("Share of optimizer steps spent warming up.")
     )
+    warmup_steps: float = field(
+        default=0,
+        metadata=help_meta(
+            "Warmup in optimizer steps (the Trainer's name); 0 < x < 1 is a share of the run, as in "
+            "transformers 5. Replaces warmup_ratio when > 0."
+        ),
+    )
     max_grad_norm: float = field(default=1.0, metadata=help_meta("Gradient clipping norm; 0 disables."))
     mixed_precision: str | None = field(
         default="auto",
@@ -68,8 +76,24 @@ class TrainArguments:
     eval_steps: int = field(
         default=0, metadata=help_meta("Evaluate every N optimizer steps; 0 = only at the end.")
     )
+    eval_strategy: str | None = field(
+        default=None,
+        metadata=help_meta(
+            "The Trainer's name: steps (every eval_steps), epoch (at the end of each epoch) or no (only "
+            "the final evaluation); unset = eval_steps decides.",
+            choices=("no", "steps", "epoch"),
+        ),
+    )
     logging_steps: int = field(default=10, metadata=help_meta("Log training loss every N optimizer steps."))
     save_steps: int = field(default=0, metadata=help_meta("Checkpoint every N optimizer steps; 0 = never."))
+    save_strategy: str | None = field(
+        default=None,
+        metadata=help_meta(
+            "The Trainer's name: steps (every save_steps), epoch (at the end of each epoch but the last, "
+            "whose weights are the saved model) or no; unset = save_steps decides.",
+            choices=("no", "steps", "epoch"),
+        ),
+    )
     save_total_limit: int = field(default=2, metadata=help_meta("Checkpoints kept; older ones are deleted."))
     resume_from_checkpoint: str | None = field(
         default=None, metadata=help_meta("'latest' or a checkpoint dir: continue at the exact next batch.")
@@ -81,11 +105,12 @@ class TrainArguments:
     metric_for_best_model: str = field(
         default="loss", metadata=help_meta("Validation metric for model selection: loss, accuracy, f1, ...")
     )
-    report_to: str = field(
-        default="tensorboard",
+    report_to: list[str] = field(
+        default_factory=lambda: ["tensorboard"],
         metadata=help_meta(
-            "Tracker for accelerate: tensorboard (used when installed) or none.",
-            choices=("tensorboard", "none"),
+            "Trackers, through accelerate: all, none, or any of tensorboard (the default, used when "
+            "installed), wandb, mlflow, trackio, comet_ml, aim, clearml, dvclive, swanlab; each logs the "
+            "metrics and the resolved recipe. Optional extras: pip install 'tunekit[wandb]'."
         ),
     )
     dataloader_num_workers: int = field(
@@ -109,6 +134,13 @@ class TrainArguments:
         default=True, metadata=help_meta("Save the final model and tokenizer (a study's cells may skip it).")
     )
     disable_tqdm: bool = field(default=False, metadata=help_meta("Hide progress bars."))
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata=help_meta(
+            "Recompute each transformer layer's activations in the backward pass instead of keeping "
+            "them (transformers' gradient_checkpointing_enable): less memory, about a third more compute."
+        ),
+    )
     torch_compile: bool = field(
         default=False,
         metadata=help_meta(
@@ -133,7 +165,9 @@ class TrainArguments:
     )
     padding_free: bool = field(
         default=False,
-        metadata=help_meta("Flattened batches without padding: not available here (see README); refused."),
+        metadata=help_meta(
+            "Flattened batches without padding: not available here (see docs/design.md); refused."
+        ),
     )
     # Sharing on the Hub (tunekit.hub.push, tunekit.hub.card).
     push_to_hub: bool = field(
@@ -159,6 +193,7 @@ class TrainArguments:
 
     def __post_init__(self) -> None:
         clear_none_words(self, "hub_model_id", "hub_token", "license")
+        self.report_to = normalize_report_to(self.report_to)
         if self.push_to_hub and not self.save_model:
             raise TunekitError("push_to_hub needs save_model true: there is no model to push")
         require_positive(
@@ -186,3 +221,24 @@ class TrainArguments:
                 raise TunekitError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.padding_free:
             raise TunekitError(PADDING_FREE_UNAVAILABLE)
+        self._check_strategies()
+
+    def _check_strategies(self) -> None:
+        if self.warmup_steps < 0 or (self.warmup_steps > 1 and self.warmup_steps != int(self.warmup_steps)):
+            raise TunekitError(
+                f"warmup_steps must be a whole number of steps, or a share in (0, 1), got {self.warmup_steps}"
+            )
+        for kind in ("eval", "save"):
+            strategy, steps = getattr(self, f"{kind}_strategy"), getattr(self, f"{kind}_steps")
+            if strategy == "steps" and steps <= 0:
+                raise TunekitError(f"{kind}_strategy=steps needs {kind}_steps > 0, got {steps}")
+            if strategy in ("no", "epoch") and steps > 0:
+                raise TunekitError(
+                    f"{kind}_strategy={strategy} and {kind}_steps={steps} disagree; give one of them"
+                )
+
+    def warmup_steps_for(self, total_steps: int) -> int:
+        """Warmup in optimizer steps: warmup_steps when set (below 1, a share of the run), else the ratio."""
+        if self.warmup_steps >= 1:
+            return int(self.warmup_steps)
+        return int((self.warmup_steps or self.warmup_ratio) * total_steps)

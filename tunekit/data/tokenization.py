@@ -14,9 +14,11 @@ from tunekit.errors import TunekitError
 BLOCK_ID = "block_id"
 
 
-def load_tokenizer(name_or_path: str, field_name: str = "tokenizer_name_or_path") -> PreTrainedTokenizerBase:
+def load_tokenizer(
+    name_or_path: str, field_name: str = "tokenizer_name_or_path", trust_remote_code: bool = False
+) -> PreTrainedTokenizerBase:
     try:
-        return AutoTokenizer.from_pretrained(name_or_path)
+        return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise TunekitError(

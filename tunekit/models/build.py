@@ -211,10 +211,34 @@ def from_pretrained_reporting_head_swap(auto_class: Any, source: str, **kwargs: 
     return model
 
 
+def _load_options(model_args: ModelArguments) -> dict[str, Any]:
+    """transformers' loading options a recipe may name (`trust_remote_code`, `attn_implementation`)."""
+    options: dict[str, Any] = {}
+    if model_args.trust_remote_code and not model_args.is_lstm:  # tunekit's LSTM is registered locally
+        options["trust_remote_code"] = True
+    if model_args.attn_implementation is not None:
+        options["attn_implementation"] = model_args.attn_implementation
+    return options
+
+
+def _from_config(auto_class: Any, config: PretrainedConfig, model_args: ModelArguments) -> PreTrainedModel:
+    try:
+        return auto_class.from_config(config, **_load_options(model_args))
+    except (ImportError, ValueError) as error:
+        if model_args.attn_implementation is None:
+            raise
+        raise TunekitError(
+            f"attn_implementation={model_args.attn_implementation}: {str(error).splitlines()[0]}"
+        ) from None
+
+
 def _from_pretrained(auto_class: Any, model_args: ModelArguments, **kwargs: Any) -> PreTrainedModel:
     source = model_args.model_name_or_path
+    kwargs |= _load_options(model_args)
     try:
-        saved_type = AutoConfig.from_pretrained(source).model_type
+        saved_type = AutoConfig.from_pretrained(
+            source, trust_remote_code=model_args.trust_remote_code
+        ).model_type
         expected = LSTMConfig.model_type if model_args.is_lstm else model_args.model_type
         if saved_type != expected:
             raise TunekitError(
@@ -222,7 +246,15 @@ def _from_pretrained(auto_class: Any, model_args: ModelArguments, **kwargs: Any)
                 f"{model_args.model_type}"
             )
         return from_pretrained_reporting_head_swap(auto_class, source, **kwargs)
-    except (OSError, ValueError, SafetensorError) as error:
+    except (ImportError, ValueError) as error:
+        if model_args.attn_implementation is not None and "attn" in str(error).lower():
+            raise TunekitError(
+                f"attn_implementation={model_args.attn_implementation}: {str(error).splitlines()[0]}"
+            ) from None
+        raise TunekitError(
+            f"model_name_or_path: cannot load {source!r} ({str(error).splitlines()[0]})"
+        ) from None
+    except (OSError, SafetensorError) as error:
         raise TunekitError(
             f"model_name_or_path: cannot load {source!r} ({str(error).splitlines()[0]})"
         ) from None
@@ -245,7 +277,7 @@ def build_pretraining_model(
         model = _from_pretrained(auto_class, model_args, **_overrides(model_args))
         used_rows = max(len(tokenizer), model.config.vocab_size)
     else:
-        model = auto_class.from_config(transformer_config(model_args, tokenizer))
+        model = _from_config(auto_class, transformer_config(model_args, tokenizer), model_args)
         used_rows = len(tokenizer)
     # A decoder's head has no bias to silence padded rows with: it keeps the tokenizer's size.
     return model if model_args.is_decoder else pad_vocabulary(model, used_rows)
@@ -274,7 +306,8 @@ def build_classifier(
         return _from_pretrained(
             AutoModelForSequenceClassification, model_args, **labels, **_overrides(model_args)
         )
-    return AutoModelForSequenceClassification.from_config(transformer_config(model_args, tokenizer, **labels))
+    config = transformer_config(model_args, tokenizer, **labels)
+    return _from_config(AutoModelForSequenceClassification, config, model_args)
 
 
 def count_parameters(model: PreTrainedModel) -> int:

@@ -398,6 +398,8 @@ class Study:
                 f"{results.get('tokens_seen', 0):,} tokens, {results.get('num_parameters', 0):,} parameters"
             )
         print(f"report: {self.root / 'report.md'}  plot: {self.root / 'learning_curve.png'}")
+        cells = f"{len(rows)} cells" + (f", {len(diverged)} diverged" if diverged else "")
+        print(f"results: {self.results_path} ({cells})")
         if self.args.push_to_hub and PartialState().is_main_process:
             for arm_name, url in push_best_models(self.args, rows).items():
                 print(f"pushed best {arm_name}: {url}")

@@ -1,7 +1,6 @@
 """The Accelerator every run gets, what it prepares for the loop, and the plain model behind its
 wrappers."""
 
-import importlib.util
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +13,10 @@ from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
 from tunekit.config import TrainArguments
+from tunekit.config.trackers import trackers_for
 from tunekit.models.attention_masks import install_known_padding_masks, skip_pad_token_search
 from tunekit.models.cpu_dropout import install_cpu_dropout
+from tunekit.models.gradient_checkpointing import enable_gradient_checkpointing
 from tunekit.models.last_layer import has_query_rows, install_first_token_last_layer
 from tunekit.models.mlm_head import install_masked_only_head
 from tunekit.training.fsdp import configure_fsdp_wrapping
@@ -25,7 +26,7 @@ from tunekit.training.step import build_optimizer
 
 
 def make_accelerator(args: TrainArguments) -> Accelerator:
-    tracker = args.report_to == "tensorboard" and importlib.util.find_spec("tensorboard") is not None
+    trackers = trackers_for(args.report_to)
     # Every run (a demo stage, a study cell) brings its own precision; accelerate keeps one global
     # state per process, so it is reset here. The process group (PartialState) is kept.
     AcceleratorState._reset_state()
@@ -40,7 +41,7 @@ def make_accelerator(args: TrainArguments) -> Accelerator:
         # the distinct shapes. Saved weights carry no
         # `_orig_mod.` prefix: whatever saves or reads the state unwraps with keep_torch_compile=False.
         dynamo_backend=args.torch_compile_backend if args.torch_compile else None,
-        log_with="tensorboard" if tracker else None,
+        log_with=trackers or None,
         project_config=ProjectConfiguration(
             project_dir=args.output_dir, logging_dir=f"{args.output_dir}/runs"
         ),
@@ -99,6 +100,8 @@ class PreparedTraining:
         # Dropout that draws a quarter of torch's random numbers where it runs on a CPU, uncompiled;
         # like the attention, each call decides, so on CUDA or under compile it is torch's.
         install_cpu_dropout(model)
+        if args.gradient_checkpointing:
+            enable_gradient_checkpointing(model)
         # On the device before the optimizer is built, so it can pick the fused CUDA kernel.
         optimizer = build_optimizer(model.to(accelerator.device), args)
         configure_fsdp_wrapping(accelerator, model)
@@ -115,7 +118,7 @@ class PreparedTraining:
         scheduler = get_scheduler(
             args.lr_scheduler_type,
             optimizer,
-            num_warmup_steps=int(args.warmup_ratio * total_steps),
+            num_warmup_steps=args.warmup_steps_for(total_steps),
             num_training_steps=total_steps,
         )
         accelerator.register_for_checkpointing(scheduler)

@@ -13,7 +13,7 @@ import logging
 import pickle
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -40,6 +40,8 @@ class Progress:
     train_runtime: float = 0.0
     best_metric: float | None = None
     best_step: int | None = None
+    total_steps: int | None = None  # the horizon the schedule was built for (unknown in older checkpoints)
+    schedule_extensions: list[dict] = field(default_factory=list)  # tunekit.training.schedule_extension
 
     def save(self, directory: Path) -> None:
         atomic_write_text(directory / PROGRESS_FILE, json.dumps(asdict(self)))

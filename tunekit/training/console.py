@@ -7,6 +7,7 @@ an ETA, plus one line per finished cell.
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,14 +48,17 @@ class StudyProgress:
     def running(self) -> Iterator[None]:
         """While a cell trains, the loop's info lines (best weights restored...) stay off the console:
         the cell's one line says how it went. Warnings still show."""
-        loop_logger = logging.getLogger("tunekit.training.loop")
-        level = loop_logger.level
-        loop_logger.setLevel(logging.WARNING)
+        # The loop's lines and each run's evaluations and end-of-run block (tunekit.training.summary).
+        quieted = [logging.getLogger(name) for name in ("tunekit.training.loop", "tunekit.training.summary")]
+        levels = [each.level for each in quieted]
+        for each in quieted:
+            each.setLevel(logging.WARNING)
         try:
             with logging_redirect_tqdm():  # log lines above the bar, not through it
                 yield
         finally:
-            loop_logger.setLevel(level)
+            for each, level in zip(quieted, levels, strict=True):
+                each.setLevel(level)
 
     def cell_done(self, row: dict[str, Any]) -> None:
         self._finished(row, f"test accuracy {row['test_accuracy']:.4f} in {row['wall_time']:.0f} s")
@@ -78,6 +82,19 @@ class _TiedWeightsNote(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "Removed shared tensor" not in record.getMessage()
+
+
+def is_launcher_main_process() -> bool:
+    """Rank 0 of a torchrun / accelerate launch, or a process started alone (read from the launcher's
+    RANK, before any process group exists)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def disable_tqdm_bars(configs: tuple[Any, ...]) -> contextlib.AbstractContextManager:
+    """`--disable_tqdm true` hides datasets' tokenize/map bars too, not only the training bar."""
+    if any(getattr(config, "disable_tqdm", False) for config in configs):
+        return quiet_runs()
+    return contextlib.nullcontext()
 
 
 def quiet_expected_warnings() -> None:

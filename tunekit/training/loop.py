@@ -12,6 +12,7 @@ The step loop waits for the device only in `TrainingRun.flush` (logging steps, c
 in evaluation: a step's loss, token counts and finiteness check stay on the device until then.
 """
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -23,8 +24,10 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from tunekit.config import TrainArguments
+from tunekit.config.trackers import tracker_config
 from tunekit.errors import TunekitError
 from tunekit.training.accelerator import PreparedTraining, plain_model
 from tunekit.training.checkpoint import (
@@ -38,7 +41,9 @@ from tunekit.training.compile_stats import CompileWatch
 from tunekit.training.evaluation import MetricFn, evaluate_model, is_better
 from tunekit.training.host_syncs import HostSyncWatch
 from tunekit.training.preemption import RunGuard
+from tunekit.training.schedule_extension import rebuild_schedule_at
 from tunekit.training.step import LossWindow, optimizer_step
+from tunekit.training.summary import log_evaluation
 from tunekit.training.throughput import MetricsLog, ThroughputMeter, postfix
 
 __all__ = ["LoopResult", "train_loop"]
@@ -52,6 +57,7 @@ class LoopResult:
     progress: Progress
     final_metrics: dict[str, float]
     throughput: dict[str, Any]  # tokens/s, MFU, peak memory over the run's optimizer steps
+    train_loss: float | None = None  # the mean loss of the last logging window
 
 
 def train_loop(
@@ -61,13 +67,15 @@ def train_loop(
     args: TrainArguments,
     accelerator: Accelerator,
     metric_fn: MetricFn | None = None,
+    recipe: dict[str, Any] | None = None,
 ) -> LoopResult:
     """Train, evaluating every `eval_steps` and at the end; return progress and final eval metrics.
 
-    Pass dataloaders that are not yet prepared; the loop prepares them with the model.
+    Pass dataloaders that are not yet prepared; the loop prepares them with the model. `recipe` (the
+    resolved recipe) goes to the trackers as the run's config.
     """
     prepared = PreparedTraining.build(model, train_dataloader, eval_dataloader, args, accelerator)
-    return TrainingRun(prepared, args, accelerator, metric_fn).run()
+    return TrainingRun(prepared, args, accelerator, metric_fn, recipe).run()
 
 
 class TrainingRun:
@@ -80,6 +88,7 @@ class TrainingRun:
         args: TrainArguments,
         accelerator: Accelerator,
         metric_fn: MetricFn | None,
+        recipe: dict[str, Any] | None = None,
     ) -> None:
         self.prepared = prepared
         self.args, self.accelerator, self.metric_fn = args, accelerator, metric_fn
@@ -88,15 +97,20 @@ class TrainingRun:
         self.best_state: dict[str, torch.Tensor] | None = None
         if args.resume_from_checkpoint:
             self._resume()
+        self.progress.total_steps = self.total_steps
         self.log = MetricsLog(accelerator, args.output_dir)
         if accelerator.is_main_process:
-            accelerator.init_trackers("tunekit", init_kwargs=self._forget_steps_past_the_checkpoint())
+            accelerator.init_trackers(
+                "tunekit",
+                config=tracker_config(recipe) if recipe else None,
+                init_kwargs=self._forget_steps_past_the_checkpoint(),
+            )
         self.bar = tqdm(
             total=self.total_steps,
             initial=self.progress.global_step,
             desc="training",
             dynamic_ncols=True,
-            disable=args.disable_tqdm or not accelerator.is_local_main_process,
+            disable=args.disable_tqdm or not accelerator.is_main_process,
         )
         self.started = time.perf_counter() - self.progress.train_runtime
         self.meter = ThroughputMeter(
@@ -104,6 +118,7 @@ class TrainingRun:
         )
         self.window = LossWindow(accelerator.device)
         self.final_metrics: dict[str, float] = {}
+        self.last_train_loss: float | None = None
         self.guard = RunGuard(accelerator, args.output_dir)  # SIGTERM/SIGINT and non-finite loss
         self.syncs = HostSyncWatch(args.debug_host_syncs, accelerator.device)
         self.compiles = CompileWatch() if args.torch_compile else None  # results.json: compile_*
@@ -135,6 +150,12 @@ class TrainingRun:
         self.progress = Progress.load(checkpoint)
         self.best_state = load_best_state(checkpoint)
         logger.info("resumed from %s at step %d", checkpoint, self.progress.global_step)
+        old_total = self.progress.total_steps
+        if old_total is not None and old_total != self.total_steps:  # --max_steps changed: extend
+            scheduler, step = self.prepared.scheduler, self.progress.global_step
+            self.progress.schedule_extensions.append(
+                rebuild_schedule_at(scheduler, step, old_total, self.total_steps)
+            )
 
     def _forget_steps_past_the_checkpoint(self) -> dict[str, Any]:
         """A run killed after its last checkpoint logged steps it will now train again: metrics.jsonl
@@ -152,9 +173,11 @@ class TrainingRun:
     def run(self) -> LoopResult:
         self.model.train()
         self.meter.resume()
-        while self.progress.global_step < self.total_steps:
-            self._run_epoch()
-        return self._finish()
+        # Log lines (each evaluation's) print above the training bar, not glued to its end.
+        with logging_redirect_tqdm() if not self.bar.disable else contextlib.nullcontext():
+            while self.progress.global_step < self.total_steps:
+                self._run_epoch()
+            return self._finish()
 
     def _run_epoch(self) -> None:
         progress, loader = self.progress, self.prepared.train_dataloader
@@ -172,6 +195,7 @@ class TrainingRun:
             if not micro_batches:  # the epoch ran out of batches
                 progress.epoch += 1
                 progress.batches_in_epoch = 0
+                self._after_epoch()
                 return
             self._after_step()
 
@@ -215,9 +239,20 @@ class TrainingRun:
                 self.save()
             raise self.guard.preempted(step)
 
+    def _after_epoch(self) -> None:
+        """eval_strategy / save_strategy `epoch`, at the end of each epoch the run goes on after (the
+        last one ends in the final evaluation and the saved model)."""
+        if self.args.eval_strategy == "epoch":
+            self.meter.pause(sync=True)
+            self.final_metrics = self.evaluate()
+            self.meter.resume()
+        if self.args.save_strategy == "epoch":
+            self.save()
+
     def _log_step(self) -> None:
         self.guard.check_finite()
         record = {"epoch": self.progress.epoch, "loss": self.flush()}
+        self.last_train_loss = record["loss"]
         record |= {
             "learning_rate": self.prepared.scheduler.get_last_lr()[0],
             "tokens_seen": self.progress.tokens_seen,
@@ -267,6 +302,8 @@ class TrainingRun:
             masked_only=prepared.masked_only,
         )
         self.log.write({"epoch": progress.epoch, **metrics}, progress.global_step)
+        if self.accelerator.is_main_process:
+            log_evaluation(progress.global_step, metrics)
         value = metrics.get(f"eval_{args.metric_for_best_model}")
         if value is not None and is_better(value, progress.best_metric, args.metric_for_best_model):
             progress.best_metric, progress.best_step = value, progress.global_step
@@ -294,7 +331,7 @@ class TrainingRun:
             )
         progress.train_runtime = time.perf_counter() - self.started
         self.bar.close()
-        return LoopResult(self.model, progress, self.final_metrics, throughput)
+        return LoopResult(self.model, progress, self.final_metrics, throughput, self.last_train_loss)
 
     def _plain(self) -> torch.nn.Module:
         return plain_model(self.accelerator, self.model)

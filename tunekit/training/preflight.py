@@ -23,9 +23,11 @@ from tunekit.config.arguments import DataArguments, ModelArguments
 from tunekit.config.training import TrainArguments
 from tunekit.errors import TunekitError
 from tunekit.hub.push import check_can_push, target_from_args
+from tunekit.models.gradient_checkpointing import check_gradient_checkpointing
 from tunekit.models.lstm import LSTMConfig
 from tunekit.training.checkpoint import resolve_checkpoint
 from tunekit.training.run_lock import LOCK_FILE, lock_output_dir
+from tunekit.training.schedule_extension import check_horizon
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,9 @@ RESUME_MAY_CHANGE = frozenset(
         "preprocessing_num_workers",
         "overwrite_cache",
         "per_device_eval_batch_size",
+        # A longer (or shorter) horizon extends the run; training.schedule_extension rebuilds its schedule.
+        "max_steps",
+        "num_train_epochs",
     }
 )
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -56,13 +61,14 @@ def check_run(
     """Everything that can be checked before loading data; raises TunekitError on the first problem."""
     model_config = None
     if model_args.model_name_or_path:
-        model_config = check_model_source(model_args.model_name_or_path)
+        model_config = check_model_source(model_args.model_name_or_path, model_args.trust_remote_code)
         check_model_type(model_args, model_config)
     if model_args.tokenizer_name_or_path:
         check_local_source(model_args.tokenizer_name_or_path, "tokenizer_name_or_path", _TOKENIZER_FILES)
     elif model_config is not None and Path(model_args.model_name_or_path).is_dir():
         check_local_source(model_args.model_name_or_path, "model_name_or_path", _TOKENIZER_FILES)
     check_positions(model_args, data_args, model_config)
+    check_gradient_checkpointing(model_args, train_args)
     # Before the emptiness check: a directory another run is filling is refused naming that run.
     lock_output_dir(train_args.output_dir, accelerator)
     check_output_dir(train_args)
@@ -76,6 +82,7 @@ def check_run(
         check_resume_recipe(
             recipe_of_run(checkpoint, train_args.output_dir), recipe_dict(model_args, data_args, train_args)
         )
+        check_horizon(checkpoint, train_args.max_steps)
 
 
 def _is_hub_id(value: str) -> bool:
@@ -108,11 +115,11 @@ def check_local_source(value: str, field: str, needs: tuple[str, ...]) -> None:
         )
 
 
-def check_model_source(value: str) -> Any:
+def check_model_source(value: str, trust_remote_code: bool = False) -> Any:
     """The saved model's config (read early: its type and positions are checked before any data)."""
     check_local_source(value, "model_name_or_path", ("config.json",))
     try:
-        return AutoConfig.from_pretrained(value)
+        return AutoConfig.from_pretrained(value, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         raise TunekitError(
             f"model_name_or_path: cannot load {value} ({str(error).splitlines()[0]})"

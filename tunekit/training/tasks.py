@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from tunekit.atomic import atomic_write_json
-from tunekit.config import DataArguments, ModelArguments, TrainArguments, save_recipe
+from tunekit.config import DataArguments, ModelArguments, TrainArguments, recipe_dict, save_recipe
 from tunekit.data.collators import padding_collator, pretraining_collator
 from tunekit.data.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.data.sources import load_raw
@@ -49,6 +49,7 @@ from tunekit.training.rtd import (
     save_replaced_token_detection,
 )
 from tunekit.training.run_lock import LOCK_FILE, holds_output_dir_lock
+from tunekit.training.summary import log_run_summary
 from tunekit.training.teardown import release_training_state
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def get_tokenizer(
     source = model_args.tokenizer_name_or_path or model_args.model_name_or_path
     if source:
         field = "tokenizer_name_or_path" if model_args.tokenizer_name_or_path else "model_name_or_path"
-        return load_tokenizer(source, field)
+        return load_tokenizer(source, field, trust_remote_code=model_args.trust_remote_code)
     if accelerator.is_main_process:
         train_tokenizer = train_byte_level_bpe if model_args.is_decoder else train_wordpiece
         tokenizer = train_tokenizer(
@@ -130,6 +131,7 @@ def _finish(
     results = {
         **extra,
         **loop.final_metrics,
+        "train_loss": loop.train_loss,
         "global_step": loop.progress.global_step,
         "epochs": loop.progress.epoch,
         "tokens_seen": loop.progress.tokens_seen,
@@ -146,6 +148,8 @@ def _finish(
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
         "framework_versions": framework_versions(uses_peft=is_lora(model)),
     }
+    if loop.progress.schedule_extensions:
+        results["schedule_extensions"] = loop.progress.schedule_extensions
     accelerator.wait_for_everyone()
     if train_args.save_model:  # results.json, written after the model, marks the run done
         _save_model(accelerator, model, tokenizer, output_dir, configs[0])
@@ -158,8 +162,11 @@ def _finish(
     # destroyed after this run's frames are gone (tunekit.training.teardown, in the order that cannot hang).
     accelerator.wait_for_everyone()
     release_training_state(accelerator)
+    pushed_url = None
     if train_args.push_to_hub and is_main_process:
-        push_output_dir(output_dir, target_from_args(train_args, output_dir))
+        pushed_url = push_output_dir(output_dir, target_from_args(train_args, output_dir))
+    if is_main_process:
+        log_run_summary(results, output_dir, pushed_url)
     return results
 
 
@@ -217,7 +224,8 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
         collate_fn=collate(),
     )
     save_run_recipe(output_dir, accelerator, model_args, data_args, train_args)
-    loop = train_loop(model, train_loader, eval_loader, train_args, accelerator)
+    recipe = recipe_dict(model_args, data_args, train_args)
+    loop = train_loop(model, train_loader, eval_loader, train_args, accelerator, recipe=recipe)
     extra = {
         "task": "language-model"
         if model_args.is_lstm
@@ -289,6 +297,7 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_a
         train_args,
         accelerator,
         metric_fn,
+        recipe=recipe_dict(model_args, data_args, train_args),
     )
     extra: dict[str, Any] = {
         "task": "sequence-classification",

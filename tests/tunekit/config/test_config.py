@@ -1,13 +1,18 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
 from tunekit.config import RECIPE_DATACLASSES, parse_recipe
 from tunekit.errors import TunekitError
 
+# A study recipe names its arms; every other recipe outside accelerate/ is one run's.
+STUDY_RECIPES = sorted(
+    p for p in (REPO / "recipes").rglob("*.yaml") if "arms" in yaml.safe_load(p.read_text())
+)
 RUN_RECIPES = sorted(
-    p for p in (REPO / "recipes").rglob("*.yaml") if "accelerate" not in p.parts and p.name != "study.yaml"
+    p for p in (REPO / "recipes").rglob("*.yaml") if "accelerate" not in p.parts and p not in STUDY_RECIPES
 )
 
 
@@ -103,9 +108,7 @@ def test_accelerate_configs_name_their_command():
         assert "accelerate launch --config_file recipes/accelerate/" in config.read_text()
 
 
-@pytest.mark.parametrize(
-    "recipe", sorted((REPO / "recipes").rglob("study.yaml")), ids=lambda p: p.parent.name
-)
+@pytest.mark.parametrize("recipe", STUDY_RECIPES, ids=lambda p: str(p.relative_to(REPO / "recipes")))
 def test_study_recipes_parse_and_name_their_stage_recipes(recipe):
     from tunekit.study import StudyArguments
 

@@ -19,7 +19,7 @@ def cells(study_dir: Path) -> list[tuple]:
 
 
 @pytest.mark.slow
-def test_study_writes_results_report_and_plot_then_skips_and_resumes(study_recipe, tmp_path):
+def test_study_writes_results_report_and_plot_then_skips_and_resumes(study_recipe, tmp_path, capsys):
     (args,) = parse_recipe([study_recipe], (StudyArguments,))
     Study(args).run()
     root = tmp_path / "study"
@@ -41,9 +41,12 @@ def test_study_writes_results_report_and_plot_then_skips_and_resumes(study_recip
     assert (root / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pretrain_results = json.loads((root / "pretrain" / "transformer" / "results.json").read_text())
 
-    # A second run finds every cell done and trains nothing.
+    # A second run finds every cell done and trains nothing, and ends naming what it wrote.
     stamps = {p: p.stat().st_mtime_ns for p in (root / "cells").rglob("results.json")}
+    capsys.readouterr()
     Study(args).run()
+    out = capsys.readouterr().out
+    assert f"report: {root / 'report.md'}" in out and f"results: {root / 'results.jsonl'} (4 cells)" in out
     assert len(cells(root)) == 4
     assert stamps == {p: p.stat().st_mtime_ns for p in (root / "cells").rglob("results.json")}
     assert json.loads((root / "pretrain" / "transformer" / "results.json").read_text()) == pretrain_results
