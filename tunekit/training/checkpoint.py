@@ -1,7 +1,9 @@
 """Checkpoints under `output_dir/checkpoints/step_N`: write, find, rotate.
 
 `accelerator.save_state` stores model, optimizer, scheduler and every RNG; tunekit adds the loop's
-position (`progress.json`) so a resumed run continues at the exact next batch. A checkpoint is
+position (`progress.json`) so a resumed run continues at the exact next batch, and the run's recipe
+(`recipe.yaml`) so a resume can compare its own before writing anything, wherever the checkpoint
+was copied to. A checkpoint is
 written to a temporary directory, flushed to disk and renamed into place, so a crash or a full
 disk mid-write never leaves a half checkpoint that `latest` would pick; old checkpoints are
 renamed out of the `step_N` namespace before they are deleted, for the same reason.
@@ -15,8 +17,10 @@ import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
+import yaml
 from accelerate import Accelerator
 
 from tunekit.atomic import atomic_write_text, fsync_directory, fsync_tree, give_default_modes
@@ -25,6 +29,7 @@ from tunekit.errors import TunekitError
 logger = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.json"
+RECIPE_FILE = "recipe.yaml"  # the resolved recipe, in the run's output_dir and in each checkpoint
 BEST_STATE_FILE = "best_state.pt"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
@@ -91,8 +96,10 @@ def save_checkpoint(
     progress: Progress,
     limit: int,
     best_state: dict[str, torch.Tensor] | None = None,
+    recipe: dict[str, Any] | None = None,
 ) -> Path:
-    """Write `step_N` (with the best weights so far, when kept) and rotate; return its path."""
+    """Write `step_N` (with the best weights so far, when kept, and the resolved `recipe`) and rotate;
+    return its path."""
     final = checkpoints_dir(output_dir) / f"step_{progress.global_step}"
     staging = final.with_name(final.name + ".tmp")
     if accelerator.is_main_process and staging.exists():
@@ -103,6 +110,8 @@ def save_checkpoint(
         if accelerator.is_main_process:
             if best_state is not None:
                 torch.save(best_state, staging / BEST_STATE_FILE)
+            if recipe is not None:
+                (staging / RECIPE_FILE).write_text(yaml.safe_dump(recipe, sort_keys=False))
             progress.save(staging)
             give_default_modes(staging)  # safetensors writes 0600
             fsync_tree(staging)

@@ -92,6 +92,7 @@ class TrainingRun:
     ) -> None:
         self.prepared = prepared
         self.args, self.accelerator, self.metric_fn = args, accelerator, metric_fn
+        self.recipe = recipe  # saved in every checkpoint: a resume compares it before writing anything
         self.fine_tuning = metric_fn is not None  # examples/s too, in the throughput records
         self.progress = Progress()
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -137,7 +138,8 @@ class TrainingRun:
         try:
             self.accelerator.load_state(str(checkpoint))
         except RuntimeError as error:
-            # Reached only without the writing run's recipe.yaml, which preflight compares first.
+            # Reached only for a checkpoint without any recipe.yaml to compare (written before checkpoints
+            # carried theirs, and copied away from its run): preflight compares the recipe first.
             mismatch = next(
                 (line.strip() for line in str(error).splitlines() if "size mismatch" in line), None
             )
@@ -282,7 +284,12 @@ class TrainingRun:
         self.flush(keep_loss=True)  # the loss window runs on to the next logging step
         self.progress.train_runtime = time.perf_counter() - self.started
         path = save_checkpoint(
-            self.accelerator, self.args.output_dir, self.progress, self.args.save_total_limit, self.best_state
+            self.accelerator,
+            self.args.output_dir,
+            self.progress,
+            self.args.save_total_limit,
+            self.best_state,
+            self.recipe,
         )
         self.meter.resume()
         return path

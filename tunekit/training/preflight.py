@@ -25,13 +25,12 @@ from tunekit.errors import TunekitError
 from tunekit.hub.push import check_can_push, target_from_args
 from tunekit.models.gradient_checkpointing import check_gradient_checkpointing
 from tunekit.models.lstm import LSTMConfig
-from tunekit.training.checkpoint import resolve_checkpoint
+from tunekit.training.checkpoint import RECIPE_FILE, resolve_checkpoint
 from tunekit.training.run_lock import LOCK_FILE, lock_output_dir
 from tunekit.training.schedule_extension import check_horizon
 
 logger = logging.getLogger(__name__)
 
-RECIPE_FILE = "recipe.yaml"
 # Fields a resumed run may change: they alter logging, speed or bookkeeping, not the trained weights.
 RESUME_MAY_CHANGE = frozenset(
     {
@@ -196,8 +195,11 @@ def check_mixed_precision(precision: str, device: torch.device) -> None:
 
 
 def recipe_of_run(checkpoint: Path, output_dir: str | Path) -> Path:
-    """The recipe of the run that wrote `checkpoint` (`<run>/checkpoints/step_N` -> `<run>/recipe.yaml`),
-    whichever output_dir the resume writes to; else the one in `output_dir`."""
+    """The recipe `checkpoint` was written with: the one it holds, wherever it was copied to; for a
+    checkpoint older than that, its run's (`<run>/checkpoints/step_N` -> `<run>/recipe.yaml`), whichever
+    output_dir the resume writes to; else the one in `output_dir`."""
+    if (checkpoint / RECIPE_FILE).is_file():
+        return checkpoint / RECIPE_FILE
     if checkpoint.parent.name == "checkpoints" and (checkpoint.parent.parent / RECIPE_FILE).is_file():
         return checkpoint.parent.parent / RECIPE_FILE
     return Path(output_dir) / RECIPE_FILE

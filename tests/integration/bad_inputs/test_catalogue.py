@@ -215,7 +215,8 @@ def test_a_resume_with_another_shape_is_one_line_on_every_path(
     pretrain_argv, tmp_path, capsys, quiet_datasets
 ):
     """A real checkpoint, resumed with hidden_size 32 -> 64: in place, into a new output_dir, and from a
-    checkpoint copied away from its run's recipe.yaml (the load itself then names the mismatch)."""
+    checkpoint copied away from its run's recipe.yaml (it carries its own). Each is refused by the recipe
+    comparison, before anything is written: the run is unchanged and no new output_dir is left behind."""
     import shutil
 
     first = tmp_path / "pretrain"
@@ -223,28 +224,55 @@ def test_a_resume_with_another_shape_is_one_line_on_every_path(
     checkpoint = first / "checkpoints" / "step_2"
     loose = tmp_path / "copied" / "step_2"
     shutil.copytree(checkpoint, loose)
+    assert not (loose.parent.parent / "recipe.yaml").exists()
     wider = [*pretrain_argv, "--max_steps", "3", "--hidden_size", "64"]
     paths = {
-        "in place": ([*wider, "--resume_from_checkpoint", "latest"], first, "hidden_size (32 -> 64)"),
+        "in place": ([*wider, "--resume_from_checkpoint", "latest"], first),
         "new output_dir": (
             [*wider, "--resume_from_checkpoint", str(checkpoint), "--output_dir", str(tmp_path / "new")],
             tmp_path / "new",
-            "hidden_size (32 -> 64)",
         ),
         "copied checkpoint": (
             [*wider, "--resume_from_checkpoint", str(loose), "--output_dir", str(tmp_path / "other")],
             tmp_path / "other",
-            "holds a model of another shape (size mismatch for",
+        ),
+        "copied checkpoint into an existing empty output_dir": (
+            [*wider, "--resume_from_checkpoint", str(loose), "--output_dir", str(tmp_path / "empty")],
+            tmp_path / "empty",
         ),
     }
-    for name, (argv, output_dir, expected) in paths.items():
-        before = snapshot(first)
+    (tmp_path / "empty").mkdir()
+    for name, (argv, output_dir) in paths.items():
+        before, output_before = snapshot(first), snapshot(output_dir) if output_dir.exists() else None
         capsys.readouterr()
         assert run_script(run_pretraining, argv) == 2, name
         err = capsys.readouterr().err
         lines = [line for line in err.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: resume_from_checkpoint: "), (name, err)
-        assert expected in lines[0], (name, lines[0])
+        assert "hidden_size (32 -> 64)" in lines[0], (name, lines[0])
         assert snapshot(first) == before, name
-        if name == "new output_dir":  # checked before anything is written
-            assert not output_dir.exists()
+        if output_before is None:
+            assert not output_dir.exists(), (name, list(output_dir.rglob("*")))
+        else:
+            assert snapshot(output_dir) == output_before, name
+
+
+def test_a_checkpoint_without_any_recipe_is_refused_at_load_in_one_line(
+    pretrain_argv, tmp_path, capsys, quiet_datasets
+):
+    """A checkpoint with no recipe.yaml anywhere (written before checkpoints carried theirs, then copied
+    away from its run) has nothing to compare before loading: the load names the mismatch instead."""
+    import shutil
+
+    first = tmp_path / "pretrain"
+    assert run_script(run_pretraining, [*pretrain_argv, "--max_steps", "2", "--save_steps", "2"]) == 0
+    loose = tmp_path / "copied" / "step_2"
+    shutil.copytree(first / "checkpoints" / "step_2", loose)
+    (loose / "recipe.yaml").unlink()
+    argv = [*pretrain_argv, "--max_steps", "3", "--hidden_size", "64"]
+    argv += ["--resume_from_checkpoint", str(loose), "--output_dir", str(tmp_path / "other")]
+    capsys.readouterr()
+    assert run_script(run_pretraining, argv) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: resume_from_checkpoint: "), lines
+    assert "holds a model of another shape (size mismatch for" in lines[0]
