@@ -3,8 +3,6 @@ refuse a busy output dir together."""
 
 import json
 import os
-import socket
-import sys
 
 import pytest
 import torch
@@ -12,16 +10,11 @@ import yaml
 from safetensors.torch import load_file
 
 from tests.conftest import REPO, TINY_RECIPE
+from tests.integration.launch import torchrun, train_in_one_and_two_processes
 from tests.processes import run_bounded
 from tests.tunekit.training.test_loop import assert_same_weights
 from tests.tunekit.training.test_run_lock import ENV
 from tunekit.training.run_lock import LOCK_FILE, OutputDirLock
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -29,40 +22,7 @@ def _free_port() -> int:
 def test_two_process_ddp_matches_one_process(pretrain_argv, tmp_path):
     """torchrun + gloo on CPU: 2 processes x batch 4 must reach the weights of 1 process x batch 8."""
     common = [*pretrain_argv, "--max_steps", "4", "--use_cpu", "true"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    script = str(REPO / "scripts" / "pretrain.py")
-    single = run_bounded(
-        [sys.executable, script, *common, "--output_dir", str(tmp_path / "one")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert single.returncode == 0, single.stderr[-3000:]
-    ddp = run_bounded(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_addr",
-            "127.0.0.1",
-            "--master_port",
-            str(_free_port()),
-            script,
-            *common,
-            "--per_device_train_batch_size",
-            "4",
-            "--output_dir",
-            str(tmp_path / "two"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    train_in_one_and_two_processes("pretrain.py", common, tmp_path)
     results = json.loads((tmp_path / "two" / "results.json").read_text())
     assert results["num_processes"] == 2 and results["tokens_seen"] == 4 * 8 * 32
     assert_same_weights(tmp_path / "one", tmp_path / "two", atol=1e-5)
@@ -90,19 +50,7 @@ def test_lora_under_two_process_ddp_matches_one_process(pretrained_encoder, corp
             }
         )
     )
-    script, env = str(REPO / "scripts" / "finetune.py"), {**os.environ, "OMP_NUM_THREADS": "1"}
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    launch += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
-    for command, name, batch in ([[sys.executable], "one", 8], [launch, "two", 4]):
-        done = run_bounded(
-            [*command, script, str(recipe), f"--output_dir={tmp_path / name}"]
-            + [f"--per_device_train_batch_size={batch}"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+    train_in_one_and_two_processes("finetune.py", [str(recipe)], tmp_path)
     assert json.loads((tmp_path / "two" / "results.json").read_text())["num_processes"] == 2
     one = load_file(str(tmp_path / "one" / "adapter_model.safetensors"))
     two = load_file(str(tmp_path / "two" / "adapter_model.safetensors"))
@@ -117,9 +65,7 @@ def test_under_torchrun_every_process_refuses_a_busy_output_dir_and_exits(pretra
     """Only the main process takes the lock; the other learns the outcome from it, so both stop with
     the same line instead of one waiting forever at the next collective."""
     output_dir = tmp_path / "pretrain"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    torchrun += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
-    command = [*torchrun, str(REPO / "scripts" / "pretrain.py"), *pretrain_argv, "--max_steps", "2"]
+    command = [*torchrun(), str(REPO / "scripts" / "pretrain.py"), *pretrain_argv, "--max_steps", "2"]
     lock = OutputDirLock.acquire(output_dir)
     try:
         process = run_bounded([*command, "--use_cpu", "true"], capture_output=True, text=True, env=ENV)

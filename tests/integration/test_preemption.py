@@ -10,7 +10,6 @@ import random
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import QUIET, REPO, TINY_MODEL
+from tests.integration import launch
 from tests.processes import bounded_popen, run_bounded
 from tunekit.config import parse_recipe
 from tunekit.training.checkpoint import list_checkpoints
@@ -157,16 +157,9 @@ def test_sigterm_checkpoints_logs_the_resume_command_and_exits_75(corpus_files, 
     bitwise_equal(reference["pretrain"], output_dir)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def torchrun(argv: list[str]) -> list[str]:
     return [
-        *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"),
-        *("--master_addr", "127.0.0.1", "--master_port", str(_free_port())),
+        *launch.torchrun(),
         str(REPO / "scripts" / "pretrain.py"),
         *argv,
     ]

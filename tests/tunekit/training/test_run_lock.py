@@ -4,7 +4,6 @@ first runs on unharmed, and the lock of a run killed with SIGKILL does not block
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -145,9 +144,3 @@ def test_a_study_into_a_directory_another_holds_is_refused_before_writing(tmp_pa
     finally:
         lock.release()
     assert not root.exists()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
