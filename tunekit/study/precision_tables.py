@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from tunekit.study.report import Comparison, _compare, load_results, summarize
+from tunekit.study.report import Comparison, compare_with, load_results, summarize
 
 # The precision study names a bf16 cell after its fp32 twin plus this suffix, for the LSTM arms of
 # the registry (`lstm_pretrained_bf16`) and for the transformer studies run under bf16 autocast,
@@ -28,7 +28,7 @@ def architecture_of(arm: str) -> str:
 
 def bf16_effect(summaries: list) -> list[Comparison]:
     """Each `<arm>_bf16` minus `<arm>`, per budget, paired by seed."""
-    return _compare(
+    return compare_with(
         summaries, lambda arm: arm.removesuffix(BF16_SUFFIX) if arm.endswith(BF16_SUFFIX) else None
     )
 

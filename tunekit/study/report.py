@@ -132,7 +132,9 @@ class Comparison:
     method: str  # "paired t" or "Welch t", see difference_ci
 
 
-def _compare(summaries: list[Summary], baseline_of: Callable[[str], str | None]) -> list[Comparison]:
+def compare_with(summaries: list[Summary], baseline_of: Callable[[str], str | None]) -> list[Comparison]:
+    """Each arm minus the arm `baseline_of` names for it (None: no baseline), per budget, paired by
+    seed where both ran the same seeds (`difference_ci`); in report order."""
     by_cell = {(s.arm, s.budget): s for s in summaries}
     found = []
     for s in summaries:
@@ -148,12 +150,12 @@ def _compare(summaries: list[Summary], baseline_of: Callable[[str], str | None])
 
 def pretraining_gain(summaries: list[Summary]) -> list[Comparison]:
     """A pretrained arm minus its scratch twin (`Arm.scratch_twin`), per budget."""
-    return _compare(summaries, lambda arm: arm_twin(arm, "scratch_twin"))
+    return compare_with(summaries, lambda arm: arm_twin(arm, "scratch_twin"))
 
 
 def bf16_effect(summaries: list[Summary]) -> list[Comparison]:
     """A bf16-recurrence arm minus its fp32 twin (`Arm.fp32_twin`), per budget."""
-    return _compare(summaries, lambda arm: arm_twin(arm, "fp32_twin"))
+    return compare_with(summaries, lambda arm: arm_twin(arm, "fp32_twin"))
 
 
 def arm_twin(name: str, twin: str) -> str | None:
