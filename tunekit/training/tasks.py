@@ -30,8 +30,7 @@ from tunekit.data.static_shapes import wants_static_shapes
 from tunekit.data.tokenization import load_tokenizer, tokenize_and_pack, tokenize_for_classification
 from tunekit.data.tokenizer_training import train_byte_level_bpe, train_wordpiece
 from tunekit.errors import TunekitError
-from tunekit.hub.card import write_model_card
-from tunekit.hub.card_recipe import framework_versions
+from tunekit.hub.card import framework_versions, write_model_card
 from tunekit.hub.push import push_output_dir, target_from_args
 from tunekit.models.build import build_classifier, build_pretraining_model, count_parameters
 from tunekit.models.lora import apply_lora, is_lora, parameter_counts, save_lora
