@@ -1,5 +1,5 @@
 """The four-step walkthrough on the embedded default, then one table of test accuracy per model:
-pretrain -> fine-tune pretrained -> fine-tune from scratch -> LSTM (`make walkthrough`). `make demo`
+pretrain -> fine-tune pretrained -> fine-tune from scratch -> LSTM (`make walkthrough`). `make study`
 runs the fuller study, scripts/study.py recipes/tiny/study.yaml.
 
 Extra flags apply to every stage, e.g. `python scripts/walkthrough.py --max_steps 20` for a smoke run.

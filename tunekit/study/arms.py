@@ -218,7 +218,7 @@ def selectable() -> list[str]:
     return [arm.name for arm in REGISTRY.values() if arm.fp32_twin is None]
 
 
-# What the embedded study runs unless `arms` says otherwise (`make demo` keeps to these).
+# What the embedded study runs unless `arms` says otherwise (`make demo` and `make study` keep to these).
 DEFAULT_ARMS = ("transformer_pretrained", "transformer_scratch", "lstm_scratch", "lstm_pretrained")
 
 
