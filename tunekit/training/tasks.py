@@ -25,7 +25,7 @@ from tunekit.config import DataArguments, ModelArguments, TrainArguments, recipe
 from tunekit.data.collators import padding_collator, pretraining_collator
 from tunekit.data.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.data.sources import load_raw
-from tunekit.data.splits import prepare_splits
+from tunekit.data.splits import Splits, prepare_splits
 from tunekit.data.static_shapes import wants_static_shapes
 from tunekit.data.tokenization import load_tokenizer, tokenize_and_pack, tokenize_for_classification
 from tunekit.data.tokenizer_training import train_byte_level_bpe, train_wordpiece
@@ -169,6 +169,20 @@ def _finish(
     return results
 
 
+def _start_run(
+    model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments, labeled: bool
+) -> tuple[Accelerator, Splits, Path]:
+    """What every run does before its task's own work, in this order: check everything (nothing is
+    written before), seed, load and split the data (main process first: it fills the cache), then
+    create the output dir."""
+    accelerator = make_accelerator(train_args)
+    check_run(model_args, data_args, train_args, accelerator)
+    set_seed(train_args.seed)
+    with accelerator.main_process_first():
+        splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=labeled)
+    return accelerator, splits, prepare_output_dir(train_args, accelerator)
+
+
 @holds_output_dir_lock
 def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
     """Pretraining on packed blocks of the training text: masked LM for encoders, causal LM for
@@ -176,12 +190,7 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     if model_args.use_lora:
         raise TunekitError("use_lora: LoRA is for fine-tuning; pretraining trains every weight")
     started = time.perf_counter()
-    accelerator = make_accelerator(train_args)
-    check_run(model_args, data_args, train_args, accelerator)
-    set_seed(train_args.seed)
-    with accelerator.main_process_first():
-        splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=False)
-    output_dir = prepare_output_dir(train_args, accelerator)
+    accelerator, splits, output_dir = _start_run(model_args, data_args, train_args, labeled=False)
     with accelerator.main_process_first():
         tokenizer = get_tokenizer(model_args, data_args, splits.train, output_dir, accelerator)
         model = (
@@ -249,13 +258,8 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
 def run_finetuning(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
     """Sequence classification: a transformer from a pretrained dir or from scratch, or the LSTM."""
     started = time.perf_counter()
-    accelerator = make_accelerator(train_args)
-    check_run(model_args, data_args, train_args, accelerator)
-    set_seed(train_args.seed)
-    with accelerator.main_process_first():
-        splits = prepare_splits(load_raw(data_args), data_args, train_args.seed, labeled=True)
+    accelerator, splits, output_dir = _start_run(model_args, data_args, train_args, labeled=True)
     label_names = splits.train.features[data_args.label_column].names
-    output_dir = prepare_output_dir(train_args, accelerator)
     with accelerator.main_process_first():
         tokenizer = get_tokenizer(model_args, data_args, splits.train, output_dir, accelerator)
         model = build_classifier(model_args, tokenizer, label_names)
