@@ -59,7 +59,9 @@ def windowed_attention(
     chunks = -(-length // chunk)
     tail = chunks * chunk - length
     span = chunk + 2 * half_window
-    queries = pad(query, (0, 0, 0, tail)).view(batch, heads * chunks, chunk, dim)
+    # reshape, not view: ModernBERT's query is a transposed view of its fused qkv, and where T is a
+    # multiple of the chunk the zero-length pad hands it back as it is, not contiguous.
+    queries = pad(query, (0, 0, 0, tail)).reshape(batch, heads * chunks, chunk, dim)
 
     def windows(x: torch.Tensor) -> torch.Tensor:
         padded = pad(x, (0, 0, half_window, half_window + tail))  # (B, H, w + T + tail + w, D)
@@ -70,7 +72,7 @@ def windowed_attention(
     output = scaled_dot_product_attention(
         queries, windows(key), windows(value), attn_mask=mask, dropout_p=dropout, scale=scale
     )
-    return output.view(batch, heads, chunks * chunk, dim)[:, :, :length]
+    return output.reshape(batch, heads, chunks * chunk, dim)[:, :, :length]
 
 
 def rows_band_mask(rows: torch.Tensor, length: int, half_window: int) -> torch.Tensor:

@@ -15,13 +15,23 @@ from tunekit.training.step import summed_loss
 
 
 @pytest.mark.parametrize(
-    ("length", "half_window", "chunk"), [(24, 4, None), (37, 5, 8), (33, 3, 16), (10, 32, None)]
+    ("length", "half_window", "chunk", "transposed"),
+    [
+        (24, 4, None, False),
+        (37, 5, 8, False),
+        (33, 3, 16, False),
+        (10, 32, None, False),
+        # ModernBERT hands over (B, T, H, D) views transposed to (B, H, T, D); with T a multiple of
+        # the chunk (512 = 8 x 64, the IMDb recipes' T and window) nothing is padded or copied.
+        (64, 8, 16, True),
+        (512, 64, None, True),
+    ],
 )
-def test_windowed_attention_is_the_dense_masked_attention(length, half_window, chunk):
+def test_windowed_attention_is_the_dense_masked_attention(length, half_window, chunk, transposed):
     generator = torch.Generator().manual_seed(length)
-    query, key, value = (
-        torch.randn(2, 3, length, 8, generator=generator, requires_grad=True) for _ in range(3)
-    )
+    shape = (2, length, 3, 8) if transposed else (2, 3, length, 8)
+    leaves = [torch.randn(shape, generator=generator, requires_grad=True) for _ in range(3)]
+    query, key, value = (leaf.transpose(1, 2) if transposed else leaf for leaf in leaves)
     positions = torch.arange(length)
     band = (positions[:, None] - positions[None, :]).abs() <= half_window
     dense = scaled_dot_product_attention(query, key, value, attn_mask=band)
@@ -66,7 +76,9 @@ def loss_and_grads(model, input_ids, labels, keys) -> tuple[torch.Tensor, dict]:
     return sums.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
-def test_packed_blocks_build_no_sliding_mask_and_train_as_the_stock_model(monkeypatch):
+# 48 tokens are three whole chunks of 16: the queries reach the windowed attention unpadded.
+@pytest.mark.parametrize("length", [40, 48])
+def test_packed_blocks_build_no_sliding_mask_and_train_as_the_stock_model(monkeypatch, length):
     stock = modernbert()  # layers: global, then sliding-window (the last, run at the targets only)
     assert stock.config.layer_types == ["full_attention", "sliding_attention"]
     ours = copy.deepcopy(stock)
@@ -84,7 +96,7 @@ def test_packed_blocks_build_no_sliding_mask_and_train_as_the_stock_model(monkey
         attention_masks, "sdpa_mask", lambda *a, **k: built.append(sdpa_mask(*a, **k)) or built[-1]
     )
     generator = torch.Generator().manual_seed(3)
-    input_ids = torch.randint(5, 128, (3, 40), generator=generator)
+    input_ids = torch.randint(5, 128, (3, length), generator=generator)
     labels = torch.where(torch.rand(input_ids.shape, generator=generator) < 0.2, input_ids, -100)
     dense_loss, dense_grads = loss_and_grads(stock, input_ids, labels, {})
     for keys in (static_masked_batch_keys(labels, 0.2), {}):  # the rows-only last layer, then all rows
@@ -94,7 +106,7 @@ def test_packed_blocks_build_no_sliding_mask_and_train_as_the_stock_model(monkey
             torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
     # No mask at all for an unpadded batch: the global layers' is skipped, the local one's never asked.
     assert built == [None, None]
-    assert windowed == [(3, 2, 40, 16)]  # the dense pass's local layer; the rows-only pass has its band
+    assert windowed == [(3, 2, length, 16)]  # the dense pass's local layer; the rows-only pass has its band
 
 
 def test_a_padded_batch_still_builds_and_applies_the_sliding_mask():
