@@ -41,6 +41,7 @@ from tunekit.training.compile_stats import CompileWatch
 from tunekit.training.evaluation import MetricFn, evaluate_model, is_better
 from tunekit.training.host_syncs import HostSyncWatch
 from tunekit.training.preemption import RunGuard
+from tunekit.training.run_lock import keep_output_dir
 from tunekit.training.schedule_extension import rebuild_schedule_at
 from tunekit.training.step import LossWindow, optimizer_step
 from tunekit.training.summary import log_evaluation
@@ -98,6 +99,9 @@ class TrainingRun:
         self.best_state: dict[str, torch.Tensor] | None = None
         if args.resume_from_checkpoint:
             self._resume()
+        # Everything that can refuse the run has passed: from here on what it writes stays, even
+        # if it fails (a refusal before this point leaves the output dir as it found it).
+        keep_output_dir(args.output_dir)
         self.progress.total_steps = self.total_steps
         self.log = MetricsLog(accelerator, args.output_dir)
         if accelerator.is_main_process:

@@ -6,6 +6,11 @@ simply takes it. The holder writes its pid into the file, for the message a seco
 
 In a multi-process run the main process takes the lock for all of them (they share the directory)
 and tells the others whether it got it, so every process refuses together.
+
+A run refused before its first step (a TunekitError: a checkpoint of another shape, a tokenizer
+that does not fit the model) leaves the directory as it found it: what the run wrote there by then
+(a trained tokenizer, recipe.yaml) goes with the lock. From the first step on, everything it wrote
+stays (`keep_output_dir`), for a resume or a post-mortem.
 """
 
 import contextlib
@@ -13,6 +18,7 @@ import fcntl
 import functools
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +29,14 @@ from accelerate.utils import broadcast_object_list
 
 from tunekit.errors import TunekitError
 
-__all__ = ["LOCK_FILE", "OutputDirLock", "holds_output_dir_lock", "lock_output_dir", "release_output_dir"]
+__all__ = [
+    "LOCK_FILE",
+    "OutputDirLock",
+    "holds_output_dir_lock",
+    "keep_output_dir",
+    "lock_output_dir",
+    "release_output_dir",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +50,8 @@ class OutputDirLock:
     output_dir: Path
     fd: int
     created_dir: bool  # the run made the directory, so a run that fails leaves none behind
+    found: frozenset[str] = frozenset()  # the names the directory held before the run
+    keep: bool = False  # the run has started training: what it wrote stays, whatever happens next
 
     @property
     def path(self) -> Path:
@@ -48,6 +63,7 @@ class OutputDirLock:
         directory = Path(output_dir)
         created = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
+        found = frozenset(entry.name for entry in directory.iterdir()) - {LOCK_FILE}
         path = directory / LOCK_FILE
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -68,17 +84,32 @@ class OutputDirLock:
             os.close(fd)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        return cls(directory, fd, created)
+        return cls(directory, fd, created, found)
 
-    def release(self) -> None:
+    def release(self, refused: bool = False) -> None:
         """Unlink the file while still holding it (so no one can lock the old file), then let go; remove
-        the directory too when this run created it and left nothing in it."""
+        the directory too when this run created it and left nothing in it.
+
+        `refused`: the run ended in a TunekitError; before its first step, what it wrote goes first."""
+        if refused and not self.keep:
+            self._remove_what_the_run_wrote()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         os.close(self.fd)
         if self.created_dir:
             with contextlib.suppress(OSError):  # not empty: the run's outputs stay
                 self.output_dir.rmdir()
+
+    def _remove_what_the_run_wrote(self) -> None:
+        for entry in self.output_dir.iterdir():
+            if entry.name in self.found or entry.name == LOCK_FILE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        if self.found:
+            logger.debug("output_dir %s: kept what it held before the refused run", self.output_dir)
 
 
 def _read_pid(fd: int) -> str:
@@ -106,20 +137,33 @@ def lock_output_dir(output_dir: str | Path, accelerator: Accelerator | PartialSt
         raise TunekitError(refusal)
 
 
-def release_output_dir(output_dir: str | Path) -> None:
+def keep_output_dir(output_dir: str | Path) -> None:
+    """The run takes its first step: from here on, nothing it writes is removed (main process; a
+    no-op where this process holds no lock)."""
+    lock = _held.get(Path(output_dir).resolve())
+    if lock is not None:
+        lock.keep = True
+
+
+def release_output_dir(output_dir: str | Path, refused: bool = False) -> None:
     lock = _held.pop(Path(output_dir).resolve(), None)
     if lock is not None:
-        lock.release()
+        lock.release(refused)
 
 
 def holds_output_dir_lock(run: Run) -> Run:
-    """For `run(model_args, data_args, train_args)`: whatever way it ends, the lock it took goes."""
+    """For `run(model_args, data_args, train_args)`: whatever way it ends, the lock it took goes; a
+    run refused before its first step takes what it wrote with it."""
 
     @functools.wraps(run)
     def locked(*configs: Any) -> Any:
+        refused = False
         try:
             return run(*configs)
+        except TunekitError:
+            refused = True
+            raise
         finally:
-            release_output_dir(configs[-1].output_dir)
+            release_output_dir(configs[-1].output_dir, refused)
 
     return locked  # type: ignore[return-value]

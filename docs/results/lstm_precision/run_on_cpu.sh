@@ -16,8 +16,9 @@
 # The transformer studies (recipes/lstm_precision/transformer_study.yaml) run once in fp32 and once
 # with every stage under bf16 autocast, into T<T>_transformer_{fp32,bf16}; TRANSFORMER=true/false
 # forces them on or off (default: on where the CPU has bf16 units, where emulated bf16 is 15-19x slower).
-# PARTS="lstm transformer" and TRANSFORMER_PRECISIONS="fp32 bf16" pick the studies to run (the report
-# reads whatever exists); e.g. two processes, one per transformer precision, on a machine with cores to spare.
+# PARTS="lstm transformer report" and TRANSFORMER_PRECISIONS="fp32 bf16" pick what runs (the report
+# reads whatever exists); e.g. PARTS=lstm and PARTS=transformer as two processes, one per core, with
+# OMP_NUM_THREADS=1, then PARTS=report.
 # ROUNDED_REPORT: a committed rounded-bf16 report folder to compare with (real bf16 runs only).
 # Knobs (environment): DATA (IMDb folder), OUT (outputs), LENGTHS, SEEDS, BUDGETS, LM_STEPS, FT_STEPS,
 # FT_BATCH, EVAL/TEST (validation/test examples), TOKENS_PER_STEP (LM batch = TOKENS_PER_STEP / T, so
@@ -43,7 +44,7 @@ if [[ -z "${ROUNDED:-}" ]]; then
 fi
 [[ "$ROUNDED" == true ]] && PRECISION="" || PRECISION="--mixed_precision bf16"
 TRANSFORMER=${TRANSFORMER:-$([[ "$ROUNDED" == true ]] && echo false || echo true)}
-PARTS=${PARTS:-"lstm transformer"}; TRANSFORMER_PRECISIONS=${TRANSFORMER_PRECISIONS:-"fp32 bf16"}
+PARTS=${PARTS:-"lstm transformer report"}; TRANSFORMER_PRECISIONS=${TRANSFORMER_PRECISIONS:-"fp32 bf16"}
 if [[ "$ROUNDED" == false && -z "${ROUNDED_REPORT+set}" ]]; then
   ROUNDED_REPORT=docs/results/lstm_precision  # the committed rounded-bf16 run, to compare with
 fi
@@ -94,6 +95,7 @@ for T in $LENGTHS; do
   fi
   [[ "$TRANSFORMER" == true ]] && transformer_dirs+=("$OUT/T${T}_transformer_fp32" "$OUT/T${T}_transformer_bf16")
 done
+[[ " $PARTS " == *" report "* ]] || exit 0
 transformer_flags=()
 [[ ${#transformer_dirs[@]} -gt 0 ]] && transformer_flags=(--transformer_dirs "${transformer_dirs[@]}")
 $PYTHON scripts/lstm_precision.py --study_dirs "${dirs[@]}" --lengths $LENGTHS $SPEED "${transformer_flags[@]}" \

@@ -276,3 +276,12 @@ def test_a_checkpoint_without_any_recipe_is_refused_at_load_in_one_line(
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: resume_from_checkpoint: "), lines
     assert "holds a model of another shape (size mismatch for" in lines[0]
+    # Refused before its first step: the tokenizer and recipe.yaml it had written went with it.
+    assert not (tmp_path / "other").exists()
+    # Into a directory the user already had: what it held stays, and only that.
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("the user's")
+    argv[-1] = str(kept)
+    assert run_script(run_pretraining, argv) == 2
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]

@@ -17,7 +17,13 @@ from tests.processes import bounded_popen
 from tunekit.cli import run_script
 from tunekit.config import parse_recipe
 from tunekit.errors import TunekitError
-from tunekit.training.run_lock import LOCK_FILE, OutputDirLock
+from tunekit.training.run_lock import (
+    LOCK_FILE,
+    OutputDirLock,
+    keep_output_dir,
+    lock_output_dir,
+    release_output_dir,
+)
 from tunekit.training.tasks import prepare_output_dir, run_pretraining
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
@@ -109,6 +115,7 @@ def test_a_refused_run_leaves_no_directory_and_an_overwriting_one_no_lock(pretra
 
 class MainProcess:
     is_main_process = True
+    num_processes = 1
 
     def wait_for_everyone(self) -> None:
         pass
@@ -144,3 +151,29 @@ def test_a_study_into_a_directory_another_holds_is_refused_before_writing(tmp_pa
     finally:
         lock.release()
     assert not root.exists()
+
+
+def test_a_refusal_before_the_first_step_takes_only_what_the_run_wrote(tmp_path):
+    fresh, existing = tmp_path / "fresh", tmp_path / "existing"
+    (existing / "yours").mkdir(parents=True)
+    (existing / "notes.txt").write_text("the user's")
+    for output_dir in (fresh, existing):
+        lock_output_dir(output_dir, MainProcess())  # type: ignore[arg-type]
+        (output_dir / "tokenizer.json").write_text("{}")
+        (output_dir / "checkpoints" / "step_1").mkdir(parents=True)
+        if output_dir == existing:
+            (existing / "yours" / "left alone.txt").write_text("")  # inside what it held: stays
+        release_output_dir(output_dir, refused=True)
+    assert not fresh.exists()
+    assert sorted(p.name for p in existing.iterdir()) == ["notes.txt", "yours"]
+    assert [p.name for p in (existing / "yours").iterdir()] == ["left alone.txt"]
+
+
+def test_a_run_that_took_its_first_step_keeps_what_it_wrote_when_it_fails(tmp_path):
+    output_dir = tmp_path / "run"
+    lock_output_dir(output_dir, MainProcess())  # type: ignore[arg-type]
+    (output_dir / "metrics.jsonl").write_text("{}")
+    keep_output_dir(output_dir)
+    (output_dir / "checkpoints").mkdir()
+    release_output_dir(output_dir, refused=True)  # e.g. a non-finite loss at step 40
+    assert sorted(p.name for p in output_dir.iterdir()) == ["checkpoints", "metrics.jsonl"]
