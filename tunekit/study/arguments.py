@@ -169,12 +169,14 @@ class StudyArguments:
                 raise TunekitError(f"budgets: {budget!r} is neither a positive number nor 'all'")
         if any(budget <= 0 for budget in self.pretrain_budgets):
             raise TunekitError(f"pretrain_budgets: {self.pretrain_budgets} must be positive numbers")
+        # Arms a recipe names but this run leaves out (--arms picks a subset) are not an error: their
+        # entries here and in cell_overrides apply to no cell. Names that are no arm at all are.
         if stray := [
             arm
             for arm in self.pretrain_budget_arms
-            if arm not in self.arms or REGISTRY[arm].pretraining is None
+            if arm not in REGISTRY or REGISTRY[arm].pretraining is None
         ]:
-            raise TunekitError(f"pretrain_budget_arms: {stray} are not pretrained arms of this study")
+            raise TunekitError(f"pretrain_budget_arms: {stray} are not pretrained arms")
         if self.pretrain_budget_unit not in ("steps", "tokens", "flops"):
             raise TunekitError(
                 f"pretrain_budget_unit: {self.pretrain_budget_unit!r} is not 'steps', 'tokens' or 'flops'"
@@ -184,10 +186,11 @@ class StudyArguments:
         # Split once: every cell, result and divergence record reads these.
         self.parsed_cell_overrides = tuple(CellOverride.parse(entry) for entry in self.cell_overrides)
         for entry, override in zip(self.cell_overrides, self.parsed_cell_overrides, strict=True):
-            if override.arm not in (*self.arms, "*") or override.budget not in (*self.budgets, "*"):
+            budget = override.budget
+            if override.arm not in (*selectable(), "*") or not (budget in ("*", "all") or budget.isdigit()):
                 raise TunekitError(
-                    f"cell_overrides: {entry!r} names no cell of this study "
-                    f"(arms {self.arms}, budgets {self.budgets})"
+                    f"cell_overrides: {entry!r} names no arm and label budget "
+                    f"(arms: {', '.join(selectable())}; budgets: a number, 'all' or '*')"
                 )
         self.stage_argv = split_flags("stage_overrides", self.stage_overrides)
         self.pretrain_argv = (*self.stage_argv, *split_flags("pretrain_overrides", self.pretrain_overrides))

@@ -148,8 +148,20 @@ def test_lora_and_decoder_arms_share_the_tokenizer_and_the_token_budget(study_re
 def test_cell_overrides_are_validated_and_compose_after_finetune_overrides():
     with pytest.raises(TunekitError, match="cell_overrides: 'transformer_pretrained 1000' is not"):
         StudyArguments(budgets=["1000"], cell_overrides=["transformer_pretrained 1000"])
-    with pytest.raises(TunekitError, match="cell_overrides: .* names no cell of this study"):
-        StudyArguments(budgets=["1000"], cell_overrides=["transformer_scratch@100: --learning_rate 1e-3"])
+    with pytest.raises(TunekitError, match="cell_overrides: .* names no arm and label budget"):
+        StudyArguments(budgets=["1000"], cell_overrides=["transformer_scrach@100: --learning_rate 1e-3"])
+    with pytest.raises(TunekitError, match="pretrain_budget_arms: \\['transformer_scratch'\\] are not"):
+        StudyArguments(pretrain_budget_arms=["transformer_scratch"])
+    # A recipe's entries for arms and budgets a run leaves out (--arms / --budgets pick a subset)
+    # apply to no cell: the subset runs.
+    subset = StudyArguments(
+        arms=["transformer_scratch"],
+        budgets=["1000"],
+        pretrain_budgets=[10],
+        pretrain_budget_arms=["transformer_pretrained"],
+        cell_overrides=["transformer_pretrained@1000: --learning_rate 1e-3", "*@100: --eval_steps 10"],
+    )
+    assert [(cell.arm.name, cell.flags) for cell in Study(subset).grid()] == [("transformer_scratch", "")] * 3
     args = StudyArguments(
         budgets=["100", "1000"],
         finetune_overrides="--max_steps 5",
