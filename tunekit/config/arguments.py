@@ -120,6 +120,14 @@ class ModelArguments(LoraArguments):
             "generator's mean MLM loss (ELECTRA's 50)."
         ),
     )
+    rtd_sampling_temperature: float = field(
+        default=1.0,
+        metadata=help_meta(
+            "objective rtd: the temperature the generator's softmax is sampled at (ELECTRA's 1). Above 1 "
+            "the replacements move away from the frequent words a young generator proposes, toward "
+            "rarer ones a small discriminator can learn to detect."
+        ),
+    )
 
     def __post_init__(self) -> None:
         clear_none_words(
@@ -165,6 +173,10 @@ class ModelArguments(LoraArguments):
     def _check_objective_and_lora(self) -> None:
         if not 0.0 < self.generator_size_ratio <= 1.0:
             raise TunekitError(f"generator_size_ratio must be in (0, 1], got {self.generator_size_ratio}")
+        if not self.rtd_sampling_temperature > 0:
+            raise TunekitError(
+                f"rtd_sampling_temperature must be positive, got {self.rtd_sampling_temperature}"
+            )
         if self.rtd_discriminator_weight <= 0:
             raise TunekitError(
                 f"rtd_discriminator_weight must be positive, got {self.rtd_discriminator_weight}"

@@ -14,7 +14,8 @@ learns from all of them, which is why the objective pays most at small compute.
   are shared too where the discriminator indexes them as ELECTRA does (BERT, DistilBERT); ModernBERT
   has rotary positions and RoBERTa offsets its position ids past the padding id, so there the
   generator keeps its own.
-- **Replacements:** the generator's softmax is sampled at the masked positions by inverse CDF, with
+- **Replacements:** the generator's softmax (at `rtd_sampling_temperature`, the paper's 1) is sampled
+  at the masked positions by inverse CDF, with
   one uniform draw per masked position that the collator (`tunekit.data.masking.ReplacedTokenCollator`)
   makes from the block's own seeded generator
   (seed, epoch, block id). A block's replacements therefore depend on the block and the model alone,
@@ -126,9 +127,14 @@ class ReplacedTokenDetection(torch.nn.Module):
     """Generator MLM + discriminator encoder + 1-logit detection head: batch in, per-term sums out."""
 
     def __init__(
-        self, discriminator: PreTrainedModel, generator: PreTrainedModel, discriminator_weight: float
+        self,
+        discriminator: PreTrainedModel,
+        generator: PreTrainedModel,
+        discriminator_weight: float,
+        sampling_temperature: float = 1.0,
     ) -> None:
         super().__init__()
+        self.sampling_temperature = sampling_temperature
         # tunekit's attention switch (`install_known_padding_masks`) reaches only the first of the two
         # (the generator); packed pretraining blocks carry no attention mask, so neither needs it.
         self.generator, self.discriminator = generator, discriminator
@@ -186,7 +192,9 @@ class ReplacedTokenDetection(torch.nn.Module):
         with torch.no_grad():
             if replacement_draws is None:  # not from ReplacedTokenCollator: the global RNG
                 replacement_draws = torch.rand(positions.shape[0], device=labels.device)
-            sampled = sample_replacements(generator_logits.detach(), replacement_draws)
+            sampled = sample_replacements(
+                generator_logits.detach() / self.sampling_temperature, replacement_draws
+            )
             generator_hits = zeros.index_add(0, examples, (generator_logits.argmax(-1) == targets).float())
             corrupted, replaced = replace_tokens(input_ids, positions, targets, sampled)
         hidden = self.discriminator(input_ids=corrupted, attention_mask=attention_mask).last_hidden_state
@@ -344,7 +352,9 @@ def build_replaced_token_detection(
         discriminator.pooler = None
     generator = AutoModelForMaskedLM.from_config(generator_config(model_args, tokenizer, config.vocab_size))
     generator = pad_vocabulary(generator, len(tokenizer))  # the padded rows are never sampled
-    return ReplacedTokenDetection(discriminator, generator, model_args.rtd_discriminator_weight)
+    return ReplacedTokenDetection(
+        discriminator, generator, model_args.rtd_discriminator_weight, model_args.rtd_sampling_temperature
+    )
 
 
 def save_replaced_token_detection(
@@ -377,6 +387,7 @@ def detection_results(model: torch.nn.Module, model_args: ModelArguments) -> dic
         "objective": OBJECTIVE,
         "generator_size_ratio": model_args.generator_size_ratio,
         "rtd_discriminator_weight": model_args.rtd_discriminator_weight,
+        "rtd_sampling_temperature": model_args.rtd_sampling_temperature,
         "discriminator_parameters": count(detection.discriminator),
         "generator_parameters": count(detection.generator),
         "generator_hidden_size": detection.generator.config.hidden_size,

@@ -126,6 +126,42 @@ def test_objective_fields_are_checked():
         ModelArguments(objective="rtd", generator_size_ratio=0.0)
     with pytest.raises(TunekitError, match="rtd_discriminator_weight"):
         ModelArguments(objective="rtd", rtd_discriminator_weight=-1.0)
+    with pytest.raises(TunekitError, match="rtd_sampling_temperature"):
+        ModelArguments(objective="rtd", rtd_sampling_temperature=0.0)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_replacements_are_sampled_from_the_generator_at_the_temperature(
+    word_tokenizer, monkeypatch, temperature
+):
+    import tunekit.training.rtd as rtd
+
+    model_args = ModelArguments(
+        model_type="bert",
+        hidden_size=64,
+        num_attention_heads=4,
+        intermediate_size=128,
+        objective="rtd",
+        rtd_sampling_temperature=temperature,
+    )
+    model = build_replaced_token_detection(model_args, word_tokenizer).eval()
+    ids = word_tokenizer(" ".join(f"w{i}" for i in range(14)))["input_ids"]
+    batch = ReplacedTokenCollator(tokenizer=word_tokenizer, mlm_probability=0.5, seed=3)(
+        [{"input_ids": ids, BLOCK_ID: i} for i in range(2)]
+    )
+    sampled_from = []
+    original = rtd.sample_replacements
+    monkeypatch.setattr(
+        rtd,
+        "sample_replacements",
+        lambda logits, draws: sampled_from.append(logits) or original(logits, draws),
+    )
+    with torch.no_grad():
+        model(**batch)
+        generator_logits = model.generator(
+            input_ids=batch["input_ids"], masked_positions=batch["masked_positions"]
+        ).logits.reshape(-1, model.generator.config.vocab_size)
+    torch.testing.assert_close(sampled_from[0], generator_logits / temperature)
 
 
 def topic_corpus(path: Path) -> Path:
