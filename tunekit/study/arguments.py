@@ -33,6 +33,11 @@ class CellOverride:
         return self.arm in (arm.name, arm.fp32_twin, "*") and self.budget in (budget, "*")
 
 
+def is_label_budget(text: str) -> bool:
+    """A label budget as recipes write it: a positive number of examples, or 'all'."""
+    return text == "all" or (text.isdigit() and int(text) > 0)
+
+
 @dataclass
 class StudyArguments:
     output_dir: str = field(
@@ -165,7 +170,7 @@ class StudyArguments:
                 f"arms: unknown {unknown or 'empty list'}; choose from {', '.join(selectable())}"
             )
         for budget in self.budgets:
-            if budget != "all" and not (budget.isdigit() and int(budget) > 0):
+            if not is_label_budget(budget):
                 raise TunekitError(f"budgets: {budget!r} is neither a positive number nor 'all'")
         if any(budget <= 0 for budget in self.pretrain_budgets):
             raise TunekitError(f"pretrain_budgets: {self.pretrain_budgets} must be positive numbers")
@@ -186,8 +191,9 @@ class StudyArguments:
         # Split once: every cell, result and divergence record reads these.
         self.parsed_cell_overrides = tuple(CellOverride.parse(entry) for entry in self.cell_overrides)
         for entry, override in zip(self.cell_overrides, self.parsed_cell_overrides, strict=True):
-            budget = override.budget
-            if override.arm not in (*selectable(), "*") or not (budget in ("*", "all") or budget.isdigit()):
+            if override.arm not in (*selectable(), "*") or not (
+                override.budget == "*" or is_label_budget(override.budget)
+            ):
                 raise TunekitError(
                     f"cell_overrides: {entry!r} names no arm and label budget "
                     f"(arms: {', '.join(selectable())}; budgets: a number, 'all' or '*')"

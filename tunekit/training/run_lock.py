@@ -32,6 +32,7 @@ from tunekit.errors import TunekitError
 __all__ = [
     "LOCK_FILE",
     "OutputDirLock",
+    "empty_output_dir",
     "holds_output_dir_lock",
     "keep_output_dir",
     "lock_output_dir",
@@ -92,7 +93,8 @@ class OutputDirLock:
 
         `refused`: the run ended in a TunekitError; before its first step, what it wrote goes first."""
         if refused and not self.keep:
-            self._remove_what_the_run_wrote()
+            with contextlib.suppress(OSError):  # the refusal's own line is what the user must see
+                empty_output_dir(self.output_dir, keeping=self.found)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         os.close(self.fd)
@@ -100,16 +102,17 @@ class OutputDirLock:
             with contextlib.suppress(OSError):  # not empty: the run's outputs stay
                 self.output_dir.rmdir()
 
-    def _remove_what_the_run_wrote(self) -> None:
-        for entry in self.output_dir.iterdir():
-            if entry.name in self.found or entry.name == LOCK_FILE:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-        if self.found:
-            logger.debug("output_dir %s: kept what it held before the refused run", self.output_dir)
+
+def empty_output_dir(output_dir: Path, keeping: frozenset[str] = frozenset()) -> None:
+    """Remove every entry of `output_dir` but the names in `keeping` and the lock file (a run that
+    holds it keeps it, on the same file)."""
+    for entry in output_dir.iterdir():
+        if entry.name in keeping or entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def _read_pid(fd: int) -> str:

@@ -7,7 +7,6 @@ output directory: the model and tokenizer (`from_pretrained` loads them), `recip
 
 import logging
 import platform
-import shutil
 import time
 from functools import partial
 from pathlib import Path
@@ -47,7 +46,7 @@ from tunekit.training.rtd import (
     replaced_token_detection_of,
     save_replaced_token_detection,
 )
-from tunekit.training.run_lock import LOCK_FILE, holds_output_dir_lock
+from tunekit.training.run_lock import empty_output_dir, holds_output_dir_lock
 from tunekit.training.summary import log_run_summary
 from tunekit.training.teardown import release_training_state
 
@@ -60,13 +59,7 @@ def prepare_output_dir(args: TrainArguments, accelerator: Accelerator) -> Path:
     output_dir = Path(args.output_dir)
     replace = args.overwrite_output_dir and not args.resume_from_checkpoint
     if accelerator.is_main_process and replace and output_dir.is_dir():
-        for entry in output_dir.iterdir():
-            if entry.name == LOCK_FILE:  # this run's lock stays held, on the same file
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+        empty_output_dir(output_dir)
     accelerator.wait_for_everyone()
     output_dir.mkdir(parents=True, exist_ok=True)
     return output_dir
