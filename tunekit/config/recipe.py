@@ -185,5 +185,17 @@ def recipe_dict(*configs: Any) -> dict[str, Any]:
     return merged
 
 
+def recipe_defaults(*configs: Any) -> dict[str, Any]:
+    """What each field of the configs' dataclasses holds when a recipe does not set it."""
+    defaults: dict[str, Any] = {}
+    for config in configs:
+        for field in dataclasses.fields(config):
+            if field.default is not dataclasses.MISSING:
+                defaults[field.name] = field.default
+            elif field.default_factory is not dataclasses.MISSING:
+                defaults[field.name] = field.default_factory()
+    return defaults
+
+
 def save_recipe(path: str | Path, *configs: Any) -> None:
     Path(path).write_text(yaml.safe_dump(recipe_dict(*configs), sort_keys=False))

@@ -20,6 +20,7 @@ from accelerate import PartialState
 
 from tunekit.atomic import append_line, atomic_write_json, atomic_write_text
 from tunekit.config import recipe_dict
+from tunekit.config.recipe import recipe_defaults
 from tunekit.data.sources import load_raw
 from tunekit.data.splits import prepare_splits, stratified_subset
 from tunekit.data.tokenizer_training import train_wordpiece
@@ -50,12 +51,18 @@ from tunekit.study.report import (
     write_report,
 )
 from tunekit.study.stages import at_least_min_steps, examples_per_step, match_tokens, stage_args
+from tunekit.training.checkpoint import RECIPE_FILE
 from tunekit.training.console import StudyProgress, quiet_runs
 from tunekit.training.preemption import NonFiniteLoss, set_resume_command
+from tunekit.training.preflight import RESUME_MAY_CHANGE, recipe_changes
 from tunekit.training.run_lock import lock_output_dir, release_output_dir
 from tunekit.training.tasks import run_finetuning, run_pretraining
 
 logger = logging.getLogger(__name__)
+
+# What may differ between a finished pretraining's recipe and the study's without retraining it: what
+# a resume may change, but not its length (a pretraining of another length is another budget's).
+STUDY_REUSE_IGNORES = RESUME_MAY_CHANGE - {"max_steps", "num_train_epochs"}
 
 
 def _read_json(path: Path) -> dict | None:
@@ -123,12 +130,9 @@ class Study:
         """The pretraining budgets pretraining `name` runs at ([None]: its recipe's length)."""
         return budgets.budgets_of(name, self.args.pretrain_budgets, self.args.pretrain_budget_arms)
 
-    def pretrain(self, pretraining: Pretraining, budget: int | None = None) -> dict:
-        """Run (or reuse, or resume) one pretraining, of `budget` steps or tokens when given;
-        results.json marks it done."""
+    def pretraining_args(self, pretraining: Pretraining, budget: int | None = None) -> tuple:
+        """The typed recipe of one pretraining, of `budget` steps, tokens or FLOPs when given."""
         output_dir = self.pretrain_dir(pretraining.name, budget)
-        if (saved := _read_json(output_dir / "results.json")) is not None:
-            return saved
         changes: dict[str, Any] = {
             "output_dir": str(output_dir),
             "tokenizer_name_or_path": str(self.tokenizer_dir),
@@ -154,7 +158,33 @@ class Study:
             # Off the axis, match the reference's longest pretraining.
             matched = budget if budget is not None else self.budgets_of(reference)[-1]
             run_args = match_tokens(run_args, self.pretrain_dir(reference, matched))
-        return run_pretraining(*run_args)
+        return run_args
+
+    def pretrain(self, pretraining: Pretraining, budget: int | None = None) -> dict:
+        """Run (or reuse, or resume) one pretraining; results.json marks it done."""
+        output_dir = self.pretrain_dir(pretraining.name, budget)
+        if (saved := _read_json(output_dir / "results.json")) is not None:
+            return saved
+        return run_pretraining(*self.pretraining_args(pretraining, budget))
+
+    def check_finished_pretrainings(self, pretrainings: list[Pretraining]) -> None:
+        """A finished pretraining is reused only while the study would still run it as it ran: one
+        trained on other data or with another recipe would silently stand in for the new one (and its
+        tokenizer and cells with it), so the study refuses before training anything."""
+        for pretraining in pretrainings:
+            for budget in self.budgets_of(pretraining.name):
+                output_dir = self.pretrain_dir(pretraining.name, budget)
+                saved = output_dir / RECIPE_FILE
+                if not (output_dir / "results.json").is_file() or not saved.is_file():
+                    continue
+                run_args = self.pretraining_args(pretraining, budget)
+                current, defaults = recipe_dict(*run_args), recipe_defaults(*run_args)
+                if changed := recipe_changes(saved, current, STUDY_REUSE_IGNORES, defaults):
+                    raise TunekitError(
+                        f"pretrain_overrides: {output_dir} was pretrained with another recipe than this "
+                        f"study's now ({changed}); a study reuses only what it would still run, so give "
+                        "the changed study its own output_dir (or remove this one to start it over)"
+                    )
 
     def probe(self, pretraining: Pretraining, budget: int | None = None) -> dict:
         """What pretraining learned, before any fine-tuning: a linear probe on frozen mean-pooled
@@ -288,10 +318,12 @@ class Study:
             rows = load_results(self.results_path)
             self.write_outputs(rows, pretraining)
             return rows
+        pretrainings = {arm.pretraining.name: arm.pretraining for arm in self.arms() if arm.pretraining}
+        # Before anything is written (commands.txt included): a refused study leaves no trace.
+        self.check_finished_pretrainings(sorted(pretrainings.values(), key=pretraining_order))
         with (self.root / "commands.txt").open("a") as handle:
             handle.write(self.command + "\n")
         self.train_tokenizer()
-        pretrainings = {arm.pretraining.name: arm.pretraining for arm in self.arms() if arm.pretraining}
         for pretrained in sorted(pretrainings.values(), key=pretraining_order):
             # the largest budget last: `pretraining` describes it in the report
             for budget in self.budgets_of(pretrained.name):

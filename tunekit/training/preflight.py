@@ -205,21 +205,49 @@ def recipe_of_run(checkpoint: Path, output_dir: str | Path) -> Path:
     return Path(output_dir) / RECIPE_FILE
 
 
+def _comparable(value: Any) -> Any:
+    """A recipe value as compared across runs: a path that exists, by where it points (a recipe given
+    `../data/x.jsonl` and one given its absolute path name the same file)."""
+    if isinstance(value, list):
+        return [_comparable(item) for item in value]
+    if isinstance(value, str) and value and os.path.exists(value):
+        return os.path.realpath(value)
+    return value
+
+
+def recipe_changes(
+    saved_path: Path,
+    current: dict[str, Any],
+    ignore: frozenset[str],
+    defaults: dict[str, Any] | None = None,
+) -> str:
+    """How `current` differs from the recipe saved at `saved_path` ("" where it does not), as
+    `field (saved -> current), ...`, leaving out the fields in `ignore`. A field the saved recipe
+    lacks (it predates the field) counts as `defaults[field]`, or as equal where no default is given."""
+    try:
+        saved = yaml.safe_load(saved_path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise TunekitError(f"{saved_path} is unreadable") from None
+    defaults = defaults or {}
+    differing = []
+    for name, value in current.items():
+        if name in ignore or (name not in saved and name not in defaults):
+            continue
+        before = saved.get(name, defaults.get(name))
+        if before != value and _comparable(before) != _comparable(value):
+            differing.append(f"{name} ({before!r} -> {value!r})")
+    return ", ".join(sorted(differing))
+
+
 def check_resume_recipe(saved_path: Path, current: dict[str, Any]) -> None:
     """A resume continues bit-exactly only with the recipe it started with (`saved_path`)."""
     if not saved_path.is_file():
         return
     try:
-        saved = yaml.safe_load(saved_path.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError):
+        changes = recipe_changes(saved_path, current, RESUME_MAY_CHANGE)
+    except TunekitError:
         raise TunekitError(f"resume_from_checkpoint: {saved_path} is unreadable") from None
-    differing = sorted(
-        name
-        for name, value in current.items()
-        if name not in RESUME_MAY_CHANGE and name in saved and saved[name] != value
-    )
-    if differing:
-        changes = ", ".join(f"{name} ({saved[name]!r} -> {current[name]!r})" for name in differing)
+    if changes:
         raise TunekitError(
             f"resume_from_checkpoint: the recipe differs from the run being resumed in {changes}; "
             "resume with the same values, or train from the start (no resume_from_checkpoint)"

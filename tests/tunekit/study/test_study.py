@@ -51,6 +51,16 @@ def test_study_writes_results_report_and_plot_then_skips_and_resumes(study_recip
     assert stamps == {p: p.stat().st_mtime_ns for p in (root / "cells").rglob("results.json")}
     assert json.loads((root / "pretrain" / "transformer" / "results.json").read_text()) == pretrain_results
 
+    # A changed pretraining recipe is refused before anything runs: the finished pretraining (and the
+    # cells fine-tuned from it) must not stand in for one the study would now train differently.
+    changed = dataclasses.replace(args, pretrain_overrides="--learning_rate 0.0123")
+    with pytest.raises(
+        TunekitError, match=r"pretrain/transformer was pretrained .*learning_rate \(.* -> 0\.0123\)"
+    ):
+        Study(changed).run()
+    assert stamps == {p: p.stat().st_mtime_ns for p in (root / "cells").rglob("results.json")}
+    assert json.loads((root / "pretrain" / "transformer" / "results.json").read_text()) == pretrain_results
+
     # --report_only rebuilds the same report, probes included, from what is on disk (only the
     # resolved study recipe it quotes differs).
     report = (root / "report.md").read_text()
