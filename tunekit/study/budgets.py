@@ -130,20 +130,43 @@ def crossover(gains: list[BudgetGain], unit: str) -> list[str]:
         first = next((g for g in curve if g.above_zero), None)
         where = f"`{arm}` at {label_budget} labels"
         if first is not None:
-            sentences.append(
+            sentence = (
                 f"{where}: the gain's 95% interval first lies above zero at {first.pretrain_budget:,} "
                 f"{unit} ({first.pretrain_tokens:,} pretraining tokens{_flops_of(first)}): "
                 f"{_signed(first)} points."
             )
         elif any(math.isnan(g.half_width) for g in curve):
-            sentences.append(f"{where}: no interval with one seed, so no crossover can be stated.")
+            sentence = f"{where}: no interval with one seed, so no crossover can be stated."
         else:
             largest = curve[-1]
-            sentences.append(
+            sentence = (
                 f"{where}: crossover not reached; at the largest budget ({largest.pretrain_tokens:,} "
                 f"tokens{_flops_of(largest)}) the gain is {_signed(largest)} points."
             )
+        sentences.append(f"{sentence} {zero_crossing(curve, unit)}")
     return sentences
+
+
+def zero_crossing(curve: list[BudgetGain], unit: str) -> str:
+    """Where the mean gain changes sign along one curve (budgets ascending): between which measured
+    budgets, and where a straight line in log(budget) through them meets zero; or that it keeps one
+    sign over the budgets measured."""
+    if len(curve) < 2:
+        return "One budget measured: no curve to place the zero crossing on."
+    for lower, upper in zip(curve, curve[1:], strict=False):
+        if (lower.difference < 0) != (upper.difference < 0):
+            fraction = lower.difference / (lower.difference - upper.difference)
+            log_x = math.log(lower.pretrain_budget) + fraction * math.log(
+                upper.pretrain_budget / lower.pretrain_budget
+            )
+            direction = "turns positive" if lower.difference < 0 else "turns negative"
+            return (
+                f"The mean gain {direction} between {lower.pretrain_budget:,} and {upper.pretrain_budget:,} "
+                f"{unit} (at ~{math.exp(log_x):.3g} {unit}, interpolated in log {unit})."
+            )
+    sign = "below" if curve[0].difference < 0 else "above"
+    first, last = curve[0].pretrain_budget, curve[-1].pretrain_budget
+    return f"The mean gain stays {sign} zero from {first:,} to {last:,} {unit}."
 
 
 def report_section(gains: list[BudgetGain], unit: str, plot_name: str) -> list[str]:

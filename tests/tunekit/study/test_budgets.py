@@ -72,6 +72,18 @@ def test_crossover_not_reached_is_stated_with_the_largest_budget():
     gains = budgets.budget_gains(rows_for({10: [0.50, 0.60, 0.55]}, scratch=[0.55, 0.55, 0.56]))
     (sentence,) = budgets.crossover(gains, "tokens")
     assert "crossover not reached" in sentence and "10,000 tokens" in sentence
+    assert "One budget measured: no curve" in sentence
+
+
+def test_the_mean_gain_s_zero_crossing_is_placed_between_budgets_in_log_space():
+    scratch = [0.60, 0.60, 0.60]
+    # gains -4, -2, +2 points at 10, 40, 160: the sign changes between 40 and 160, halfway in log space
+    rows = rows_for({10: [0.56] * 3, 40: [0.58] * 3, 160: [0.62] * 3}, scratch=scratch)
+    (sentence,) = budgets.crossover(budgets.budget_gains(rows), "flops")
+    assert "The mean gain turns positive between 40 and 160 flops (at ~80 flops" in sentence
+    rows = rows_for({10: [0.56] * 3, 40: [0.58] * 3}, scratch=scratch)
+    (sentence,) = budgets.crossover(budgets.budget_gains(rows), "flops")
+    assert "The mean gain stays below zero from 10 to 40 flops." in sentence
 
 
 def test_only_the_listed_arms_pretrainings_are_on_the_axis():
