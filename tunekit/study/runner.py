@@ -384,8 +384,8 @@ class Study:
                 "from the pretraining corpus before training."
             )
         for name, results in pretraining.items():
-            if pretrained := pretraining_named(name):
-                notes += describe_probes(pretrained.probe, results)
+            if pretrained := pretraining_named(name):  # named: two objectives share one kind of model
+                notes += [f"`pretrain/{name}`: {note}" for note in describe_probes(pretrained.probe, results)]
         for record in diverged:
             flags = f" ({record['cell_flags']})" if record.get("cell_flags") else ""
             notes.append(

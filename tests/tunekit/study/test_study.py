@@ -35,6 +35,7 @@ def test_study_writes_results_report_and_plot_then_skips_and_resumes(study_recip
     report = (root / "report.md").read_text()
     assert "transformer_pretrained" in report and "lstm_pretrained" in report
     # Each pretraining is probed before fine-tuning, and the report says what each probe read.
+    assert "`pretrain/transformer`: Before fine-tuning, a linear probe" in report
     assert "from the pretrained masked-LM encoder" in report
     assert "from the pretrained LSTM language model" in report
     assert (root / "pretrain" / "lstm" / "probes.json").is_file()
