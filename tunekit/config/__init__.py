@@ -10,6 +10,7 @@ from tunekit.config.recipe import (
     TrainArguments,
     load_recipe_file,
     parse_recipe,
+    recipe_defaults,
     recipe_dict,
     save_recipe,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "TrainArguments",
     "load_recipe_file",
     "parse_recipe",
+    "recipe_defaults",
     "recipe_dict",
     "save_recipe",
 ]

@@ -19,8 +19,7 @@ import yaml
 from accelerate import PartialState
 
 from tunekit.atomic import append_line, atomic_write_json, atomic_write_text
-from tunekit.config import recipe_dict
-from tunekit.config.recipe import recipe_defaults
+from tunekit.config import recipe_defaults, recipe_dict
 from tunekit.data.sources import load_raw
 from tunekit.data.splits import prepare_splits, stratified_subset
 from tunekit.data.tokenizer_training import train_wordpiece
@@ -50,7 +49,7 @@ from tunekit.study.report import (
     summarize,
     write_report,
 )
-from tunekit.study.stages import at_least_min_steps, examples_per_step, match_tokens, stage_args
+from tunekit.study.stages import RunArgs, at_least_min_steps, examples_per_step, match_tokens, stage_args
 from tunekit.training.checkpoint import RECIPE_FILE
 from tunekit.training.console import StudyProgress, quiet_runs
 from tunekit.training.preemption import NonFiniteLoss, set_resume_command
@@ -130,7 +129,7 @@ class Study:
         """The pretraining budgets pretraining `name` runs at ([None]: its recipe's length)."""
         return budgets.budgets_of(name, self.args.pretrain_budgets, self.args.pretrain_budget_arms)
 
-    def pretraining_args(self, pretraining: Pretraining, budget: int | None = None) -> tuple:
+    def pretraining_args(self, pretraining: Pretraining, budget: int | None = None) -> RunArgs:
         """The typed recipe of one pretraining, of `budget` steps, tokens or FLOPs when given."""
         output_dir = self.pretrain_dir(pretraining.name, budget)
         changes: dict[str, Any] = {
