@@ -101,9 +101,11 @@ class ModelArguments(LoraArguments):
     objective: str | None = field(
         default=None,
         metadata=help_meta(
-            "Pretraining objective: mlm (encoders), rtd (replaced-token detection, ELECTRA: encoders) "
-            "or clm (next-token, decoders llama/gpt2); unset = the model type's own.",
-            choices=("mlm", "rtd", "clm"),
+            "Pretraining objective: mlm (encoders), rtd (replaced-token detection, ELECTRA: encoders), "
+            "dbow (document bag of words: the mean-pooled opening window predicts the words of the "
+            "rest of the document, PV-DBOW; modernbert) or clm (next-token, decoders llama/gpt2); "
+            "unset = the model type's own.",
+            choices=("mlm", "rtd", "dbow", "clm"),
         ),
     )
     generator_size_ratio: float = field(
@@ -186,7 +188,12 @@ class ModelArguments(LoraArguments):
             raise TunekitError(
                 f"objective=rtd needs model_type {' or '.join(ENCODER_TYPES)}, got {self.model_type}"
             )
-        if self.objective not in (None, "rtd") and not self.is_lstm and self.objective != natural:
+        if self.objective == "dbow" and self.model_type != "modernbert":
+            raise TunekitError(
+                "objective=dbow needs model_type modernbert (it reads the window through ModernBERT's "
+                f"mean pooling and masked-LM head), got {self.model_type}"
+            )
+        if self.objective not in (None, "rtd", "dbow") and not self.is_lstm and self.objective != natural:
             kinds = DECODER_TYPES if self.objective == "clm" else ENCODER_TYPES
             raise TunekitError(
                 f"objective={self.objective} needs model_type {' or '.join(kinds)}, got {self.model_type}"
@@ -212,6 +219,10 @@ class ModelArguments(LoraArguments):
     @property
     def is_replaced_token_detection(self) -> bool:
         return self.objective == "rtd"
+
+    @property
+    def is_document_words(self) -> bool:
+        return self.objective == "dbow"
 
 
 @dataclass

@@ -30,6 +30,8 @@ PIPELINE_TAGS = {
     "causal-lm": "text-generation",
     # An encoder without a task head: features, or a classifier fine-tuned from it.
     "replaced-token-detection": "feature-extraction",
+    # Saved as its masked LM (the head it trained), but it never saw a [MASK]: not a fill-mask model.
+    "document-words": "feature-extraction",
 }
 # Validation metrics are logged as `eval_*`, the test split's as `test_*`.
 SPLIT_PREFIXES = {"validation": "eval_", "test": "test_"}
@@ -45,6 +47,7 @@ METRICS = {
         "discriminator_accuracy": ("accuracy", "Replaced-token detection accuracy", None),
         "loss": ("loss", "Loss (generator + lambda x discriminator)", None),
     },
+    "document-words": {"loss": ("loss", "Loss (-log p of the rest's words, idf-weighted)", None)},
 }
 # What the model-index calls each task (the LSTM language model predicts next and previous tokens).
 TASK_TYPES = {**PIPELINE_TAGS, "language-model": "text-generation"}
@@ -166,6 +169,15 @@ def _what_it_is(recipe: dict[str, Any], results: dict[str, Any]) -> str:
         return f"A causal language model: {kind} with {parameters}, {pretrained} by tunekit."
     if task == "replaced-token-detection":
         return _replaced_token_detection(kind, results)
+    if task == "document-words":
+        return (
+            f"A text encoder: {kind} with {parameters}, {pretrained} by tunekit with a document bag of "
+            "words (`objective: dbow`, PV-DBOW with a transformer): the mean-pooled encoding of a "
+            "document's opening window, through the masked-LM head, predicted the words of the rest of "
+            "the document, weighted by inverse document frequency. It is saved as that masked LM, whose "
+            "`head` a `ForSequenceClassification` model loads; it never saw a [MASK] token, so "
+            "fill-mask output means nothing."
+        )
     return (
         f"A language model: {kind} with {parameters}, {pretrained} by tunekit, to predict the next token "
         "(and, when bidirectional, the previous one), ULMFiT-style, to be fine-tuned as a classifier."
@@ -338,6 +350,22 @@ classifier = AutoModelForSequenceClassification.from_pretrained("MODEL", num_lab
 Fine-tune it as a classifier with tunekit:
 `python scripts/finetune.py RECIPE --model_name_or_path MODEL`. The generator loads as a masked LM
 from the `generator` folder (`AutoModelForMaskedLM`, `pipeline("fill-mask", ...)`)."""
+_LOAD_DOCUMENT_WORDS = """```python
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+features = pipeline("feature-extraction", model="MODEL")
+print(len(features("A wonderful, moving film.")[0]))  # one vector per token
+
+tokenizer = AutoTokenizer.from_pretrained("MODEL")
+encoder = AutoModel.from_pretrained("MODEL")
+# Mean pooling reads what the pretraining pooled; `head` is loaded, the classifier is new.
+classifier = AutoModelForSequenceClassification.from_pretrained(
+    "MODEL", num_labels=2, classifier_pooling="mean"
+)
+```
+
+Fine-tune it as a classifier with tunekit:
+`python scripts/finetune.py RECIPE --model_name_or_path MODEL --classifier_pooling mean`."""
 _LOAD_LSTM_LM = """The LSTM language model loads with tunekit:
 
 ```python
@@ -398,6 +426,8 @@ def how_to_load(output_dir: Path, recipe: dict[str, Any], results: dict[str, Any
         template = _LOAD_CAUSAL_LM
     elif task == "replaced-token-detection":
         template = _LOAD_DISCRIMINATOR
+    elif task == "document-words":
+        template = _LOAD_DOCUMENT_WORDS
     else:
         template = _LOAD_LSTM_LM
     if (output_dir / "adapter_config.json").is_file():

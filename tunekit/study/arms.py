@@ -90,6 +90,8 @@ _LSTM_LM_BF16 = Probe(
 )
 _CLM = Probe("causal-LM decoder", AutoModelForCausalLM, left_to_right=True)
 _RTD = Probe("replaced-token-detection encoder", AutoModel, left_to_right=False, word_probe=False)
+# Saved as the masked LM whose head it trained, but never on a [MASK]: no fill-in-the-word probe.
+_DBOW = Probe("document-words encoder", AutoModelForMaskedLM, left_to_right=False, word_probe=False)
 
 _TRANSFORMER, _LSTM, _LSTM_BF16, _DECODER = (
     Pretraining("transformer", "transformer_pretrain_recipe", _MLM, "transformer_finetune_recipe"),
@@ -111,7 +113,7 @@ _TRANSFORMER, _LSTM, _LSTM_BF16, _DECODER = (
 
 # The same encoder pretrained by other objectives, each at its own `pretrain/<name>`
 # (tunekit.study.objectives); all of them are compared with `transformer_scratch`.
-_TRANSFORMER_MLM40, _TRANSFORMER_RTD = (
+_TRANSFORMER_MLM40, _TRANSFORMER_RTD, _TRANSFORMER_DBOW = (
     Pretraining(
         "transformer_mlm40",
         "transformer_pretrain_recipe",
@@ -125,6 +127,13 @@ _TRANSFORMER_MLM40, _TRANSFORMER_RTD = (
         _RTD,
         "transformer_finetune_recipe",
         recipe_changes=tuple(OBJECTIVE_CHANGES["rtd"].items()),
+    ),
+    Pretraining(
+        "transformer_dbow",
+        "transformer_pretrain_recipe",
+        _DBOW,
+        "transformer_finetune_recipe",
+        recipe_changes=tuple(OBJECTIVE_CHANGES["dbow"].items()),
     ),
 )
 
@@ -154,6 +163,14 @@ REGISTRY: dict[str, Arm] = {
             "transformer_finetune_recipe",
             _TRANSFORMER_RTD,
             PlotStyle("#2ca02c", "-", "D"),
+            scratch_twin="transformer_scratch",
+        ),
+        Arm(
+            "transformer_pretrained_dbow",
+            "transformer",
+            "transformer_finetune_recipe",
+            _TRANSFORMER_DBOW,
+            PlotStyle("#d62728", "-", "^"),
             scratch_twin="transformer_scratch",
         ),
         Arm(

@@ -5,9 +5,12 @@ An objective arm is a pretrained transformer arm with a suffix naming how its en
 - `transformer_pretrained` — masked LM, 15 % of the tokens masked (the recipe's own objective);
 - `transformer_pretrained_mlm40` — masked LM at 40 %: Wettig et al. (2023), "Should You Mask 15% in
   Masked Language Modeling?", find 40 % better than 15 % for BERT-large and no worse for smaller ones;
-- `transformer_pretrained_rtd` — replaced-token detection (ELECTRA, `tunekit.training.rtd`).
+- `transformer_pretrained_rtd` — replaced-token detection (ELECTRA, `tunekit.training.rtd`);
+- `transformer_pretrained_dbow` — document bag of words: the mean-pooled opening window predicts the
+  words of the rest of the document (PV-DBOW with a transformer, `tunekit.training.document_words`).
 
-Each has its own pretraining (`transformer`, `transformer_mlm40`, `transformer_rtd`), made from the
+Each has its own pretraining (`transformer`, `transformer_mlm40`, `transformer_rtd`,
+`transformer_dbow`), made from the
 same transformer pretraining recipe with the changes below (`Pretraining.recipe_changes` in the arm
 registry, tunekit.study.arms), and all of them share one scratch twin, `transformer_scratch`: the
 comparison is of objectives, the fine-tuning and the labels are the same.
@@ -28,6 +31,7 @@ from tunekit.data.tokenization import load_tokenizer
 from tunekit.models.build import build_pretraining_model
 from tunekit.models.last_layer import has_query_rows
 from tunekit.models.mlm_head import install_masked_only_head
+from tunekit.training.document_words import build_document_words
 from tunekit.training.rtd import build_replaced_token_detection
 from tunekit.training.throughput import flops_per_token
 
@@ -36,6 +40,7 @@ from tunekit.training.throughput import flops_per_token
 OBJECTIVE_CHANGES: dict[str, dict[str, Any]] = {
     "mlm40": {"mlm_probability": 0.4},
     "rtd": {"objective": "rtd"},
+    "dbow": {"objective": "dbow"},
 }
 OBJECTIVE_ARMS = tuple(f"transformer_pretrained_{objective}" for objective in OBJECTIVE_CHANGES)
 
@@ -45,11 +50,14 @@ def estimated_flops_per_token(
 ) -> float:
     """PaLM training FLOPs per token of the model a pretraining recipe builds, as the loop will count
     them: a masked LM's head (and, where it can, its last layer) on the masked share of the tokens,
-    RTD's generator head on that share. Built on the CPU from the config; nothing is trained."""
+    RTD's generator head on that share, dbow's head once per window. Built on the CPU from the
+    config; nothing is trained."""
     tokenizer = load_tokenizer(tokenizer_dir)
     if model_args.is_replaced_token_detection:
         model = build_replaced_token_detection(model_args, tokenizer)
         return flops_per_token(model, data_args.max_seq_length, data_args.mlm_probability)
+    if model_args.is_document_words:  # the head once per window (it counts itself)
+        return flops_per_token(build_document_words(model_args, tokenizer), data_args.max_seq_length)
     model = build_pretraining_model(model_args, tokenizer)
     masked_only = not (model_args.is_lstm or model_args.is_decoder) and install_masked_only_head(model)
     share = data_args.mlm_probability if masked_only else 1.0

@@ -16,6 +16,7 @@ from torch.nn.functional import cross_entropy
 from tunekit.config import TrainArguments
 from tunekit.data.static_shapes import MASKED_LABELS
 from tunekit.models.mlm_head import MASKED_KEYS, MASKED_POSITIONS, masked_targets
+from tunekit.training.document_words import document_words_of
 from tunekit.training.rtd import micro_batch_loss, replaced_token_detection_of
 
 
@@ -78,7 +79,11 @@ def model_forward(
     # The loop owns autocast (accelerate's per-forward wrapper, which would also upcast the full
     # logits to fp32, is removed in `train_loop`).
     with accelerator.autocast():
-        logits = model(**inputs).logits
+        output = model(**inputs)
+    if document_words_of(model) is not None:  # objective dbow: one loss per document, from the model
+        counted = batch["labels"] != -100
+        return output.document_losses * counted, counted.long(), output.logits
+    logits = output.logits
     position_labels = batch.get(MASKED_LABELS) if positions is not None else None
     return (*summed_loss(logits, batch["labels"], positions, position_labels), logits)
 

@@ -22,6 +22,11 @@ from transformers import PreTrainedTokenizerBase
 from tunekit.atomic import atomic_write_json
 from tunekit.config import DataArguments, ModelArguments, TrainArguments, recipe_dict, save_recipe
 from tunekit.data.collators import padding_collator, pretraining_collator
+from tunekit.data.document_words import (
+    DocumentWordsCollator,
+    inverse_document_frequency,
+    tokenize_documents,
+)
 from tunekit.data.sampling import eval_dataloader, loader_options, train_dataloader
 from tunekit.data.sources import load_raw
 from tunekit.data.splits import Splits, prepare_splits
@@ -34,6 +39,8 @@ from tunekit.hub.push import push_output_dir, target_from_args
 from tunekit.models.build import build_classifier, build_pretraining_model, count_parameters
 from tunekit.models.lora import apply_lora, is_lora, parameter_counts, save_lora
 from tunekit.training.accelerator import make_accelerator, plain_model
+from tunekit.training.document_words import TASK as DBOW_TASK
+from tunekit.training.document_words import build_document_words, document_words_of
 from tunekit.training.evaluation import evaluate_model
 from tunekit.training.fsdp import save_whole_model
 from tunekit.training.loop import LoopResult, train_loop
@@ -102,6 +109,8 @@ def _save_model(
     them); a LoRA adapter is written by the main process alone."""
     if replaced_token_detection_of(model) is not None:  # discriminator + generator/ (tunekit.rtd)
         save_replaced_token_detection(accelerator, model, tokenizer, output_dir)
+    elif (document_words := document_words_of(model)) is not None:  # the stock masked LM inside
+        save_whole_model(accelerator, document_words.masked_lm, tokenizer, output_dir)
     elif not is_lora(model):
         save_whole_model(accelerator, model, tokenizer, output_dir)
     elif accelerator.is_main_process:
@@ -178,33 +187,40 @@ def _start_run(
 
 @holds_output_dir_lock
 def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
-    """Pretraining on packed blocks of the training text: masked LM for encoders, causal LM for
-    decoders, a bidirectional language model for the LSTM."""
+    """Pretraining on packed blocks of the training text: masked LM for encoders (or replaced-token
+    detection), causal LM for decoders, a bidirectional language model for the LSTM; or, for
+    `objective: dbow`, on one window per document (`train_blocks` then counts documents)."""
     if model_args.use_lora:
         raise TunekitError("use_lora: LoRA is for fine-tuning; pretraining trains every weight")
     started = time.perf_counter()
     accelerator, splits, output_dir = _start_run(model_args, data_args, train_args, labeled=False)
     with accelerator.main_process_first():
         tokenizer = get_tokenizer(model_args, data_args, splits.train, output_dir, accelerator)
-        model = (
-            build_replaced_token_detection(model_args, tokenizer)
-            if model_args.is_replaced_token_detection
-            else build_pretraining_model(model_args, tokenizer)
-        )
+        if model_args.is_replaced_token_detection:
+            model = build_replaced_token_detection(model_args, tokenizer)
+        elif model_args.is_document_words:
+            model = build_document_words(model_args, tokenizer)
+        else:
+            model = build_pretraining_model(model_args, tokenizer)
         check_model_fits(model, tokenizer, model_args)
+        # dbow reads one document per row (its opening window, the rest as targets); the others
+        # read packed blocks.
         pack = partial(
-            tokenize_and_pack,
+            tokenize_documents if model_args.is_document_words else tokenize_and_pack,
             tokenizer=tokenizer,
             text_column=data_args.text_column,
-            block_size=data_args.max_seq_length,
             num_proc=data_args.preprocessing_num_workers,
             load_from_cache=not data_args.overwrite_cache,
+            **{"max_length" if model_args.is_document_words else "block_size": data_args.max_seq_length},
         )
         train_blocks, eval_blocks = pack(splits.train), pack(splits.validation)
     static = wants_static_shapes(train_args.torch_compile, accelerator.device)
     collate = partial(
         pretraining_collator, model_args, tokenizer, data_args.mlm_probability, train_args.seed, static
     )
+    if model_args.is_document_words:  # targets weighted by the training documents' idf, in both loaders
+        idf = inverse_document_frequency(train_blocks, model.config.vocab_size)
+        collate = partial(DocumentWordsCollator, tokenizer, idf)
     # Separate collators: the training one re-masks every epoch, validation keeps fixed masks so
     # its loss is comparable from one evaluation to the next.
     # With static shapes the short last batch of an epoch would be one more shape (a recompile under
@@ -234,6 +250,8 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
         if model_args.is_decoder
         else RTD_TASK
         if model_args.is_replaced_token_detection
+        else DBOW_TASK
+        if model_args.is_document_words
         else "masked-lm",
         "pretraining_texts_dropped_as_test_copies": splits.dropped_test_copies,
         "model_type": model_args.model_type,
@@ -242,6 +260,8 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
     }
     if model_args.is_replaced_token_detection:
         extra |= detection_results(loop.model, model_args)
+    if model_args.is_document_words:
+        extra |= {"objective": "dbow", "target_words_with_weight": int((idf > 0).sum())}
     return _finish(
         accelerator, loop, tokenizer, started, (model_args, data_args, train_args), output_dir, extra
     )

@@ -17,18 +17,30 @@ from tunekit.study.report import pretraining_gain, summarize
 
 
 def test_objective_arms_pretrain_their_own_encoder_and_share_one_scratch_twin():
-    assert set(OBJECTIVE_ARMS) == {"transformer_pretrained_mlm40", "transformer_pretrained_rtd"}
+    assert set(OBJECTIVE_ARMS) == {
+        "transformer_pretrained_mlm40",
+        "transformer_pretrained_rtd",
+        "transformer_pretrained_dbow",
+    }
     assert set(OBJECTIVE_ARMS) <= set(selectable())
     arms = [arm_named(name) for name in ("transformer_pretrained", *OBJECTIVE_ARMS)]
-    assert [arm.pretraining.name for arm in arms] == ["transformer", "transformer_mlm40", "transformer_rtd"]
+    assert [arm.pretraining.name for arm in arms] == [
+        "transformer",
+        "transformer_mlm40",
+        "transformer_rtd",
+        "transformer_dbow",
+    ]
     assert {arm.scratch_twin for arm in arms} == {"transformer_scratch"}
     assert [dict(arm.pretraining.recipe_changes) for arm in arms] == [
         {},
         {"mlm_probability": 0.4},
         {"objective": "rtd"},
+        {"objective": "dbow"},
     ]
-    # The RTD encoder is saved without an LM head: only the linear probe reads it.
-    assert not arms[2].pretraining.probe.word_probe and arms[1].pretraining.probe.word_probe
+    # The RTD encoder is saved without an LM head, and the dbow head never filled a [MASK]: only the
+    # linear probe reads them.
+    assert arms[1].pretraining.probe.word_probe
+    assert not arms[2].pretraining.probe.word_probe and not arms[3].pretraining.probe.word_probe
 
 
 def test_a_flops_budget_buys_fewer_steps_of_a_costlier_objective(tmp_path):
@@ -44,10 +56,19 @@ def test_a_flops_budget_buys_fewer_steps_of_a_costlier_objective(tmp_path):
             DataArguments(max_seq_length=32, mlm_probability=p),
             str(tmp_path / "tokenizer"),
         )
-        for name, objective, p in (("mlm15", None, 0.15), ("mlm40", None, 0.4), ("rtd", "rtd", 0.15))
+        for name, objective, p in (
+            ("mlm15", None, 0.15),
+            ("mlm40", None, 0.4),
+            ("rtd", "rtd", 0.15),
+            ("dbow", "dbow", 0.15),
+        )
     }
     # The masked-only head runs on more tokens at 40 %; RTD adds a generator and a head on every token.
     assert cost["mlm15"] < cost["mlm40"] < cost["rtd"]
+    # dbow runs the vocabulary head once per 32-token window, but its last layer on every token
+    # (MLM-15's only on the masked ones): at this size that costs more than MLM-15's head.
+    assert cost["dbow"] > cost["mlm15"]
+    del cost["dbow"]
     budget = 10**9
     steps = {
         name: steps_for_flops(budget, per_token, tokens_per_step=128) for name, per_token in cost.items()

@@ -17,6 +17,10 @@ from transformers import (
     pipeline,
 )
 
+from tests.tunekit.training.exactness import (
+    check_accumulation_matches_one_big_batch,
+    check_resume_mid_epoch_is_bitwise,
+)
 from tests.tunekit.training.test_loop import records
 from tunekit.config import ModelArguments, parse_recipe
 from tunekit.data.masking import REPLACEMENT_DRAWS, ReplacedTokenCollator
@@ -42,12 +46,6 @@ def tensors(output_dir: Path) -> dict[str, torch.Tensor]:
         for k, v in load_file(str(output_dir / GENERATOR_DIR / "model.safetensors")).items()
     }
     return found
-
-
-def assert_bitwise_equal(a: Path, b: Path) -> None:
-    first, second = tensors(a), tensors(b)
-    assert first.keys() == second.keys()
-    assert [name for name in first if not torch.equal(first[name], second[name])] == []
 
 
 def assert_close(a: Path, b: Path, atol: float) -> None:
@@ -241,28 +239,8 @@ def test_discriminator_beats_the_base_rate_and_saves_as_a_stock_encoder(
 
 
 def test_gradient_accumulation_matches_one_big_batch(pretrain_argv, tmp_path):
-    common = [*pretrain_argv, *RTD, "--max_steps", "3", "--max_grad_norm", "0"]
-    run_pretraining(*parse_recipe([*common, "--output_dir", str(tmp_path / "big")]))
-    accumulated = ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "4"]
-    run_pretraining(*parse_recipe([*common, *accumulated, "--output_dir", str(tmp_path / "accumulated")]))
-    assert_close(tmp_path / "big", tmp_path / "accumulated", atol=1e-5)
-    big = [r["loss"] for r in records(tmp_path / "big") if "loss" in r]
-    accumulated_losses = [r["loss"] for r in records(tmp_path / "accumulated") if "loss" in r]
-    assert big == pytest.approx(accumulated_losses, rel=1e-5)
+    check_accumulation_matches_one_big_batch([*pretrain_argv, *RTD], tmp_path, tensors)
 
 
 def test_resume_mid_epoch_is_bitwise(pretrain_argv, tmp_path):
-    argv = [
-        *pretrain_argv,
-        *RTD,
-        *("--dropout", "0.1", "--max_steps", "12", "--save_steps", "4", "--save_total_limit", "5"),
-        *("--gradient_accumulation_steps", "2", "--per_device_train_batch_size", "4"),
-    ]
-    run_pretraining(*parse_recipe([*argv, "--output_dir", str(tmp_path / "full")]))
-    checkpoint = tmp_path / "full" / "checkpoints" / "step_4"
-    resumed = ["--output_dir", str(tmp_path / "resumed"), "--resume_from_checkpoint", str(checkpoint)]
-    run_pretraining(*parse_recipe([*argv, *resumed]))
-    assert_bitwise_equal(tmp_path / "full", tmp_path / "resumed")
-    assert records(tmp_path / "resumed")[0]["step"] == 5
-    full = {r["step"]: r["loss"] for r in records(tmp_path / "full") if "loss" in r}
-    assert all(full[r["step"]] == r["loss"] for r in records(tmp_path / "resumed") if "loss" in r)
+    check_resume_mid_epoch_is_bitwise([*pretrain_argv, *RTD], tmp_path, tensors)
