@@ -111,14 +111,14 @@ class DocumentWordsCollator:
         self.idf = idf.float()
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = self.padding([{"input_ids": example["input_ids"]} for example in examples])
+        batch = self.padding(examples)  # reads input_ids only
         width = max(1, max(len(example[REST_WORDS]) for example in examples))
         words = torch.zeros(len(examples), width, dtype=torch.long)
+        weights = torch.zeros(len(examples), width)
         for row, example in enumerate(examples):
-            words[row, : len(example[REST_WORDS])] = torch.as_tensor(example[REST_WORDS], dtype=torch.long)
-        lengths = torch.tensor([len(example[REST_WORDS]) for example in examples])
-        present = torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)
-        weights = self.idf[words] * present
+            rest = torch.as_tensor(example[REST_WORDS], dtype=torch.long)
+            words[row, : len(rest)] = rest
+            weights[row, : len(rest)] = self.idf[rest]
         totals = weights.sum(1, keepdim=True)
         batch[TARGET_WORDS] = words
         batch[TARGET_WEIGHTS] = weights / totals.clamp_min(1e-12)

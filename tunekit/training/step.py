@@ -16,7 +16,7 @@ from torch.nn.functional import cross_entropy
 from tunekit.config import TrainArguments
 from tunekit.data.static_shapes import MASKED_LABELS
 from tunekit.models.mlm_head import MASKED_KEYS, MASKED_POSITIONS, masked_targets
-from tunekit.training.document_words import document_words_of
+from tunekit.training.document_words import DocumentWordsOutput
 from tunekit.training.rtd import micro_batch_loss, replaced_token_detection_of
 
 
@@ -80,7 +80,7 @@ def model_forward(
     # logits to fp32, is removed in `train_loop`).
     with accelerator.autocast():
         output = model(**inputs)
-    if document_words_of(model) is not None:  # objective dbow: one loss per document, from the model
+    if isinstance(output, DocumentWordsOutput):  # objective dbow: one loss per document, from the model
         counted = batch["labels"] != -100
         return output.document_losses * counted, counted.long(), output.logits
     logits = output.logits

@@ -203,24 +203,27 @@ def run_pretraining(model_args: ModelArguments, data_args: DataArguments, train_
         else:
             model = build_pretraining_model(model_args, tokenizer)
         check_model_fits(model, tokenizer, model_args)
+        common = {
+            "tokenizer": tokenizer,
+            "text_column": data_args.text_column,
+            "num_proc": data_args.preprocessing_num_workers,
+            "load_from_cache": not data_args.overwrite_cache,
+        }
         # dbow reads one document per row (its opening window, the rest as targets); the others
         # read packed blocks.
-        pack = partial(
-            tokenize_documents if model_args.is_document_words else tokenize_and_pack,
-            tokenizer=tokenizer,
-            text_column=data_args.text_column,
-            num_proc=data_args.preprocessing_num_workers,
-            load_from_cache=not data_args.overwrite_cache,
-            **{"max_length" if model_args.is_document_words else "block_size": data_args.max_seq_length},
-        )
+        if model_args.is_document_words:
+            pack = partial(tokenize_documents, **common, max_length=data_args.max_seq_length)
+        else:
+            pack = partial(tokenize_and_pack, **common, block_size=data_args.max_seq_length)
         train_blocks, eval_blocks = pack(splits.train), pack(splits.validation)
     static = wants_static_shapes(train_args.torch_compile, accelerator.device)
-    collate = partial(
-        pretraining_collator, model_args, tokenizer, data_args.mlm_probability, train_args.seed, static
-    )
     if model_args.is_document_words:  # targets weighted by the training documents' idf, in both loaders
         idf = inverse_document_frequency(train_blocks, model.config.vocab_size)
         collate = partial(DocumentWordsCollator, tokenizer, idf)
+    else:
+        collate = partial(
+            pretraining_collator, model_args, tokenizer, data_args.mlm_probability, train_args.seed, static
+        )
     # Separate collators: the training one re-masks every epoch, validation keeps fixed masks so
     # its loss is comparable from one evaluation to the next.
     # With static shapes the short last batch of an epoch would be one more shape (a recompile under

@@ -15,15 +15,19 @@ from tunekit.training.tasks import run_pretraining
 Weights = Callable[[Path], dict[str, torch.Tensor]]
 
 
+def assert_weights_close(a: Path, b: Path, weights: Weights, atol: float) -> None:
+    first, second = weights(a), weights(b)
+    assert first.keys() == second.keys()
+    for name in first:
+        torch.testing.assert_close(first[name], second[name], atol=atol, rtol=0, msg=name)
+
+
 def check_accumulation_matches_one_big_batch(argv: list[str], tmp_path: Path, weights: Weights) -> None:
     common = [*argv, "--max_steps", "3", "--max_grad_norm", "0"]
     run_pretraining(*parse_recipe([*common, "--output_dir", str(tmp_path / "big")]))
     accumulated = ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "4"]
     run_pretraining(*parse_recipe([*common, *accumulated, "--output_dir", str(tmp_path / "accumulated")]))
-    big, small = weights(tmp_path / "big"), weights(tmp_path / "accumulated")
-    assert big.keys() == small.keys()
-    for name in big:
-        torch.testing.assert_close(big[name], small[name], atol=1e-5, rtol=0, msg=name)
+    assert_weights_close(tmp_path / "big", tmp_path / "accumulated", weights, atol=1e-5)
     losses = [[r["loss"] for r in records(tmp_path / name) if "loss" in r] for name in ("big", "accumulated")]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 

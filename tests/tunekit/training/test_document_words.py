@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, pipeline
 
 from tests.tunekit.training.exactness import (
+    assert_weights_close,
     check_accumulation_matches_one_big_batch,
     check_resume_mid_epoch_is_bitwise,
 )
@@ -30,10 +31,7 @@ def weights(output_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def assert_close(a: Path, b: Path, atol: float) -> None:
-    first, second = weights(a), weights(b)
-    assert first.keys() == second.keys()
-    for name in first:
-        torch.testing.assert_close(first[name], second[name], atol=atol, rtol=0, msg=name)
+    assert_weights_close(a, b, weights, atol)
 
 
 def test_objective_needs_modernbert():

@@ -18,6 +18,7 @@ from transformers import (
 )
 
 from tests.tunekit.training.exactness import (
+    assert_weights_close,
     check_accumulation_matches_one_big_batch,
     check_resume_mid_epoch_is_bitwise,
 )
@@ -49,10 +50,7 @@ def tensors(output_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def assert_close(a: Path, b: Path, atol: float) -> None:
-    first, second = tensors(a), tensors(b)
-    assert first.keys() == second.keys()
-    for name in first:
-        torch.testing.assert_close(first[name], second[name], atol=atol, rtol=0, msg=name)
+    assert_weights_close(a, b, tensors, atol)
 
 
 def test_sampled_back_originals_are_labelled_original():
