@@ -37,11 +37,11 @@ demo: $(STAMP)
 study: $(STAMP)
 	$(BIN)/python scripts/study.py recipes/tiny/study.yaml
 
-# The laptop-hour IMDb study on the local copy (IMDB_DATA): recipes/imdb_cpu/objectives.yaml (under an hour
-# on 2 cores; sizes measured in docs/results/imdb_cpu/design.md); writes outputs/imdb_cpu/objectives.
+# The laptop-hour IMDb study on the local copy (IMDB_DATA): recipes/imdb_cpu/objectives.yaml (61 min on a
+# 2-core AVX-512 host; sizes measured in docs/results/imdb_cpu/design.md); writes outputs/imdb_cpu/objectives.
 # STUDY_FLAGS extend it in place, reusing what is finished (more FLOPs budgets, seeds: see the recipe).
 IMDB_DATA ?= ../shared/data/imdb
-# The objectives at equal FLOPs (MLM 15 % / 40 %, RTD) + the LSTM pair; IMDB_STUDY=recipes/imdb_cpu/study.yaml
+# The objectives at equal FLOPs (MLM 15 % / 40 %, RTD, document bag of words) + the LSTM pair; IMDB_STUDY=recipes/imdb_cpu/study.yaml
 # runs the MLM-only study on a token axis instead (its longer budgets: recipes/imdb_cpu/study.yaml).
 IMDB_STUDY ?= recipes/imdb_cpu/objectives.yaml
 STUDY_FLAGS ?=

@@ -12,7 +12,7 @@ encoding should carry (PV-DBOW subsamples frequent words for the same reason).
 
 Why the whole distribution and not sampled words: a first version drew 64 targets per document by
 idf; its encoder's linear probe on IMDb read 58.4 % after 1.32e13 FLOPs, against 70.8 % for the same
-budget with every distinct word weighted (docs/results/imdb_cpu/README.md). The targets are a pure
+budget with every distinct word weighted (one-off pilots of issue 33). The targets are a pure
 function of the document, so accumulation, DDP and resume are exact without any seeding.
 """
 
