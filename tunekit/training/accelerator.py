@@ -20,7 +20,7 @@ from tunekit.models.gradient_checkpointing import enable_gradient_checkpointing
 from tunekit.models.last_layer import has_query_rows, install_first_token_last_layer
 from tunekit.models.mlm_head import install_masked_only_head
 from tunekit.training.fsdp import configure_fsdp_wrapping
-from tunekit.training.precision import configure_matmul, resolve_mixed_precision
+from tunekit.training.precision import configure_denormals, configure_matmul, resolve_mixed_precision
 from tunekit.training.rtd import replaced_token_detection_of
 from tunekit.training.step import build_optimizer
 
@@ -55,6 +55,7 @@ def make_accelerator(args: TrainArguments) -> Accelerator:
         step_scheduler_with_optimizer=False,
     )
     configure_matmul(accelerator.device)
+    configure_denormals(accelerator.device, args.flush_denormal)
     return accelerator
 
 

@@ -87,3 +87,19 @@ def test_a_compiled_runs_checkpoint_has_plain_keys_and_resumes_an_eager_run(tmp_
     expected = plain_model(compiled, model).state_dict()
     for key, value in resumed.state_dict().items():
         torch.testing.assert_close(value, expected[key], msg=key)  # tied decoder weight included
+
+
+def underflows_to_zero() -> bool:
+    subnormal = torch.tensor([1e-40], dtype=torch.float32)  # below float32's smallest normal, 1.2e-38
+    return bool((subnormal * 1.0).item() == 0.0)
+
+
+def test_flush_denormal_is_set_per_run_on_cpu(tmp_path):
+    try:
+        make_accelerator(TrainArguments(output_dir=str(tmp_path), use_cpu=True, flush_denormal=True))
+        assert underflows_to_zero()
+        # The next run in the same process (a study's next cell) gets its own setting back.
+        make_accelerator(TrainArguments(output_dir=str(tmp_path), use_cpu=True))
+        assert not underflows_to_zero()
+    finally:
+        torch.set_flush_denormal(False)
