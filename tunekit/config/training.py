@@ -78,7 +78,8 @@ class TrainArguments:
         metadata=help_meta(
             "On CPU, flush subnormal floats to zero for this run (torch.set_flush_denormal): faster "
             "where activations or gradients underflow (a dbow-pretrained encoder fine-tuned 1.9x "
-            "faster), at the cost of results that differ in the last bits. Off by default."
+            "faster when set before the process's first torch operation), at the cost of results that differ "
+            "in the last bits. Off by default."
         ),
     )
     eval_steps: int = field(

@@ -50,6 +50,8 @@ def configure_denormals(device: torch.device, flush: bool) -> None:
     Set on every CPU run, either way, because the flag is global to the process and a study runs
     its cells in one process. Off by default: flushing changes results in the last bits, so the
     committed results reproduce bit for bit only without it. Left alone on CUDA, which does not
-    read it."""
+    read it. Known gap: those speed-ups were measured with the flag set before the process's first
+    torch operation; x86 keeps it per thread (MXCSR), and a study run setting it later was not
+    faster, so intra-op worker threads that already exist may not see it."""
     if device.type == "cpu":
         torch.set_flush_denormal(flush)
